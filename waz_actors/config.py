@@ -1,0 +1,314 @@
+"""Configuration: TOML into frozen dataclasses.
+
+Defaults are the seed values (DESIGN.md); every duration is in daemon seconds and scaled by
+`daemon.time_scale`. Unknown keys, wrong types and non-positive durations are `ConfigError`s
+whose message is one line naming the key, with a "did you mean" hint where one fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from waz_actors.errors import ConfigError
+
+KNOWN_DRIVERS = ("sim", "whatsmeow")
+
+# Fields (by "section.key") that are durations: they must be > 0.
+_POSITIVE = "positive"
+_NON_NEGATIVE = "non_negative"
+
+
+def _dur(default: float, *, allow_zero: bool = False) -> Any:
+    return field(default=default, metadata={"check": _NON_NEGATIVE if allow_zero else _POSITIVE})
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    state_dir: str = "./state"
+    runtime_dir: str = "./run"
+    time_scale: float = _dur(1.0)
+    log_level: str = "INFO"
+    log_format: str = "text"  # text | json
+    health_sweep: float = _dur(120.0)  # seconds between supervisor health sweeps
+    connect_rate: float = _dur(20.0)  # daemon-wide connection attempts per second
+    restart_intensity: int = 5  # child restarts allowed within restart_window ...
+    restart_window: float = _dur(60.0)  # ... before the instance is tripped
+    shutdown_timeout: float = _dur(30.0)  # real seconds to drain on SIGTERM
+    thread_stack_kib: int = 256
+    demo: bool = False  # seed a few sim instances and send demo traffic
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = ""  # default: <state_dir>/waz.db
+    synchronous: str = "FULL"  # FULL | NORMAL
+    batch_max: int = 1000  # writes per group commit at most
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    timeout: float = _dur(120.0)  # a connection attempt that has not connected by then failed
+    keepalive: float = _dur(45.0)
+    throttle: float = _dur(60.0)  # minimum gap between attempts
+    throttle_attempts: int = 2  # more attempts than this in the window ...
+    throttle_after_attempts: float = _dur(120.0)  # ... lengthen the gap to this
+    throttle_after_conflict: float = _dur(180.0)
+    throttle_window: float = _dur(3600.0)
+    backoff_initial: float = _dur(5.0)
+    backoff_max: float = _dur(300.0)
+    backoff_multiplier: float = _dur(2.0)
+    backoff_jitter: float = _dur(0.2, allow_zero=True)  # fraction of the delay
+    pairing_timeout: float = _dur(120.0)
+    stable_after: float = _dur(60.0)  # online this long before the breaker counts a success
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    failure_threshold: int = 5  # trips after MORE than this many consecutive failed attempts
+    reset_timeout: float = _dur(300.0)
+    reset_timeout_max: float = _dur(3600.0)
+    reset_multiplier: float = _dur(2.0)
+
+
+@dataclass(frozen=True)
+class ConflictConfig:
+    cooldown: float = _dur(90.0)
+    cooldown_multiplier: float = _dur(2.0)
+    cooldown_max: float = _dur(1800.0)
+    window: float = _dur(3600.0)
+    trip_threshold: int = 5  # this many conflicts in the window trip the breaker
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    max_size: int = 100
+    max_retries: int = 3
+    retry_delay: float = _dur(5.0)
+    retry_multiplier: float = _dur(2.0)
+    processing_timeout: float = _dur(30.0)
+    pacing_interval: float = _dur(2.0, allow_zero=True)  # 0 turns pacing off
+    pacing_jitter: float = _dur(0.25, allow_zero=True)  # fraction of the interval
+    pacing_burst: int = 1
+    max_text_length: int = 65536
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    healthy_success: float = 0.8
+    warning_success: float = 0.6
+    healthy_queue: int = 10
+    warning_queue: int = 20
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    endpoint: str = ""  # default ipc://<runtime_dir>/control.sock
+    events_endpoint: str = ""  # default ipc://<runtime_dir>/events.sock
+    tcp_endpoints: tuple[str, ...] = ()
+    max_message_size: int = 1048576
+    max_inflight: int = 20000
+    ask_timeout: float = _dur(5.0)  # real seconds a command waits on an actor
+    curve_secret_key_file: str = ""
+    curve_public_key_file: str = ""
+    curve_clients_dir: str = ""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    endpoint: str = ""  # empty: the in-process fake network
+    connect_latency: float = _dur(0.5, allow_zero=True)
+    send_latency: float = _dur(0.2, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class WhatsmeowConfig:
+    sessions_per_host: int = 8
+    heartbeat: float = _dur(5.0)  # real seconds
+    heartbeat_misses: int = 3
+    fd_budget: int = 512
+    proxy: str = ""  # e.g. socks5://127.0.0.1:1080; tests point it at a loopback proxy
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    id: str
+    driver: str = "sim"
+    tenant: str = "default"
+    autostart: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    conflict: ConflictConfig = field(default_factory=ConflictConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
+    instances: tuple[InstanceConfig, ...] = ()
+
+    # -- derived paths ---------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.daemon.state_dir).expanduser()
+
+    @property
+    def runtime_dir(self) -> Path:
+        return Path(self.daemon.runtime_dir).expanduser()
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.store.path).expanduser() if self.store.path else self.state_dir / "waz.db"
+
+    @property
+    def control_endpoint(self) -> str:
+        return self.control.endpoint or f"ipc://{self.runtime_dir.resolve()}/control.sock"
+
+    @property
+    def events_endpoint(self) -> str:
+        return self.control.events_endpoint or f"ipc://{self.runtime_dir.resolve()}/events.sock"
+
+    def with_overrides(self, **daemon: Any) -> Config:
+        return dataclasses.replace(self, daemon=dataclasses.replace(self.daemon, **daemon))
+
+
+_SECTIONS: dict[str, type] = {
+    f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
+    for f in dataclasses.fields(Config)
+    if f.name != "instances"
+}
+
+
+def _hint(key: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> Any:
+    hints = annotation
+    origin = typing.get_origin(hints)
+    if hints is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if hints is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if hints is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if hints is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a table, got {value!r}")
+        return dict(value)
+    raise ConfigError(f"{name}: unsupported setting type")  # pragma: no cover
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}: expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}"
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown setting{_hint(key, fields)}")
+        value = _check_type(name, value, hints[key])
+        check = fields[key].metadata.get("check")
+        if check == _POSITIVE and value <= 0:
+            raise ConfigError(f"{name}: must be greater than 0, got {value!r}")
+        if check == _NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{name}: must not be negative, got {value!r}")
+        if hints[key] is int and value < 0:
+            raise ConfigError(f"{name}: must not be negative, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _build_instances(raw: Any) -> tuple[InstanceConfig, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("instances: expected an array of tables ([[instances]])")
+    seen: set[str] = set()
+    out = []
+    for i, item in enumerate(raw):
+        prefix = f"instances[{i}]"
+        if not isinstance(item, dict) or "id" not in item:
+            raise ConfigError(f"{prefix}.id: missing")
+        inst = _build(InstanceConfig, item, prefix)
+        if not inst.id or len(inst.id) > 64:
+            raise ConfigError(f"{prefix}.id: must be 1 to 64 characters")
+        if inst.driver not in KNOWN_DRIVERS:
+            raise ConfigError(
+                f"{prefix}.driver: unknown driver {inst.driver!r}{_hint(inst.driver, KNOWN_DRIVERS)}"
+                f"; known: {', '.join(KNOWN_DRIVERS)}"
+            )
+        if inst.id in seen:
+            raise ConfigError(f"{prefix}.id: duplicate instance id {inst.id!r}")
+        seen.add(inst.id)
+        out.append(inst)
+    return tuple(out)
+
+
+def parse(data: dict[str, Any]) -> Config:
+    kwargs: dict[str, Any] = {}
+    known = [*_SECTIONS, "instances"]
+    for key, value in data.items():
+        if key == "instances":
+            kwargs["instances"] = _build_instances(value)
+        elif key in _SECTIONS:
+            kwargs[key] = _build(_SECTIONS[key], value, key)
+        else:
+            raise ConfigError(f"{key}: unknown section{_hint(key, known)}")
+    cfg = Config(**kwargs)
+    if cfg.daemon.log_format not in ("text", "json"):
+        raise ConfigError(
+            f"daemon.log_format: must be 'text' or 'json', got {cfg.daemon.log_format!r}"
+        )
+    if cfg.store.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ConfigError(
+            f"store.synchronous: must be FULL, NORMAL or EXTRA, got {cfg.store.synchronous!r}"
+        )
+    if cfg.health.warning_success > cfg.health.healthy_success:
+        raise ConfigError("health.warning_success: must not exceed health.healthy_success")
+    return cfg
+
+
+def load(path: str | Path | None) -> Config:
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return parse(data)
+
+
+__all__ = ["KNOWN_DRIVERS", "Config", "ConfigError", "InstanceConfig", "load", "parse"]

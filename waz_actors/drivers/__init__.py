@@ -1,0 +1,1 @@
+"""Drivers: how an instance actor reaches WhatsApp (real or simulated)."""

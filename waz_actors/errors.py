@@ -1,0 +1,75 @@
+"""Exception tree; every error a client can see carries its protocol code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waz_actors.types import ErrorCode
+
+
+class WazError(Exception):
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"code": str(self.code), "message": self.message, "details": self.details}
+
+
+class BadRequest(WazError):
+    code = ErrorCode.BAD_REQUEST
+
+
+class UnsupportedVersion(WazError):
+    code = ErrorCode.UNSUPPORTED_VERSION
+
+
+class UnknownCommand(WazError):
+    code = ErrorCode.UNKNOWN_COMMAND
+
+
+class Unauthorized(WazError):
+    code = ErrorCode.UNAUTHORIZED
+
+
+class NotFound(WazError):
+    code = ErrorCode.NOT_FOUND
+
+
+class Exists(WazError):
+    code = ErrorCode.EXISTS
+
+
+class InvalidState(WazError):
+    code = ErrorCode.INVALID_STATE
+
+
+class QueueFull(WazError):
+    code = ErrorCode.QUEUE_FULL
+
+
+class TooLarge(WazError):
+    code = ErrorCode.TOO_LARGE
+
+
+class Busy(WazError):
+    code = ErrorCode.BUSY
+
+
+class ShuttingDown(WazError):
+    code = ErrorCode.SHUTTING_DOWN
+
+
+class Internal(WazError):
+    code = ErrorCode.INTERNAL
+
+
+class ConfigError(Exception):
+    """A bad configuration; the message is one line naming the key."""
+
+
+class StateDirLocked(Exception):
+    """Another daemon holds the state directory."""

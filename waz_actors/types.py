@@ -1,0 +1,71 @@
+"""Ids and enums shared by every layer; values are the strings of the wire protocol."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+
+class InstanceState(StrEnum):
+    STOPPED = "stopped"
+    CONNECTING = "connecting"
+    PAIRING = "pairing"
+    ONLINE = "online"
+    BACKOFF = "backoff"
+    COOLDOWN = "cooldown"
+    TRIPPED = "tripped"
+    LOGGED_OUT = "logged_out"
+    BANNED = "banned"
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED, MessageStatus.EXPIRED}
+)
+# Statuses that still occupy a slot in the instance's queue.
+PENDING_STATUSES = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_COMMAND = "unknown_command"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    EXISTS = "exists"
+    INVALID_STATE = "invalid_state"
+    QUEUE_FULL = "queue_full"
+    TOO_LARGE = "too_large"
+    BUSY = "busy"
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal"
+
+
+class Health(StrEnum):
+    HEALTHY = "healthy"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+def new_message_id() -> str:
+    """A message id fit to be reused as a WhatsApp message id (upper-case hex, like whatsmeow's).
+
+    Generated once, before the first attempt, and kept for life (invariant 5).
+    """
+    return "3EB0" + uuid.uuid4().hex[:16].upper()
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex[:13].upper()
