@@ -261,8 +261,9 @@ def _build_instances(raw: Any) -> tuple[InstanceConfig, ...]:
         if not inst.id or len(inst.id) > 64:
             raise ConfigError(f"{prefix}.id: must be 1 to 64 characters")
         if inst.driver not in KNOWN_DRIVERS:
+            hint = _hint(inst.driver, KNOWN_DRIVERS)
             raise ConfigError(
-                f"{prefix}.driver: unknown driver {inst.driver!r}{_hint(inst.driver, KNOWN_DRIVERS)}"
+                f"{prefix}.driver: unknown driver {inst.driver!r}{hint}"
                 f"; known: {', '.join(KNOWN_DRIVERS)}"
             )
         if inst.id in seen:
