@@ -1,0 +1,80 @@
+"""instance.* commands. Reads come from the status board; changes go to the fleet (pool)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waz_actors.control import validate as v
+from waz_actors.control.commands.context import Context
+from waz_actors.control.protocol import command, optional
+from waz_actors.errors import BadRequest
+
+ID = {"instance_id": v.ident}
+
+
+@command(
+    "instance.create",
+    blocking=True,
+    args={
+        "instance_id": optional(v.ident),
+        "driver": v.driver,
+        "tenant": optional(v.ident),
+        "settings": optional(v.settings),
+    },
+)
+def create(
+    ctx: Context,
+    driver: str,
+    instance_id: str | None = None,
+    tenant: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    ctx.require_accepting()
+    if not ctx.identity.admin:
+        if tenant is not None and tenant != ctx.identity.tenant:
+            raise BadRequest(
+                "tenant: only an admin token may choose the tenant", {"field": "tenant"}
+            )
+        tenant = ctx.identity.tenant
+    new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
+    return {"instance_id": new_id}
+
+
+@command("instance.list", readonly=True, args={"state": optional(v.instance_state)})
+def list_(ctx: Context, state: str | None = None) -> dict[str, Any]:
+    snaps = ctx.fleet.snapshots(tenant=ctx.tenant_filter, state=state)
+    return {"instances": [s.summary() for s in sorted(snaps, key=lambda s: s.instance_id)]}
+
+
+@command("instance.get", readonly=True, args=ID)
+def get(ctx: Context, instance_id: str) -> dict[str, Any]:
+    return ctx.instance(instance_id).to_dict()
+
+
+def _transition(name: str) -> None:
+    @command(f"instance.{name}", blocking=True, args=ID)
+    def handler(ctx: Context, instance_id: str) -> dict[str, Any]:
+        ctx.require_accepting()
+        ctx.instance(instance_id)
+        return {"state": str(getattr(ctx.fleet, name)(instance_id, ctx.timeout))}
+
+    handler.__name__ = name
+
+
+for _name in ("start", "stop", "restart", "logout", "reset"):
+    _transition(_name)
+
+
+@command("instance.pair", blocking=True, args={**ID, "phone": optional(v.phone)})
+def pair(ctx: Context, instance_id: str, phone: str | None = None) -> dict[str, Any]:
+    ctx.require_accepting()
+    ctx.instance(instance_id)
+    return dict(ctx.fleet.pair(instance_id, phone, ctx.timeout))
+
+
+@command("instance.delete", blocking=True, args=ID)
+def delete(ctx: Context, instance_id: str) -> dict[str, Any]:
+    ctx.require_accepting()
+    ctx.instance(instance_id)
+    cancelled = ctx.fleet.delete(instance_id, ctx.timeout)
+    return {"instance_id": instance_id, "deleted": True, "cancelled": list(cancelled)}
