@@ -1,0 +1,1 @@
+"""The control plane: wire protocol, server, client library and command handlers."""

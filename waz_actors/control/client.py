@@ -1,0 +1,296 @@
+"""The client library: one DEALER socket, a typed method per command, errors as exceptions.
+
+Imports only pyzmq, msgpack and the protocol module, so the CLI starts fast (no pykka, no store).
+A Client is not thread-safe: use one per thread.
+
+After a timeout the socket is replaced, so a late reply to the old request can never be taken
+for the answer to a new one (replies are also matched by id). Only read-only commands are
+retried: a timed-out `message.send` may or may not have been queued, and sending it again
+would be a second message (use `idempotency_key` to make such a retry safe).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgpack
+import zmq
+
+from waz_actors.control.protocol import READONLY_COMMANDS, VERSION
+
+
+class ClientError(Exception):
+    """The daemon answered with an error; `code` is the protocol error code."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+class Unreachable(Exception):
+    """No answer from the daemon (not running, wrong endpoint, or too slow)."""
+
+    def __init__(self, endpoint: str, reason: str = "no reply") -> None:
+        super().__init__(f"{endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+
+
+def _drop_none(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+class Client:
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None,
+        timeout: float = 5.0,
+        *,
+        retries: int = 1,
+        curve_server_key: bytes | None = None,
+        curve_keypair: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+        self._curve_server_key = curve_server_key
+        self._curve_keypair = curve_keypair
+        self._ctx = zmq.Context.instance()
+        self._sock: zmq.Socket[Any] | None = None
+        self._ids = itertools.count(1)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _socket(self) -> zmq.Socket[Any]:
+        if self._sock is None:
+            sock = self._ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            if self._curve_server_key is not None and self._curve_keypair is not None:
+                sock.curve_serverkey = self._curve_server_key
+                sock.curve_publickey, sock.curve_secretkey = self._curve_keypair
+            sock.connect(self.endpoint)
+            self._sock = sock
+        return self._sock
+
+    def _reset(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    def close(self) -> None:
+        self._reset()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def call(
+        self, cmd: str, args: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Send one request and return its `result`; raise ClientError or Unreachable."""
+        if self.endpoint.startswith("ipc://") and not Path(self.endpoint[6:]).exists():
+            raise Unreachable(self.endpoint, "no socket file (is the daemon running?)")
+        attempts = 1 + (self.retries if cmd in READONLY_COMMANDS else 0)
+        wait = self.timeout if timeout is None else timeout
+        for _ in range(attempts):
+            reply = self._roundtrip(cmd, args, wait)
+            if reply is not None:
+                return self._result(reply)
+            self._reset()  # a late reply must not meet the next request
+        raise Unreachable(self.endpoint, f"no reply to {cmd} within {wait:g} s")
+
+    def _roundtrip(self, cmd: str, args: dict[str, Any] | None, wait: float) -> Any:
+        sock = self._socket()
+        rid = next(self._ids)
+        req: dict[str, Any] = {"v": VERSION, "id": rid, "cmd": cmd, "token": self.token}
+        if args:
+            req["args"] = args
+        try:
+            sock.send(msgpack.packb(req, use_bin_type=True), zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                return None
+            frames = sock.recv_multipart()
+            try:
+                reply = msgpack.unpackb(frames[-1], raw=False)
+            except Exception:
+                continue
+            if isinstance(reply, dict) and reply.get("id") in (rid, None):
+                return reply
+            # A reply to an older request on this socket: not ours, keep waiting.
+
+    @staticmethod
+    def _result(reply: dict[str, Any]) -> Any:
+        if reply.get("ok"):
+            return reply.get("result")
+        err = reply.get("error") or {}
+        raise ClientError(
+            str(err.get("code", "internal")),
+            str(err.get("message", "")),
+            err.get("details") or {},
+        )
+
+    # -- daemon ----------------------------------------------------------------------------
+
+    def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
+        return self.call("ping", timeout=timeout)
+
+    def daemon_status(self) -> dict[str, Any]:
+        return self.call("daemon.status")
+
+    # -- instances -------------------------------------------------------------------------
+
+    def instance_create(
+        self,
+        driver: str,
+        instance_id: str | None = None,
+        *,
+        tenant: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> str:
+        args = _drop_none(driver=driver, instance_id=instance_id, tenant=tenant, settings=settings)
+        return self.call("instance.create", args)["instance_id"]
+
+    def instance_list(self, state: str | None = None) -> list[dict[str, Any]]:
+        return self.call("instance.list", _drop_none(state=state))["instances"]
+
+    def instance_get(self, instance_id: str) -> dict[str, Any]:
+        return self.call("instance.get", {"instance_id": instance_id})
+
+    def instance_start(self, instance_id: str) -> str:
+        return self.call("instance.start", {"instance_id": instance_id})["state"]
+
+    def instance_stop(self, instance_id: str) -> str:
+        return self.call("instance.stop", {"instance_id": instance_id})["state"]
+
+    def instance_restart(self, instance_id: str) -> str:
+        return self.call("instance.restart", {"instance_id": instance_id})["state"]
+
+    def instance_logout(self, instance_id: str) -> str:
+        return self.call("instance.logout", {"instance_id": instance_id})["state"]
+
+    def instance_reset(self, instance_id: str) -> str:
+        return self.call("instance.reset", {"instance_id": instance_id})["state"]
+
+    def instance_pair(self, instance_id: str, phone: str | None = None) -> dict[str, Any]:
+        return self.call("instance.pair", _drop_none(instance_id=instance_id, phone=phone))
+
+    def instance_delete(self, instance_id: str) -> dict[str, Any]:
+        return self.call("instance.delete", {"instance_id": instance_id})
+
+    # -- messages --------------------------------------------------------------------------
+
+    def message_send(
+        self,
+        instance_id: str,
+        to: str,
+        text: str | None = None,
+        media: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        ttl: float | None = None,
+    ) -> dict[str, Any]:
+        args = _drop_none(
+            instance_id=instance_id,
+            to=to,
+            text=text,
+            media=media,
+            idempotency_key=idempotency_key,
+            ttl=ttl,
+        )
+        return self.call("message.send", args)
+
+    def message_get(self, message_id: str) -> dict[str, Any]:
+        return self.call("message.get", {"message_id": message_id})
+
+    def message_cancel(self, message_id: str) -> dict[str, Any]:
+        return self.call("message.cancel", {"message_id": message_id})
+
+    # -- queues ----------------------------------------------------------------------------
+
+    def queue_status(self, instance_id: str) -> dict[str, Any]:
+        return self.call("queue.status", {"instance_id": instance_id})
+
+    def queue_list(
+        self,
+        instance_id: str,
+        status: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        args = _drop_none(instance_id=instance_id, status=status, limit=limit, after=after)
+        return self.call("queue.list", args)
+
+    def queue_retry(self, instance_id: str, message_ids: list[str] | None = None) -> list[str]:
+        args = _drop_none(instance_id=instance_id, message_ids=message_ids)
+        return self.call("queue.retry", args)["retried"]
+
+    def queue_purge(self, instance_id: str, status: str | None = None) -> int:
+        args = _drop_none(instance_id=instance_id, status=status)
+        return self.call("queue.purge", args)["cancelled"]
+
+    # -- simulator -------------------------------------------------------------------------
+
+    def sim_fault(self, instance_id: str, kind: str, **params: Any) -> dict[str, Any]:
+        args = _drop_none(instance_id=instance_id, kind=kind, params=params or None)
+        return self.call("sim.fault", args)
+
+    def sim_stats(self) -> dict[str, Any]:
+        return self.call("sim.stats")
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def token_create(self, tenant: str, label: str | None = None) -> dict[str, Any]:
+        return self.call("token.create", _drop_none(tenant=tenant, label=label))
+
+    def token_list(self) -> list[dict[str, Any]]:
+        return self.call("token.list")["tokens"]
+
+    def token_revoke(self, token_id: str) -> dict[str, Any]:
+        return self.call("token.revoke", {"token_id": token_id})
+
+
+class EventStream:
+    """Subscribe to the daemon's PUB socket; `recv()` gives (topic, body) or None on timeout."""
+
+    def __init__(self, endpoint: str, topics: Iterable[str] = ("",)) -> None:
+        self.endpoint = endpoint
+        self._sock = zmq.Context.instance().socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        for topic in topics:
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
+        self._sock.connect(endpoint)
+
+    def recv(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None:
+        if not self._sock.poll(int(timeout * 1000), zmq.POLLIN):
+            return None
+        topic, body = self._sock.recv_multipart()[:2]
+        return topic.decode("utf-8", "replace"), msgpack.unpackb(body, raw=False)
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
