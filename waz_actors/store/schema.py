@@ -1,0 +1,132 @@
+"""Schema versions: `PRAGMA user_version` says how many migrations a database has had.
+
+A migration is a list of SQL statements (or a callable taking the connection) run in one
+transaction together with the user_version bump, so a crash mid-migration leaves the old version.
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+Migration = Sequence[str] | Callable[[sqlite3.Connection], None]
+
+_V1: list[str] = [
+    """CREATE TABLE instances (
+        instance_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        driver TEXT NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',
+        desired TEXT NOT NULL CHECK (desired IN ('running', 'stopped')),
+        state TEXT NOT NULL,
+        since REAL NOT NULL,
+        jid TEXT,
+        last_code INTEGER,
+        last_reason TEXT,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX instances_tenant ON instances (tenant)",
+    # No foreign key to instances: a deleted instance's cancelled messages stay readable.
+    # seq is the keyset for pagination and the tie-break for equal created_at.
+    """CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL UNIQUE,
+        instance_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        text TEXT,
+        media TEXT,
+        status TEXT NOT NULL CHECK (status IN
+            ('queued', 'sending', 'sent', 'failed', 'cancelled', 'expired')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        wa_id TEXT,
+        idempotency_key TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        expires_at REAL
+    )""",
+    """CREATE UNIQUE INDEX messages_idempotency ON messages (tenant, idempotency_key)
+        WHERE idempotency_key IS NOT NULL""",
+    "CREATE INDEX messages_instance_status ON messages (instance_id, status, created_at, seq)",
+    "CREATE INDEX messages_instance_seq ON messages (instance_id, seq)",
+    "CREATE INDEX messages_status ON messages (status)",
+    """CREATE TABLE message_history (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        time REAL NOT NULL,
+        reason TEXT
+    )""",
+    "CREATE INDEX message_history_message ON message_history (message_id, id)",
+    """CREATE TABLE conflicts (
+        id INTEGER PRIMARY KEY,
+        instance_id TEXT NOT NULL REFERENCES instances (instance_id) ON DELETE CASCADE,
+        at REAL NOT NULL
+    )""",
+    "CREATE INDEX conflicts_instance_at ON conflicts (instance_id, at)",
+    "CREATE INDEX conflicts_at ON conflicts (at)",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        topic TEXT NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX events_time ON events (time)",
+    """CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        tenant TEXT,
+        admin INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    )""",
+]
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer program; refusing to touch it."""
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply the migrations the database has not had yet; returns the versions applied.
+
+    `conn` must be in autocommit mode (isolation_level=None): each migration runs in its own
+    BEGIN IMMEDIATE transaction, so two processes starting at once do not both migrate.
+    """
+    applied: list[int] = []
+    target = len(migrations)
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = user_version(conn)
+            if current > target:
+                raise SchemaTooNew(
+                    f"database schema version {current} is newer than this program's {target}"
+                )
+            if current == target:
+                conn.execute("COMMIT")
+                return applied
+            step = migrations[current]
+            if callable(step):
+                step(conn)
+            else:
+                for sql in step:
+                    conn.execute(sql)
+            conn.execute(f"PRAGMA user_version = {current + 1}")
+            conn.execute("COMMIT")
+            applied.append(current + 1)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+__all__ = ["MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "user_version"]

@@ -1,0 +1,202 @@
+"""Group commit: one thread owns the write connection and commits many operations at once.
+
+Callers submit an operation (a function of a `Tx`) and get a `concurrent.futures.Future`. The
+writer takes everything queued (up to `batch_max`), runs it in ONE transaction with a SAVEPOINT
+per operation, commits once, and only then resolves the futures. So a resolved future means the
+change is durable, a failing operation rolls back only itself, and N concurrent sends cost one
+fsync instead of N.
+
+The writer also owns the per-instance pending counters (queued + sending): operations adjust them
+through their `Tx`, the adjustment becomes visible to later operations of the same batch at once,
+and to everyone else only after the commit. A failed commit discards the batch's adjustments, so
+the counters always match what is on disk.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from loguru import logger
+
+from waz_actors.errors import ShuttingDown
+
+T = TypeVar("T")
+
+
+class Tx:
+    """What one write operation sees: the connection and the pending counters so far."""
+
+    __slots__ = ("_batch", "_committed", "_own", "conn")
+
+    def __init__(
+        self, conn: sqlite3.Connection, committed: dict[str, int], batch: dict[str, int]
+    ) -> None:
+        self.conn = conn
+        self._committed = committed
+        self._batch = batch
+        self._own: dict[str, int] = {}
+
+    def pending(self, instance_id: str) -> int:
+        return (
+            self._committed.get(instance_id, 0)
+            + self._batch.get(instance_id, 0)
+            + self._own.get(instance_id, 0)
+        )
+
+    def adjust(self, instance_id: str, delta: int) -> None:
+        if delta:
+            self._own[instance_id] = self._own.get(instance_id, 0) + delta
+
+
+Op = Callable[[Tx], T]
+_Item = tuple[Callable[[Tx], Any], Future]
+
+
+def _merge(into: dict[str, int], delta: dict[str, int]) -> None:
+    for key, n in delta.items():
+        total = into.get(key, 0) + n
+        if total:
+            into[key] = total
+        else:
+            into.pop(key, None)
+
+
+class Writer:
+    def __init__(
+        self, conn: sqlite3.Connection, *, batch_max: int, counters: dict[str, int]
+    ) -> None:
+        if batch_max < 1:
+            raise ValueError("batch_max must be at least 1")
+        self._conn = conn
+        self._batch_max = batch_max
+        # Written only by the writer thread; other threads only read single keys (atomic).
+        self.counters = counters
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="waz-store-writer", daemon=True)
+        self.commits = 0
+        self.ops = 0
+        self.batches = 0
+        self.largest_batch = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, op: Callable[[Tx], T]) -> Future[T]:
+        fut: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                fut.set_exception(ShuttingDown("the store is closed"))
+            else:
+                self._queue.put((op, fut))
+        return fut
+
+    def close(self) -> None:
+        """Run everything already submitted, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "commits": self.commits,
+            "ops": self.ops,
+            "batches": self.batches,
+            "largest_batch": self.largest_batch,
+        }
+
+    # -- writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._batch_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                self._run_batch(batch)
+            except BaseException as e:  # never let the writer die with callers waiting
+                logger.exception("store writer batch failed")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[_Item]) -> None:
+        live = [(op, fut) for op, fut in batch if fut.set_running_or_notify_cancel()]
+        if not live:
+            return
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            for _, fut in live:
+                fut.set_exception(e)
+            return
+        delta: dict[str, int] = {}
+        outcomes: list[tuple[Future, bool, Any]] = []
+        for op, fut in live:
+            tx = Tx(conn, self.counters, delta)
+            conn.execute("SAVEPOINT op")
+            try:
+                value = op(tx)
+            except Exception as e:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (e.g. disk full): nothing of
+                    # this batch is on disk, so nothing of it may be acknowledged.
+                    self._fail_all(live, e)
+                    return
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append((fut, False, e))
+            else:
+                conn.execute("RELEASE op")
+                _merge(delta, tx._own)
+                outcomes.append((fut, True, value))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._fail_all(live, e)
+            return
+        _merge(self.counters, delta)
+        self.commits += 1
+        self.batches += 1
+        self.ops += len(live)
+        self.largest_batch = max(self.largest_batch, len(live))
+        for fut, ok, value in outcomes:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def _fail_all(self, live: list[_Item], error: BaseException) -> None:
+        logger.error("store commit failed, {} operations not applied: {}", len(live), error)
+        for _, fut in live:
+            if not fut.done():
+                fut.set_exception(error)
+
+
+__all__ = ["Tx", "Writer"]
