@@ -1,0 +1,149 @@
+"""The `sim` driver: one instance's session on a fake network (in-process or networked).
+
+The driver holds at most one session. Every session gets a generation number; events are passed
+to the actor's sink only while their generation is current, checked under the driver's lock, so
+once `disconnect()` returns nothing of the closed session reaches the actor, even if the network
+had already decided to emit it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from loguru import logger
+
+from waz_actors.clock import Clock, Scheduler
+from waz_actors.config import SimConfig
+from waz_actors.drivers.base import (
+    Banned,
+    Conflict,
+    Disconnected,
+    DriverContext,
+    DriverEvent,
+    DriverFactory,
+    LoggedOut,
+    OutgoingMessage,
+    SendResult,
+    Sink,
+)
+from waz_actors.drivers.simnet import SimNetwork, check_message, check_phone
+
+# Events after which the network has closed the session by itself.
+_SESSION_ENDS = (Conflict, Disconnected, LoggedOut, Banned)
+
+
+class SimSessionLike(Protocol):
+    def send(self, message: OutgoingMessage) -> None: ...
+    def logout(self) -> None: ...
+    def request_pair_code(self, phone: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class SimNetworkLike(Protocol):
+    """What SimNetwork and RemoteSimNetwork both offer."""
+
+    def open_session(self, instance_id: str, sink: Sink) -> SimSessionLike: ...
+    def logout(self, instance_id: str, sink: Sink) -> None: ...
+    def post(self, fn: Callable[[], None]) -> None: ...
+    def inject(self, instance_id: str, kind: str, **params: Any) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+
+
+class SimDriver:
+    def __init__(self, ctx: DriverContext, network: SimNetworkLike) -> None:
+        self._ctx = ctx
+        self._network = network
+        self._lock = threading.RLock()  # reentrant: the actor's sink may call back in
+        self._gen = 0
+        self._session: SimSessionLike | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return self._ctx.instance_id
+
+    @property
+    def connected_session(self) -> SimSessionLike | None:
+        """The open session, if any (for tests and diagnostics)."""
+        return self._session
+
+    def connect(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                # Two sessions on one set of credentials is exactly the 440 fight we exist to
+                # prevent: refuse, loudly, rather than open a second one.
+                logger.warning(
+                    "sim {}: connect() while a session is open; ignored", self.instance_id
+                )
+                return
+            self._gen += 1
+            gen = self._gen
+            self._session = self._network.open_session(
+                self.instance_id, lambda event: self._on_event(gen, event)
+            )
+
+    def disconnect(self) -> None:
+        with self._lock:
+            self._gen += 1
+            session, self._session = self._session, None
+        # Closed outside the lock: the network may be handing this session an event right now,
+        # waiting for our lock; the generation bump already silences it.
+        if session is not None:
+            session.close()
+
+    def send(self, message: OutgoingMessage) -> None:
+        check_message(message)
+        with self._lock:
+            session, gen = self._session, self._gen
+        if session is not None:
+            session.send(message)
+            return
+        result = SendResult(message.message_id, ok=False, error="not connected", permanent=False)
+        self._network.post(lambda: self._on_event(gen, result))
+
+    def logout(self) -> None:
+        with self._lock:
+            session, gen = self._session, self._gen
+        if session is not None:
+            session.logout()
+        else:
+            self._network.logout(self.instance_id, lambda event: self._on_event(gen, event))
+
+    def request_pair_code(self, phone: str) -> None:
+        check_phone(phone)
+        with self._lock:
+            if self._session is None:
+                self.connect()  # a pairing code needs the pairing connection first
+            session = self._session
+        assert session is not None
+        session.request_pair_code(phone)
+
+    def _on_event(self, gen: int, event: DriverEvent) -> None:
+        with self._lock:
+            if gen != self._gen:
+                return
+            if isinstance(event, _SESSION_ENDS):
+                self._session = None  # the network closed it; the next connect() is allowed
+            self._ctx.sink(event)
+
+
+def make_sim_factory(network: SimNetworkLike) -> DriverFactory:
+    def factory(ctx: DriverContext) -> SimDriver:
+        return SimDriver(ctx, network)
+
+    return factory
+
+
+def network_from_config(cfg: SimConfig, scheduler: Scheduler, clock: Clock) -> SimNetworkLike:
+    """The in-process network, or a client of a `simserver` when `sim.endpoint` is set."""
+    if cfg.endpoint:
+        from waz_actors.drivers.simserver import RemoteSimNetwork
+
+        return RemoteSimNetwork(cfg.endpoint, clock=clock)
+    return SimNetwork(
+        scheduler,
+        clock,
+        connect_latency=cfg.connect_latency,
+        send_latency=cfg.send_latency,
+    )
