@@ -147,7 +147,7 @@ def test_never_two_probes_at_once(sequence: list[tuple[str, float]]) -> None:
                 assert not allowed
             else:
                 assert probe_at is not None
-                assert allowed == (now >= probe_at)
+                assert allowed == (now + 1e-9 >= probe_at)
             if allowed and state is BreakerState.OPEN:
                 assert not probe_out
                 probe_out = True

@@ -45,3 +45,9 @@ def unit(rand_value: float) -> float:
     if not math.isfinite(rand_value):
         return 0.5
     return min(1.0, max(0.0, rand_value))
+
+
+# Due times are compared with this slack: a caller that sleeps exactly the advertised delay and
+# reads `now + delay` back may land one float rounding short of the due time, and must not be
+# told "not yet, wait 1e-13 s".
+TIME_EPSILON = 1e-9

@@ -95,7 +95,7 @@ class CircuitBreaker:
         if self.state is BreakerState.HALF_OPEN:
             return False  # the probe is still in flight
         probe_at = self.next_probe_at()
-        if probe_at is not None and now >= probe_at:
+        if probe_at is not None and now + _checks.TIME_EPSILON >= probe_at:
             self.state = BreakerState.HALF_OPEN
             return True
         return False

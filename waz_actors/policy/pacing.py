@@ -99,7 +99,7 @@ class Pacer:
         # let a send out earlier than the schedule allows.
         now = max(now, self._last_now)
         self._last_now = now
-        while self._next_refill is not None and self._next_refill <= now:
+        while self._next_refill is not None and self._next_refill <= now + _checks.TIME_EPSILON:
             self._tokens += 1
             if self._tokens >= self.burst:
                 self._next_refill = None

@@ -91,7 +91,7 @@ class ConnectThrottle:
         return earliest
 
     def allowed(self, now: float) -> bool:
-        return self.next_allowed(now) <= now
+        return self.next_allowed(now) <= now + _checks.TIME_EPSILON
 
     def snapshot(self, now: float) -> dict[str, Any]:
         now = _checks.finite("now", now)
