@@ -128,16 +128,21 @@ class ControlServer:
         """Bind every socket (raising ConfigError/ZMQError here, not later) and serve."""
         ctl = self.config.control
         extra = list(ctl.tcp_endpoints)
-        public = [e for e in extra if not is_loopback(e)]
-        if public and not (ctl.curve_secret_key_file and ctl.curve_clients_dir):
+        curve = bool(ctl.curve_secret_key_file and ctl.curve_clients_dir)
+        every = [self.config.control_endpoint, *extra]
+        exposed = [e for e in every if not is_loopback(e)]
+        if exposed and not curve:
             raise ConfigError(
-                f"control.tcp_endpoints: {public[0]} is not on loopback; configure "
+                f"control.tcp_endpoints: {exposed[0]} is not on loopback; configure "
                 "control.curve_secret_key_file and control.curve_clients_dir to use CURVE"
             )
+        # With CURVE configured every tcp endpoint uses it (one socket, server key pair);
+        # ipc stays plain: its file mode already limits it to the daemon's group.
+        public = [e for e in every if curve and e.startswith("tcp://")]
         self.auth.ensure_admin_token()
         self._ctx = zmq.Context()
         try:
-            self._bind_all([self.config.control_endpoint, *extra], public)
+            self._bind_all(every, public)
         except Exception:
             self._close_sockets()
             raise

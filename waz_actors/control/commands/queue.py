@@ -35,15 +35,12 @@ def recommendations(snap: Any, stats: dict[str, Any]) -> list[str]:
 def status(ctx: Context, instance_id: str) -> dict[str, Any]:
     snap = ctx.instance(instance_id)
     stats = dict(ctx.store.queue_stats(instance_id))
+    done = stats.get("sent", 0) + stats.get("failed", 0)
     return {
         "instance_id": instance_id,
         "state": snap.state,
-        "depth": snap.queue_depth,
-        "in_flight": snap.in_flight,
-        "sent": snap.sent,
-        "failed": snap.failed,
-        "success_rate": snap.success_rate,
         **stats,
+        "success_rate": stats.get("sent", 0) / done if done else None,
         "health": snap.health,
         "recommendations": recommendations(snap, stats),
     }
