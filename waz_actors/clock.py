@@ -46,9 +46,9 @@ class RealClock:
 class FakeClock:
     """A clock tests move by hand."""
 
-    def __init__(self, start: float = 1000.0, wall_start: float = 1_700_000_000.0) -> None:
+    def __init__(self, start: float = 1000.0, wall_start: float | None = None) -> None:
         self._t = start
-        self._wall0 = wall_start - start
+        self._wall0 = (time.time() if wall_start is None else wall_start) - start
         self.time_scale = 1.0
 
     def now(self) -> float:
@@ -143,3 +143,67 @@ class Scheduler:
                 entry.callback()
             except Exception:
                 logger.exception("timer callback failed")
+
+
+class ManualScheduler:
+    """A Scheduler for a FakeClock: timers fire only when a test calls `advance`.
+
+    Same `call_later` contract as `Scheduler`, so plain classes (Instance, SimNetwork) run
+    deterministically in tests, with no thread and no real time.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self._heap: list[_Entry] = []
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        entry = _Entry(self._clock.now() + max(0.0, delay), next(self._seq), callback)
+        with self._lock:
+            heapq.heappush(self._heap, entry)
+        return TimerHandle(entry)
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(1 for e in self._heap if not e.cancelled)
+
+    def next_due(self) -> float | None:
+        with self._lock:
+            live = [e.due for e in self._heap if not e.cancelled]
+        return min(live) if live else None
+
+    def run_due(self) -> int:
+        """Fire every timer due at the current time; returns how many fired."""
+        fired = 0
+        while True:
+            with self._lock:
+                while self._heap and self._heap[0].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap or self._heap[0].due > self._clock.now():
+                    return fired
+                entry = heapq.heappop(self._heap)
+            entry.callback()
+            fired += 1
+
+    def advance(self, seconds: float) -> int:
+        """Move the clock forward, firing timers in order at their due times."""
+        target = self._clock.now() + seconds
+        fired = 0
+        while True:
+            due = self.next_due()
+            if due is None or due > target:
+                break
+            if due > self._clock.now():
+                self._clock.advance(due - self._clock.now())
+            fired += self.run_due()
+        if target > self._clock.now():
+            self._clock.advance(target - self._clock.now())
+        fired += self.run_due()
+        return fired

@@ -1,0 +1,1 @@
+"""Actors: the plain Instance logic, its thin actor, and the supervisor."""

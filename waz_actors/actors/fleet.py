@@ -1,0 +1,276 @@
+"""The Fleet: the thread-safe façade the control plane uses over the supervisor and the board.
+
+Reads come from the status board (no actor). Commands go to the instance's actor as a tell
+carrying a Future, and the caller waits at most `timeout`: a stuck actor costs its caller a
+`busy` answer, never the socket loop or other instances (no head-of-line blocking).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import pykka
+
+from waz_actors.actors.board import InstanceSnapshot, StatusBoard
+from waz_actors.actors.messages import Command, CreateChild, DeleteChild, Submit
+from waz_actors.actors.supervisor import Children, SweepStatus
+from waz_actors.config import Config
+from waz_actors.errors import BadRequest, Busy, NotFound
+from waz_actors.store import Store
+from waz_actors.store.records import MessageRecord
+from waz_actors.types import InstanceState, new_instance_id
+
+
+class Fleet:
+    def __init__(
+        self,
+        cfg: Config,
+        clock: Any,
+        store: Store,
+        board: StatusBoard,
+        children: Children,
+        supervisor: pykka.ActorRef[Any],
+        sweep: SweepStatus,
+        sim: Any | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.store = store
+        self.board = board
+        self.children = children
+        self.supervisor = supervisor
+        self.sweep = sweep
+        self.sim = sim
+        self.accepting = True
+        self.started_at = time.time()
+        self.started_at_monotonic = time.monotonic()
+
+    @property
+    def max_queue(self) -> int:
+        return self.cfg.queue.max_size
+
+    # ------------------------------------------------------------------ reads
+
+    def snapshot(self, instance_id: str) -> InstanceSnapshot | None:
+        return self.board.get(instance_id)
+
+    def snapshots(
+        self, *, tenant: str | None = None, state: str | None = None
+    ) -> list[InstanceSnapshot]:
+        return [
+            s
+            for s in self.board.all()
+            if (tenant is None or s.tenant == tenant) and (state is None or s.state == state)
+        ]
+
+    def status(self, tenant: str | None = None) -> dict[str, Any]:
+        snaps = self.snapshots(tenant=tenant)
+        per_state = {str(s): 0 for s in InstanceState}
+        sent = failed = depth = in_flight = 0
+        conflicts = 0
+        for s in snaps:
+            per_state[s.state] = per_state.get(s.state, 0) + 1
+            sent += s.sent
+            failed += s.failed
+            depth += s.queue_depth
+            in_flight += s.in_flight
+            conflicts += int(s.conflicts.get("count", 0)) if s.conflicts else 0
+        done = sent + failed
+        alarms = list(self.sweep.alarms)[-20:]
+        if tenant is not None:
+            mine = {s.instance_id for s in snaps}
+            alarms = [a for a in alarms if a.get("instance_id") in mine]
+        return {
+            "instances": len(snaps),
+            "states": per_state,
+            "queue": {"queued": depth, "in_flight": in_flight, "sent": sent, "failed": failed},
+            "success_rate": (sent / done) if done else None,
+            "conflicts_last_hour": conflicts,
+            "alarms": alarms,
+            "accepting": self.accepting,
+            "uptime": time.time() - self.started_at,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def create(
+        self,
+        instance_id: str | None,
+        driver: str,
+        tenant: str,
+        settings: dict[str, Any],
+        *,
+        desired: str = "stopped",
+        timeout: float | None = None,
+    ) -> str:
+        f: Future[str] = Future()
+        msg = CreateChild(
+            instance_id or new_instance_id(), driver, tenant, dict(settings), desired, f
+        )
+        self.supervisor.tell(msg)
+        return self._wait(f, timeout, "the supervisor")
+
+    def delete(self, instance_id: str, timeout: float | None = None) -> list[str]:
+        f: Future[list[str]] = Future()
+        self.supervisor.tell(DeleteChild(instance_id, f))
+        return self._wait(f, timeout, "the supervisor")
+
+    def start(self, instance_id: str, timeout: float | None = None) -> str:
+        return self._command(instance_id, "start", {}, timeout)
+
+    def stop(self, instance_id: str, timeout: float | None = None) -> str:
+        return self._command(instance_id, "stop", {}, timeout)
+
+    def restart(self, instance_id: str, timeout: float | None = None) -> str:
+        return self._command(instance_id, "restart", {}, timeout)
+
+    def logout(self, instance_id: str, timeout: float | None = None) -> str:
+        return self._command(instance_id, "logout", {}, timeout)
+
+    def reset(self, instance_id: str, timeout: float | None = None) -> str:
+        return self._command(instance_id, "reset", {}, timeout)
+
+    def pair(self, instance_id: str, phone: str | None, timeout: float | None = None) -> dict:
+        return self._command(instance_id, "pair", {"phone": phone}, timeout)
+
+    # ------------------------------------------------------------------ messages
+
+    def submit(self, record: MessageRecord) -> None:
+        """Tell the instance a durable message waits. Never blocks."""
+        ref = self.children.get(record.instance_id)
+        if ref is not None:
+            ref.tell(Submit(record))
+
+    def cancel(self, instance_id: str, message_id: str, timeout: float | None = None) -> str:
+        return self._command(instance_id, "cancel", {"message_id": message_id}, timeout)
+
+    def retry(
+        self, instance_id: str, message_ids: list[str] | None, timeout: float | None = None
+    ) -> list[str]:
+        return self._command(instance_id, "retry", {"message_ids": message_ids}, timeout)
+
+    def purge(self, instance_id: str, status: str = "queued", timeout: float | None = None) -> int:
+        return self._command(instance_id, "purge", {"status": status}, timeout)
+
+    def crash(self, instance_id: str) -> None:
+        """Test hook (admin, sim): make the instance's actor raise."""
+        ref = self._ref(instance_id)
+        ref.tell(Command("crash", {}, None))
+
+    # ------------------------------------------------------------------ simulator
+
+    def sim_fault(self, instance_id: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self.sim is None:
+            raise BadRequest("no simulator in this daemon", {"field": "cmd"})
+        if kind == "crash":
+            self.crash(instance_id)
+            return {"injected": kind}
+        if kind == "wedge_supervisor":
+            from waz_actors.actors.messages import Wedge
+
+            self.supervisor.tell(Wedge(float(params.get("seconds", 5.0))))
+            return {"injected": kind}
+        if kind == "complete_pairing":
+            self.sim.complete_pairing(instance_id)
+            return {"injected": kind}
+        try:
+            self.sim.inject(instance_id, kind, **params)
+        except (TypeError, ValueError) as e:
+            raise BadRequest(str(e), {"field": "kind"}) from None
+        return {"injected": kind}
+
+    def sim_stats(self) -> dict[str, Any]:
+        if self.sim is None:
+            raise BadRequest("no simulator in this daemon", {"field": "cmd"})
+        return self.sim.stats()
+
+    def supervisor_alive(self, timeout: float = 1.0) -> bool:
+        """The watchdog's question: does the supervisor still answer?"""
+        from waz_actors.actors.messages import Probe
+
+        f: Future[bool] = Future()
+        self.supervisor.tell(Probe(f))
+        try:
+            return f.result(timeout)
+        except FutureTimeout:
+            return False
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _ref(self, instance_id: str) -> pykka.ActorRef[Any]:
+        ref = self.children.get(instance_id)
+        if ref is None:
+            raise NotFound(f"no instance {instance_id!r}")
+        return ref
+
+    def _command(self, instance_id: str, name: str, args: dict[str, Any], timeout: float | None):
+        ref = self._ref(instance_id)
+        f: Future[Any] = Future()
+        ref.tell(Command(name, args, f))
+        return self._wait(f, timeout, f"instance {instance_id}")
+
+    def _wait(self, f: Future[Any], timeout: float | None, who: str) -> Any:
+        t = self.cfg.control.ask_timeout if timeout is None else timeout
+        try:
+            return f.result(t)
+        except FutureTimeout:
+            raise Busy(f"{who} did not answer within {t:g} s") from None
+
+
+def accept_message(
+    fleet: Fleet,
+    *,
+    instance_id: str,
+    tenant: str,
+    to: str,
+    text: str | None,
+    media: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    ttl: float | None = None,
+) -> Future[tuple[MessageRecord, bool]]:
+    """Make a message durable, then hand it to its instance.
+
+    The returned Future resolves after the group commit (the moment `message.send` may answer);
+    by then the instance has been told. Raises ShuttingDown before touching anything when the
+    daemon no longer accepts work.
+    """
+    from waz_actors.errors import ShuttingDown
+    from waz_actors.types import MessageStatus, new_message_id
+
+    if not fleet.accepting:
+        raise ShuttingDown("the daemon is shutting down; nothing was queued")
+    now = time.time()
+    expires = None if ttl is None else now + ttl * fleet.cfg.daemon.time_scale
+    rec = MessageRecord(
+        message_id=new_message_id(),
+        instance_id=instance_id,
+        tenant=tenant,
+        to=to,
+        text=text,
+        media=media,
+        status=str(MessageStatus.QUEUED),
+        attempts=0,
+        last_error=None,
+        wa_id=None,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+        expires_at=expires,
+    )
+    out: Future[tuple[MessageRecord, bool]] = Future()
+
+    def committed(f: Future[tuple[MessageRecord, bool]]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            out.set_exception(exc)
+            return
+        stored, created = f.result()
+        if created:
+            fleet.submit(stored)
+        out.set_result((stored, created))
+
+    fleet.store.enqueue(rec, max_queue=fleet.max_queue).add_done_callback(committed)
+    return out

@@ -1,0 +1,106 @@
+"""Immutable messages between actors (and from timers and drivers to actors).
+
+A few carry a `concurrent.futures.Future`: the sender waits on it (with a timeout) instead of
+on an actor `ask`, so a reply can come later (after a driver event) without the actor blocking.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from waz_actors.drivers.base import DriverEvent
+from waz_actors.store.records import MessageRecord
+
+# --- to an instance ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    name: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class FromDriver:
+    generation: int
+    event: DriverEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An operator command; `reply` gets the state (or a result dict) or an exception."""
+
+    name: str  # start, stop, restart, logout, reset, pair, cancel, retry, purge, drain
+    args: dict[str, Any] = field(default_factory=dict)
+    reply: Future[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    record: MessageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    seq: int
+
+
+# --- to the supervisor ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFailed:
+    instance_id: str
+    actor_urn: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    instance_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CreateChild:
+    instance_id: str
+    driver: str
+    tenant: str
+    settings: dict[str, Any]
+    desired: str
+    reply: Future[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteChild:
+    instance_id: str
+    reply: Future[list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class StopAll:
+    """Drain every child (settle in-flight sends, disconnect) then stop them."""
+
+    timeout: float
+    reply: Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Liveness check of the supervisor (systemd watchdog): answered at once."""
+
+    reply: Future[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Wedge:
+    """Test hook: block the supervisor's thread, as a deadlock would."""
+
+    seconds: float

@@ -1,0 +1,288 @@
+"""The supervisor: spawns instance actors, replaces failed ones, sweeps their health.
+
+pykka has no restart: a failed actor is replaced by a fresh one built from the durable
+state. The supervisor only asks downward (children never ask it), so it can wait on a child.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from waz_actors.actors.instance import InstanceDeps
+from waz_actors.actors.instance_actor import InstanceActor
+from waz_actors.actors.messages import (
+    ChildFailed,
+    Command,
+    CreateChild,
+    DeleteChild,
+    Ping,
+    Pong,
+    Probe,
+    StopAll,
+    Sweep,
+    Wedge,
+)
+from waz_actors.errors import BadRequest, NotFound
+from waz_actors.store.records import InstanceRecord
+from waz_actors.types import InstanceState, MessageStatus
+
+
+class Children:
+    """id -> actor ref, written by the supervisor only, read by the Fleet from any thread."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, instance_id: str) -> pykka.ActorRef[Any] | None:
+        return self._refs.get(instance_id)
+
+    def set(self, instance_id: str, ref: pykka.ActorRef[Any]) -> None:
+        with self._lock:
+            self._refs[instance_id] = ref
+
+    def pop(self, instance_id: str) -> pykka.ActorRef[Any] | None:
+        with self._lock:
+            return self._refs.pop(instance_id, None)
+
+    def items(self) -> list[tuple[str, pykka.ActorRef[Any]]]:
+        with self._lock:
+            return list(self._refs.items())
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+@dataclass
+class SweepStatus:
+    """Read by the systemd watchdog: a wedged supervisor stops completing sweeps."""
+
+    last_sweep: float = 0.0  # time.monotonic() of the last completed sweep
+    sweeps: int = 0
+    unresponsive: tuple[str, ...] = ()
+    restarts: int = 0
+    alarms: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
+
+
+class Supervisor:
+    def __init__(self, deps: InstanceDeps, children: Children, status: SweepStatus) -> None:
+        self.d = deps
+        self.children = children
+        self.status = status
+        self.restarts: dict[str, deque[float]] = {}
+        self.ping_seq = 0
+        self.pongs: dict[str, int] = {}
+        self.me: pykka.ActorRef[Any] | None = None
+
+    def boot(self, me: pykka.ActorRef[Any]) -> None:
+        self.me = me
+        recovered = self.d.store.recover_sending()
+        if recovered:
+            logger.info("{} message(s) left sending by the last run are queued again", recovered)
+        for rec in self.d.store.list_instances():
+            self._spawn(rec)
+        self._schedule_sweep()
+
+    # ---------------------------------------------------------------- children
+
+    def _spawn(self, rec: InstanceRecord, restart_tripped: str | None = None) -> None:
+        assert self.me is not None
+        if rec.driver not in self.d.drivers:
+            logger.bind(instance=rec.instance_id).error(
+                "driver {!r} is not available; instance not started", rec.driver
+            )
+            return
+        ref = InstanceActor.start(self.d, rec, self.me, restart_tripped)
+        self.children.set(rec.instance_id, ref)
+        self.pongs[rec.instance_id] = self.ping_seq
+
+    def create(self, msg: CreateChild) -> str:
+        if msg.driver not in self.d.drivers:
+            known = ", ".join(sorted(self.d.drivers))
+            raise BadRequest(f"unknown driver {msg.driver!r}; known: {known}", {"field": "driver"})
+        rec = InstanceRecord(
+            instance_id=msg.instance_id,
+            tenant=msg.tenant,
+            driver=msg.driver,
+            settings=dict(msg.settings),
+            desired=msg.desired,
+            state=str(InstanceState.STOPPED),
+            since=self.d.clock.wall(),
+            jid=None,
+            last_code=None,
+            last_reason=None,
+            created_at=self.d.clock.wall(),
+        )
+        self.d.store.create_instance(rec)  # raises Exists
+        self._spawn(rec)
+        return msg.instance_id
+
+    def delete(self, instance_id: str) -> list[str]:
+        ref = self.children.pop(instance_id)
+        if ref is None and self.d.store.get_instance(instance_id) is None:
+            raise NotFound(f"no instance {instance_id!r}")
+        if ref is not None:
+            try:
+                ref.stop(block=True, timeout=self.d.cfg.control.ask_timeout)
+            except pykka.Timeout:
+                logger.bind(instance=instance_id).error("did not stop in time; deleting anyway")
+        cancelled = self.d.store.delete_instance(instance_id, reason="instance deleted")
+        wall = self.d.clock.wall()
+        for mid in cancelled:
+            self.d.bus.publish(
+                f"message.{instance_id}.status",
+                {
+                    "time": wall,
+                    "instance_id": instance_id,
+                    "message_id": mid,
+                    "status": str(MessageStatus.CANCELLED),
+                    "reason": "instance deleted",
+                },
+            )
+        self.d.board.remove(instance_id)
+        self.pongs.pop(instance_id, None)
+        self.d.bus.publish(
+            f"instance.{instance_id}.state",
+            {"time": wall, "instance_id": instance_id, "state": "deleted", "reason": "deleted"},
+        )
+        return cancelled
+
+    def child_failed(self, msg: ChildFailed) -> None:
+        ref = self.children.get(msg.instance_id)
+        if ref is None or ref.actor_urn != msg.actor_urn:
+            return  # deleted meanwhile, or already replaced
+        log = logger.bind(instance=msg.instance_id)
+        log.error("instance actor failed: {}", msg.error)
+        now = self.d.clock.now()
+        window = self.d.cfg.daemon.restart_window
+        times = self.restarts.setdefault(msg.instance_id, deque())
+        while times and now - times[0] > window:
+            times.popleft()
+        times.append(now)
+        self.status.restarts += 1
+        rec = self.d.store.get_instance(msg.instance_id)
+        if rec is None:
+            self.children.pop(msg.instance_id)
+            return
+        tripped = None
+        if len(times) > self.d.cfg.daemon.restart_intensity:
+            tripped = f"restart intensity exceeded: {len(times)} restarts in {window:.0f} s"
+            self._alarm("restart_intensity", msg.instance_id, tripped)
+            times.clear()
+        self._spawn(rec, restart_tripped=tripped)
+
+    # ---------------------------------------------------------------- health
+
+    def _schedule_sweep(self) -> None:
+        me = self.me
+        assert me is not None
+        self.d.scheduler.call_later(self.d.cfg.daemon.health_sweep, lambda: me.tell(Sweep()))
+
+    def sweep(self) -> None:
+        """Ping every child (tell, never connect); catch the dead and the silent."""
+        silent = []
+        for instance_id, ref in self.children.items():
+            if not ref.is_alive():
+                self.child_failed(ChildFailed(instance_id, ref.actor_urn, "found dead by sweep"))
+                continue
+            if self.pongs.get(instance_id, self.ping_seq) < self.ping_seq:
+                silent.append(instance_id)
+        if silent:
+            self._alarm(
+                "unresponsive", None, f"{len(silent)} instance(s) did not answer the last sweep"
+            )
+        self.status.unresponsive = tuple(silent)
+        self.ping_seq += 1
+        for _, ref in self.children.items():
+            ref.tell(Ping(self.ping_seq))
+        self.status.last_sweep = time.monotonic()
+        self.status.sweeps += 1
+        self._schedule_sweep()
+
+    def pong(self, msg: Pong) -> None:
+        self.pongs[msg.instance_id] = msg.seq
+
+    def _alarm(self, kind: str, instance_id: str | None, message: str) -> None:
+        body = {"time": self.d.clock.wall(), "kind": kind, "message": message}
+        if instance_id:
+            body["instance_id"] = instance_id
+        logger.bind(instance=instance_id or "-").warning("alarm {}: {}", kind, message)
+        self.status.alarms.append(body)
+        self.d.store.log_event("daemon.alarm", body)
+        self.d.bus.publish("daemon.alarm", body)
+
+    # ---------------------------------------------------------------- shutdown
+
+    def stop_all(self, timeout: float) -> int:
+        """Drain every child (in-flight sends settle), then stop them all."""
+        waits: list[Future[Any]] = []
+        for _, ref in self.children.items():
+            f: Future[Any] = Future()
+            ref.tell(Command("drain", {}, f))
+            waits.append(f)
+        deadline = time.monotonic() + timeout
+        unsettled = 0
+        for f in waits:
+            try:
+                f.result(max(0.0, deadline - time.monotonic()))
+            except (FutureTimeout, Exception):
+                unsettled += 1
+        if unsettled:
+            logger.warning(
+                "{} instance(s) did not settle in time; their sends stay durable", unsettled
+            )
+        refs = [ref for _, ref in self.children.items()]
+        for ref in refs:
+            ref.stop(block=False)
+        for ref in refs:
+            try:
+                ref.stop(block=True, timeout=max(0.5, deadline - time.monotonic()))
+            except pykka.Timeout:
+                pass
+        return len(refs)
+
+
+class SupervisorActor(pykka.ThreadingActor):
+    def __init__(self, deps: InstanceDeps, children: Children, status: SweepStatus) -> None:
+        super().__init__()
+        self.sup = Supervisor(deps, children, status)
+
+    def on_start(self) -> None:
+        self.sup.boot(self.actor_ref)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Pong):
+            self.sup.pong(message)
+        elif isinstance(message, ChildFailed):
+            self.sup.child_failed(message)
+        elif isinstance(message, Sweep):
+            self.sup.sweep()
+        elif isinstance(message, CreateChild):
+            _reply(message.reply, self.sup.create, message)
+        elif isinstance(message, DeleteChild):
+            _reply(message.reply, self.sup.delete, message.instance_id)
+        elif isinstance(message, Probe):
+            message.reply.set_result(True)
+        elif isinstance(message, Wedge):
+            logger.warning("supervisor wedged on purpose for {:g} s", message.seconds)
+            time.sleep(message.seconds)
+        elif isinstance(message, StopAll):
+            _reply(message.reply, self.sup.stop_all, message.timeout)
+        else:
+            raise TypeError(f"unexpected message {message!r}")
+
+
+def _reply(fut: Future[Any], fn: Any, *args: Any) -> None:
+    try:
+        fut.set_result(fn(*args))
+    except Exception as e:
+        fut.set_exception(e)

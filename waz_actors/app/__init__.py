@@ -1,0 +1,1 @@
+"""Runtime: start/stop order, logging, systemd integration."""

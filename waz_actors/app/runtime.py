@@ -1,0 +1,206 @@
+"""The daemon's flat start/stop sequence (mopidy style): build, start, wait, stop in reverse.
+
+`Daemon` is also what tests start in-process on a temporary state directory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from waz_actors import __version__
+from waz_actors.actors.board import StatusBoard
+from waz_actors.actors.fleet import Fleet
+from waz_actors.actors.gate import ConnectGate
+from waz_actors.actors.instance import InstanceDeps
+from waz_actors.actors.messages import StopAll
+from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
+from waz_actors.app.lock import StateLock
+from waz_actors.clock import RealClock, Scheduler
+from waz_actors.config import Config
+from waz_actors.drivers.base import DriverFactory
+from waz_actors.events import EventBus
+from waz_actors.store import Store
+from waz_actors.store.records import InstanceRecord
+from waz_actors.types import InstanceState
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, with_control: bool = True) -> None:
+        self.cfg = cfg
+        self.with_control = with_control
+        self.clock = RealClock(cfg.daemon.time_scale)
+        self.scheduler = Scheduler(self.clock)
+        self.bus = EventBus()
+        self.board = StatusBoard()
+        self.children = Children()
+        self.sweep = SweepStatus()
+        self.lock = StateLock(cfg.state_dir)
+        self.store = Store(
+            cfg.db_path, synchronous=cfg.store.synchronous, batch_max=cfg.store.batch_max
+        )
+        self.sim: Any = None
+        self.host_pool: Any = None
+        self.supervisor: pykka.ActorRef[Any] | None = None
+        self.fleet: Fleet | None = None
+        self.control: Any = None
+        self.stopped = threading.Event()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> None:
+        cfg = self.cfg
+        # Thousands of actors are thousands of threads: keep their stacks small.
+        threading.stack_size(max(32, cfg.daemon.thread_stack_kib) * 1024)
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        cfg.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            self._teardown()
+            raise
+
+    def _start(self) -> None:
+        cfg = self.cfg
+        self.scheduler.start()
+        self.store.open()
+        drivers = self._drivers()
+        self._seed_config_instances()
+        deps = InstanceDeps(
+            cfg=cfg,
+            clock=self.clock,
+            scheduler=self.scheduler,
+            store=self.store,
+            bus=self.bus,
+            board=self.board,
+            gate=ConnectGate(cfg.daemon.connect_rate),
+            drivers=drivers,
+        )
+        self.supervisor = SupervisorActor.start(deps, self.children, self.sweep)
+        self.fleet = Fleet(
+            cfg,
+            self.clock,
+            self.store,
+            self.board,
+            self.children,
+            self.supervisor,
+            self.sweep,
+            sim=self.sim,
+        )
+        if self.with_control:
+            from waz_actors.control.server import ControlServer
+
+            self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
+            self.control.start()
+        logger.info(
+            "waz-actors {} started: {} instance(s), state {}, control {}",
+            __version__,
+            len(self.children),
+            cfg.state_dir,
+            cfg.control_endpoint,
+        )
+
+    def _drivers(self) -> dict[str, DriverFactory]:
+        from waz_actors.drivers.sim import make_sim_factory, network_from_config
+
+        self.sim = network_from_config(self.cfg.sim, self.scheduler, self.clock)
+        drivers: dict[str, DriverFactory] = {"sim": make_sim_factory(self.sim)}
+        if self._wants_whatsmeow():
+            from waz_actors.drivers.host import HostPool
+            from waz_actors.drivers.whatsmeow import make_whatsmeow_factory
+
+            self.host_pool = HostPool(self.cfg, self.cfg.runtime_dir, self.cfg.state_dir)
+            self.host_pool.start()
+            drivers["whatsmeow"] = make_whatsmeow_factory(self.host_pool)
+        return drivers
+
+    def _wants_whatsmeow(self) -> bool:
+        if any(i.driver == "whatsmeow" for i in self.cfg.instances):
+            return True
+        try:
+            import importlib.util
+
+            return importlib.util.find_spec("neonize") is not None
+        except (ImportError, ValueError):
+            return False
+
+    def _seed_config_instances(self) -> None:
+        """Instances declared in the config file exist in the store (created once)."""
+        for inst in self.cfg.instances:
+            if self.store.get_instance(inst.id) is not None:
+                continue
+            now = time.time()
+            self.store.create_instance(
+                InstanceRecord(
+                    instance_id=inst.id,
+                    tenant=inst.tenant,
+                    driver=inst.driver,
+                    settings=dict(inst.settings),
+                    desired="running" if inst.autostart else "stopped",
+                    state=str(InstanceState.STOPPED),
+                    since=now,
+                    jid=None,
+                    last_code=None,
+                    last_reason=None,
+                    created_at=now,
+                )
+            )
+
+    # ------------------------------------------------------------------ stop
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain: refuse new sends, let in-flight sends settle, disconnect, stop, close."""
+        if self._stopping:
+            self.stopped.wait(timeout)
+            return
+        self._stopping = True
+        t = self.cfg.daemon.shutdown_timeout if timeout is None else timeout
+        logger.info("stopping: draining in-flight sends (up to {:g} s)", t)
+        if self.fleet is not None:
+            self.fleet.accepting = False
+        if self.supervisor is not None:
+            from concurrent.futures import Future
+
+            done: Future[int] = Future()
+            self.supervisor.tell(StopAll(t, done))
+            try:
+                n = done.result(t + 5)
+                logger.info("{} instance(s) stopped", n)
+            except Exception as e:
+                logger.error("instances did not stop cleanly: {}", e)
+        self._teardown()
+        logger.info("stopped")
+        self.stopped.set()
+
+    def _teardown(self) -> None:
+        if self.control is not None:
+            try:
+                self.control.stop()
+            except Exception:
+                logger.exception("control server stop failed")
+        if self.supervisor is not None:
+            try:
+                self.supervisor.stop(timeout=5)
+            except Exception:
+                pass
+        if self.host_pool is not None:
+            self.host_pool.stop()
+        if self.sim is not None and hasattr(self.sim, "close"):
+            self.sim.close()
+        self.scheduler.stop()
+        try:
+            self.store.close()
+        except Exception:
+            logger.exception("store close failed")
+        self.lock.release()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.cfg.state_dir
