@@ -197,7 +197,7 @@ class ControlServer:
         sock.bind(endpoint)
         if path is not None:
             os.chmod(path, 0o660)  # the daemon's group may talk to it, nobody else
-        if sock.socket_type == zmq.ROUTER:
+        if sock.type == zmq.ROUTER:
             self.endpoints.append(endpoint)
 
     def _setup_curve(self, sock: zmq.Socket[Any]) -> None:
