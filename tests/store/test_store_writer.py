@@ -1,0 +1,183 @@
+"""Group commit: batching, isolation of a failing op, the queue cap under concurrency, close."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.store.store_helpers import hold_writer, instance, message
+from waz_actors.errors import NotFound, QueueFull, ShuttingDown
+from waz_actors.store import MessageRecord, Store
+
+
+def test_concurrent_enqueues_share_commits(store: Store) -> None:
+    before = store.stats()
+    n = 400
+    barrier = threading.Barrier(8)
+
+    def worker(k: int) -> list[Future[tuple[MessageRecord, bool]]]:
+        barrier.wait(5)
+        return [store.enqueue(message(), max_queue=n) for _ in range(n // 8)]
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [f for fs in pool.map(worker, range(8)) for f in fs]
+    assert all(f.result(10)[1] for f in futures)
+    after = store.stats()
+    commits = after["commits"] - before["commits"]
+    assert after["ops"] - before["ops"] == n
+    assert commits < n / 4, f"{commits} commits for {n} enqueues"
+    assert store.totals()["queued"] == n
+
+
+def test_held_writer_commits_a_whole_batch_once(store: Store) -> None:
+    before = store.stats()["commits"]
+    release, held = hold_writer(store)
+    futures = [store.enqueue(message(), max_queue=100) for _ in range(50)]
+    assert not any(f.done() for f in futures)  # nothing acknowledged before its commit
+    release.set()
+    held.result(5)
+    assert all(f.result(5)[1] for f in futures)
+    assert store.stats()["commits"] - before == 2  # the held op's batch, then all 50 at once
+    assert store.stats()["largest_batch"] >= 50
+
+
+def test_batch_max_splits_batches(make_store: Callable[..., Store]) -> None:
+    s = make_store(batch_max=10)
+    s.create_instance(instance("i1"))
+    before = s.stats()["commits"]
+    release, _held = hold_writer(s)
+    futures = [s.enqueue(message(), max_queue=100) for _ in range(35)]
+    release.set()
+    for f in futures:
+        f.result(5)
+    assert s.stats()["commits"] - before == 1 + 4  # 10 + 10 + 10 + 5
+    assert s.stats()["largest_batch"] == 10
+
+
+def test_one_failing_op_does_not_fail_its_batch(store: Store) -> None:
+    before = store.stats()["commits"]
+    release, held = hold_writer(store)
+    good1 = store.enqueue(message(), max_queue=100)
+
+    def half_done_then_fail(tx: Any) -> None:
+        tx.conn.execute(
+            "INSERT INTO events (time, topic, body) VALUES (1, 'partial', '{}')"
+        )  # must be rolled back with its savepoint
+        raise RuntimeError("bad op")
+
+    bad = store.submit(half_done_then_fail)
+    missing = store.enqueue(message("nope"), max_queue=100)
+    sql_error = store.submit(lambda tx: tx.conn.execute("INSERT INTO nowhere VALUES (1)"))
+    good2 = store.enqueue(message(), max_queue=100)
+    release.set()
+    held.result(5)
+    r1, _ = good1.result(5)
+    r2, _ = good2.result(5)
+    with pytest.raises(RuntimeError, match="bad op"):
+        bad.result(5)
+    with pytest.raises(NotFound):
+        missing.result(5)
+    with pytest.raises(sqlite3.OperationalError):
+        sql_error.result(5)
+    assert store.stats()["commits"] - before == 2  # the held op's batch, then this one
+    assert store.get_message(r1.message_id) is not None
+    assert store.get_message(r2.message_id) is not None
+    assert store.recent_events(prefix="partial") == []
+    assert store.pending_count("i1") == 2
+
+
+def test_queue_full_inside_one_batch_counts_earlier_ops(store: Store) -> None:
+    release, held = hold_writer(store)
+    futures = [store.enqueue(message(), max_queue=3) for _ in range(5)]
+    release.set()
+    held.result(5)
+    outcomes = []
+    for f in futures:
+        try:
+            f.result(5)
+            outcomes.append("ok")
+        except QueueFull:
+            outcomes.append("full")
+    assert outcomes == ["ok", "ok", "ok", "full", "full"]
+    assert store.pending_count("i1") == 3 and store.totals()["queued"] == 3
+
+
+def test_queue_cap_exact_under_eight_threads(make_store: Callable[..., Store]) -> None:
+    s = make_store(batch_max=16)  # small batches: many commits interleave with the checks
+    for i in range(3):
+        s.create_instance(instance(f"i{i}"))
+    cap = 25
+    barrier = threading.Barrier(8)
+    accepted: list[str] = []
+    rejected = 0
+    lock = threading.Lock()
+    peak = {"i0": 0, "i1": 0, "i2": 0}
+
+    def worker(k: int) -> None:
+        nonlocal rejected
+        barrier.wait(5)
+        for j in range(60):
+            iid = f"i{(k + j) % 3}"
+            try:
+                rec, _ = s.enqueue(message(iid), max_queue=cap).result(10)
+            except QueueFull:
+                with lock:
+                    rejected += 1
+                continue
+            with lock:
+                accepted.append(rec.instance_id)
+                peak[iid] = max(peak[iid], s.pending_count(iid))
+            if j % 7 == 0:  # some finish, freeing slots while others enqueue
+                s.update_message(rec.message_id, "sent").result(10)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, range(8)))
+    assert len(accepted) + rejected == 8 * 60
+    assert rejected > 0
+    for iid in peak:
+        pending = s.pending_messages(iid)
+        assert len(pending) == s.pending_count(iid) <= cap
+        assert peak[iid] <= cap
+    assert max(peak.values()) == cap  # the cap is reached, never passed
+
+
+def test_close_drains_then_refuses(make_store: Callable[..., Store]) -> None:
+    s = make_store()
+    s.create_instance(instance("i1"))
+    futures = [s.enqueue(message(), max_queue=1000) for _ in range(200)]
+    s.close()
+    assert all(f.done() and f.result()[1] for f in futures)
+    late = Store(s.path)
+    late.open()
+    try:
+        assert late.totals()["queued"] == 200
+    finally:
+        late.close()
+    with pytest.raises(ShuttingDown):
+        s.get_message("x")
+    with pytest.raises(ShuttingDown):
+        s.enqueue(message(), max_queue=10)
+
+
+def test_flush_waits_for_async_writes(store: Store) -> None:
+    store.log_event("x.y", {"n": 1})
+    store.save_state("i1", "connecting", since=5.0)
+    store.flush(5)
+    assert [e["topic"] for e in store.recent_events()] == ["x.y"]
+    got = store.get_instance("i1")
+    assert got is not None and got.state == "connecting"
+
+
+def test_cancelled_future_is_skipped(store: Store) -> None:
+    release, held = hold_writer(store)
+    f = store.enqueue(message(), max_queue=10)
+    assert f.cancel()
+    release.set()
+    held.result(5)
+    store.flush(5)
+    assert store.totals()["queued"] == 0 and store.pending_count("i1") == 0
