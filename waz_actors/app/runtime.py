@@ -31,9 +31,11 @@ from waz_actors.types import InstanceState
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, with_control: bool = True) -> None:
+    def __init__(self, cfg: Config, *, with_control: bool = True, sim: Any = None) -> None:
+        """`sim`: a shared fake network (tests restart a daemon against the same one)."""
         self.cfg = cfg
         self.with_control = with_control
+        self._shared_sim = sim
         self.clock = RealClock(cfg.daemon.time_scale)
         self.scheduler = Scheduler(self.clock)
         self.bus = EventBus()
@@ -46,6 +48,8 @@ class Daemon:
         )
         self.sim: Any = None
         self.host_pool: Any = None
+        self._pool_lock = threading.Lock()
+        self._wm_factory: Any = None
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.fleet: Fleet | None = None
         self.control: Any = None
@@ -110,26 +114,30 @@ class Daemon:
     def _drivers(self) -> dict[str, DriverFactory]:
         from waz_actors.drivers.sim import make_sim_factory, network_from_config
 
-        self.sim = network_from_config(self.cfg.sim, self.scheduler, self.clock)
+        self.sim = self._shared_sim or network_from_config(self.cfg.sim, self.scheduler, self.clock)
         drivers: dict[str, DriverFactory] = {"sim": make_sim_factory(self.sim)}
-        if self._wants_whatsmeow():
-            from waz_actors.drivers.host import HostPool
-            from waz_actors.drivers.whatsmeow import make_whatsmeow_factory
-
-            self.host_pool = HostPool(self.cfg, self.cfg.runtime_dir, self.cfg.state_dir)
-            self.host_pool.start()
-            drivers["whatsmeow"] = make_whatsmeow_factory(self.host_pool)
+        if self._whatsmeow_available():
+            drivers["whatsmeow"] = self._whatsmeow_factory
         return drivers
 
-    def _wants_whatsmeow(self) -> bool:
-        if any(i.driver == "whatsmeow" for i in self.cfg.instances):
-            return True
-        try:
-            import importlib.util
+    @staticmethod
+    def _whatsmeow_available() -> bool:
+        import importlib.util
 
-            return importlib.util.find_spec("neonize") is not None
-        except (ImportError, ValueError):
-            return False
+        return importlib.util.find_spec("neonize") is not None
+
+    def _whatsmeow_factory(self, ctx: Any) -> Any:
+        """Driver hosts start on the first whatsmeow instance, not for sim-only daemons."""
+        with self._pool_lock:
+            if self.host_pool is None:
+                from waz_actors.drivers.host import HostPool
+                from waz_actors.drivers.whatsmeow import make_whatsmeow_factory
+
+                pool = HostPool(self.cfg, self.cfg.runtime_dir, self.cfg.state_dir)
+                pool.start()
+                self.host_pool = pool
+                self._wm_factory = make_whatsmeow_factory(pool)
+        return self._wm_factory(ctx)
 
     def _seed_config_instances(self) -> None:
         """Instances declared in the config file exist in the store (created once)."""
@@ -192,7 +200,7 @@ class Daemon:
                 pass
         if self.host_pool is not None:
             self.host_pool.stop()
-        if self.sim is not None and hasattr(self.sim, "close"):
+        if self.sim is not None and self._shared_sim is None and hasattr(self.sim, "close"):
             self.sim.close()
         self.scheduler.stop()
         try:

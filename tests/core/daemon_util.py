@@ -1,0 +1,65 @@
+"""Helpers to run a real in-process Daemon (real actors, real SQLite, scaled real time)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from waz_actors.actors.fleet import accept_message
+from waz_actors.app.runtime import Daemon
+from waz_actors.config import Config, InstanceConfig
+from waz_actors.store.records import MessageRecord
+
+FAST = 0.001  # one daemon second lasts one real millisecond
+
+
+def fast_config(tmp: Path, *, instances: int = 0, **sections: dict[str, Any]) -> Config:
+    cfg = Config()
+    daemon = dataclasses.replace(
+        cfg.daemon,
+        state_dir=str(tmp / "state"),
+        runtime_dir=str(tmp / "run"),
+        time_scale=FAST,
+        connect_rate=1000.0,
+        shutdown_timeout=10.0,
+    )
+    cfg = dataclasses.replace(
+        cfg,
+        daemon=daemon,
+        instances=tuple(InstanceConfig(id=f"i{n}", tenant="t1") for n in range(instances)),
+    )
+    for name, values in sections.items():
+        cfg = dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})
+    return cfg
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def state_of(d: Daemon, iid: str) -> str | None:
+    snap = d.board.get(iid)
+    return snap.state if snap else None
+
+
+def send(d: Daemon, iid: str, text: str, tenant: str = "t1") -> MessageRecord:
+    assert d.fleet is not None
+    rec, _ = accept_message(
+        d.fleet, instance_id=iid, tenant=tenant, to="6281234567890", text=text
+    ).result(10)
+    return rec
+
+
+def statuses(d: Daemon, ids: list[str]) -> list[str]:
+    d.store.flush(5)
+    return [d.store.get_message(i).status for i in ids]  # type: ignore[union-attr]

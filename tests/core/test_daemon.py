@@ -1,0 +1,201 @@
+"""Supervision, shutdown and restart with real pykka actors and a real SQLite file."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.core.daemon_util import FAST, fast_config, send, state_of, statuses, wait_for
+from waz_actors.app.runtime import Daemon
+from waz_actors.clock import RealClock, Scheduler
+from waz_actors.drivers.simnet import SimNetwork
+from waz_actors.errors import StateDirLocked
+
+
+@pytest.fixture
+def shared_sim():
+    """A fake network that outlives daemons, so a restart is judged by the same WhatsApp."""
+    clock = RealClock(FAST)
+    sched = Scheduler(clock)
+    sched.start()
+    net = SimNetwork(sched, clock, connect_latency=0.5, send_latency=0.2, rand=random.Random(3))
+    yield net
+    sched.stop()
+
+
+def start(cfg, sim=None) -> Daemon:
+    d = Daemon(cfg, with_control=False, sim=sim)
+    d.start()
+    return d
+
+
+def test_crashed_child_is_replaced_and_its_queue_drains(tmp_path: Path) -> None:
+    d = start(fast_config(tmp_path, instances=1))
+    try:
+        wait_for(lambda: state_of(d, "i0") == "online", what="online")
+        assert d.fleet.stop("i0") == "stopped"
+        msgs = [send(d, "i0", f"m{i}").message_id for i in range(5)]
+        old = d.children.get("i0").actor_urn
+        d.fleet.crash("i0")
+        wait_for(lambda: d.children.get("i0").actor_urn != old, what="a fresh actor")
+        wait_for(lambda: d.board.get("i0").queue_depth == 5, what="queue reloaded")
+        d.fleet.start("i0")
+        wait_for(lambda: statuses(d, msgs) == ["sent"] * 5, what="all sent")
+        assert sorted(d.sim.delivered_ids("i0")) == sorted(msgs)
+        assert d.sweep.restarts == 1
+    finally:
+        d.stop()
+
+
+def test_restart_intensity_trips_the_instance(tmp_path: Path) -> None:
+    cfg = fast_config(
+        tmp_path, instances=1, daemon={"restart_intensity": 2, "restart_window": 60_000.0}
+    )
+    d = start(cfg)
+    try:
+        wait_for(lambda: state_of(d, "i0") == "online", what="online")
+        for n in range(3):
+            urn = d.children.get("i0").actor_urn
+            d.fleet.crash("i0")
+            wait_for(lambda urn=urn: d.children.get("i0").actor_urn != urn, what=f"restart {n}")
+        wait_for(lambda: state_of(d, "i0") == "tripped", what="tripped")
+        assert any(a["kind"] == "restart_intensity" for a in d.sweep.alarms)
+        # An operator reset brings it back.
+        d.fleet.reset("i0")
+        wait_for(lambda: state_of(d, "i0") == "online", what="online after reset")
+    finally:
+        d.stop()
+
+
+def test_conflict_storm_trips_one_while_others_send(tmp_path: Path) -> None:
+    cfg = fast_config(tmp_path, instances=3, queue={"pacing_interval": 0.0})
+    d = start(cfg)
+    try:
+        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(3)), what="online")
+        for _ in range(cfg.conflict.trip_threshold):
+            wait_for(lambda: state_of(d, "i0") == "online", what="i0 back online")
+            d.fleet.sim_fault("i0", "conflict", {})
+            wait_for(lambda: state_of(d, "i0") in ("cooldown", "tripped"), what="i0 conflict")
+        wait_for(lambda: state_of(d, "i0") == "tripped", what="i0 tripped")
+        others = [send(d, f"i{1 + n % 2}", f"m{n}").message_id for n in range(20)]
+        wait_for(lambda: statuses(d, others) == ["sent"] * 20, what="others sent")
+        assert state_of(d, "i0") == "tripped"
+        assert d.sim.stats()["totals"]["conflicts_caused_by_ours"] == 0
+    finally:
+        d.stop()
+
+
+def test_stop_and_restart_delivers_everything_exactly_once(tmp_path: Path, shared_sim) -> None:
+    cfg = fast_config(tmp_path, instances=4, queue={"pacing_interval": 50.0})
+    shared_sim.send_latency = 3.0  # sends are in flight when the stop comes
+    d = start(cfg, shared_sim)
+    ids: list[str] = []
+    try:
+        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(4)), what="online")
+        ids = [send(d, f"i{n % 4}", f"m{n}").message_id for n in range(200)]
+        wait_for(lambda: sum(s.in_flight for s in d.board.all()) > 0, what="in flight")
+    finally:
+        d.stop()
+    left = [s for s in statuses_after(cfg, ids) if s != "sent"]
+    assert left, "the stop came too late to test anything"
+    d2 = start(cfg, shared_sim)
+    try:
+        wait_for(lambda: statuses(d2, ids) == ["sent"] * len(ids), timeout=30, what="all sent")
+    finally:
+        d2.stop()
+    stats = shared_sim.stats()["totals"]
+    assert stats["duplicates"] == 0
+    assert stats["conflicts_caused_by_ours"] == 0
+    delivered = [e["message_id"] for e in shared_sim.delivered_log()]
+    assert sorted(delivered) == sorted(ids)
+
+
+def statuses_after(cfg, ids: list[str]) -> list[str]:
+    from waz_actors.store import Store
+
+    s = Store(cfg.db_path)
+    s.open()
+    try:
+        return [s.get_message(i).status for i in ids]
+    finally:
+        s.close()
+
+
+def test_health_sweeps_never_connect(tmp_path: Path) -> None:
+    cfg = fast_config(tmp_path, daemon={"health_sweep": 5.0})
+    d = start(cfg)
+    try:
+        d.fleet.create("quiet", "sim", "t1", {})
+        wait_for(lambda: d.sweep.sweeps >= 10, what="ten sweeps")
+        for _ in range(50):
+            d.fleet.snapshots()
+            d.fleet.status()
+        assert d.sim.stats()["instances"].get("quiet", {}).get("connects", 0) == 0
+        assert state_of(d, "quiet") == "stopped"
+        assert d.sweep.unresponsive == ()
+    finally:
+        d.stop()
+
+
+def test_second_daemon_on_same_state_dir_refuses(tmp_path: Path) -> None:
+    cfg = fast_config(tmp_path)
+    d = start(cfg)
+    try:
+        with pytest.raises(StateDirLocked, match="in use by another"):
+            start(cfg)
+    finally:
+        d.stop()
+
+
+def test_staggered_start_limits_connection_rate(tmp_path: Path) -> None:
+    cfg = fast_config(tmp_path, instances=40, daemon={"connect_rate": 2.0})  # 2 per daemon s
+    d = start(cfg)
+    try:
+        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(40)), what="online")
+        # 40 attempts at 2 per second need ~20 daemon seconds: they were spread out.
+        assert d.clock.now() >= 19.0
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "expect"),
+    [
+        (
+            "[daemon]\ntime_scal = 1\n",
+            "daemon.time_scal: unknown setting (did you mean 'time_scale'?)",
+        ),
+        ("[queue]\nmax_size = 'ten'\n", "queue.max_size: expected an integer"),
+        ("[connection]\nthrottle = -5\n", "connection.throttle: must be greater than 0"),
+        ("[[instances]]\nid = 'a'\ndriver = 'simm'\n", "instances[0].driver: unknown driver"),
+        ("[daemon\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_one_line_and_exit_2(tmp_path: Path, body: str, expect: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(body)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waz_actors",
+            "run",
+            "--config",
+            str(f),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--runtime-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], r.stderr
+    assert not (tmp_path / "s").exists()  # nothing was touched

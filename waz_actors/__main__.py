@@ -1,0 +1,3 @@
+from waz_actors.cli.main import main
+
+main()
