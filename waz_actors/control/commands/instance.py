@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import command, optional
-from waz_actors.errors import BadRequest
+from waz_actors.errors import BadRequest, Busy
 
 ID = {"instance_id": v.ident}
 
@@ -37,7 +38,20 @@ def create(
             )
         tenant = ctx.identity.tenant
     new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
+    _wait_visible(ctx, new_id)
     return {"instance_id": new_id}
+
+
+def _wait_visible(ctx: Context, instance_id: str) -> None:
+    """Answer only once the status board shows the instance, so a client's next command
+    (start, send) cannot get not_found; the actor publishes its first snapshot as it starts."""
+    deadline = time.monotonic() + ctx.timeout
+    delay = 0.0005
+    while ctx.fleet.snapshot(instance_id) is None:
+        if time.monotonic() > deadline:
+            raise Busy(f"instance {instance_id} was created but has not started yet")
+        time.sleep(delay)  # a pool thread, never the socket loop
+        delay = min(delay * 2, 0.05)
 
 
 @command("instance.list", readonly=True, args={"state": optional(v.instance_state)})
