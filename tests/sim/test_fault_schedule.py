@@ -1,0 +1,96 @@
+"""FaultSchedule: Poisson faults at daemon-time rates, and its input checks."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from waz_actors.clock import RealClock, Scheduler
+from waz_actors.drivers.base import Connected
+from waz_actors.drivers.simnet import FaultSchedule, SimNetwork, parse_fault_rates
+
+from .conftest import Recorder, settle
+
+
+def test_rates_are_roughly_right_over_compressed_time() -> None:
+    clock = RealClock(time_scale=0.0005)  # one daemon hour lasts 1.8 s
+    scheduler = Scheduler(clock)
+    scheduler.start()
+    try:
+        net = SimNetwork(scheduler, clock, rand=random.Random(1))
+        rec = Recorder()
+        net.open_session("A", rec)
+        rec.wait_count(Connected)
+        schedule = FaultSchedule(
+            {"send_fail": 600, "connect_fail": 300, "hang": 0}, random.Random(42)
+        )
+        start = clock.now()
+        schedule.start(net)
+        settle(scheduler, 3600)
+        schedule.stop()
+        hours = (clock.now() - start) / 3600
+        fired = dict(schedule.fired)
+        settle(scheduler, 50)
+        assert schedule.fired == fired  # stop() stops
+    finally:
+        scheduler.stop()
+    assert 0.99 <= hours < 1.5
+    assert 450 * hours <= fired["send_fail"] <= 750 * hours
+    assert 210 * hours <= fired["connect_fail"] <= 390 * hours
+    assert "hang" not in fired  # a zero rate is no fault at all
+    assert net.stats()["faults"] == fired
+
+
+def test_faults_needing_a_live_session_skip_when_none(
+    scheduler: Scheduler, clock: RealClock
+) -> None:
+    net = SimNetwork(scheduler, clock)
+    schedule = FaultSchedule({"conflict": 36000}, random.Random(5))
+    schedule.start(net)
+    settle(scheduler, 10)
+    schedule.stop()
+    assert schedule.fired["conflict"] == 0
+    assert schedule.skipped["conflict"] > 0
+    assert net.stats()["faults"] == {}
+
+
+def test_scheduled_conflicts_hit_live_sessions_as_injected(
+    scheduler: Scheduler, clock: RealClock
+) -> None:
+    net = SimNetwork(scheduler, clock, rand=random.Random(2))
+    rec = Recorder()
+    net.open_session("A", rec)
+    rec.wait_count(Connected)
+    schedule = FaultSchedule({"conflict": 3600}, random.Random(9))
+    schedule.start(net)
+    try:
+        rec.wait_for(lambda evs: len(evs) >= 2)
+    finally:
+        schedule.stop()
+    st = net.stats()["instances"]["A"]
+    assert st["conflicts_injected"] == 1
+    assert st["conflicts_caused_by_ours"] == 0
+    with pytest.raises(RuntimeError):
+        schedule.start(net)
+        schedule.start(net)
+    schedule.stop()
+
+
+def test_bad_schedules_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown fault kind 'meteor'"):
+        FaultSchedule({"meteor": 1})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        FaultSchedule({"conflict": -1})
+    with pytest.raises(ValueError, match="latency fault schedule needs params"):
+        FaultSchedule({"latency": 1})
+    with pytest.raises(ValueError, match="count must be"):
+        FaultSchedule({"send_fail": 1}, params={"send_fail": {"count": 0}})
+
+
+def test_parse_fault_rates() -> None:
+    assert parse_fault_rates("conflict=2, disconnect=4.5,") == {"conflict": 2.0, "disconnect": 4.5}
+    assert parse_fault_rates("") == {}
+    for bad in ("conflict", "boom=1", "ban=x", "ban=-2"):
+        with pytest.raises(ValueError, match=r"bad fault rate|must be"):
+            parse_fault_rates(bad)

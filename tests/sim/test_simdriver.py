@@ -1,0 +1,180 @@
+"""SimDriver: one session at a time, and silence after disconnect() returns."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from waz_actors.clock import RealClock, Scheduler
+from waz_actors.config import SimConfig
+from waz_actors.drivers.base import (
+    Conflict,
+    Connected,
+    DriverContext,
+    DriverEvent,
+    LoggedOut,
+    OutgoingMessage,
+    PairCode,
+    Paired,
+    QrCode,
+    SendResult,
+)
+from waz_actors.drivers.sim import SimDriver, make_sim_factory, network_from_config
+from waz_actors.drivers.simnet import SimNetwork, jid_for
+
+from .conftest import Recorder, settle
+
+
+def make_driver(net: SimNetwork, iid: str = "A") -> tuple[SimDriver, Recorder]:
+    rec = Recorder()
+    ctx = DriverContext(instance_id=iid, settings={}, state_dir="/nonexistent", sink=rec)
+    return SimDriver(ctx, net), rec
+
+
+def msg(mid: str) -> OutgoingMessage:
+    return OutgoingMessage(message_id=mid, to="5511999990000@s.whatsapp.net", text="hi")
+
+
+def test_connect_send_and_a_second_connect_is_ignored(net: SimNetwork) -> None:
+    drv, rec = make_driver(net)
+    drv.connect()
+    drv.connect()  # programming error: warned, no second session
+    rec.wait_count(Connected)
+    drv.send(msg("M1"))
+    assert rec.wait_count(SendResult)[0] == SendResult("M1", ok=True, wa_id="M1")
+    assert net.stats()["instances"]["A"]["connects"] == 1
+    assert net.stats()["totals"]["conflicts_caused_by_ours"] == 0
+
+
+def test_disconnect_is_idempotent_and_silences_pending_sends(
+    scheduler: Scheduler, clock: RealClock
+) -> None:
+    net = SimNetwork(scheduler, clock, send_latency=300, lost_ack_delivery_rate=1.0)
+    drv, rec = make_driver(net)
+    drv.connect()
+    rec.wait_count(Connected)
+    for i in range(3):
+        drv.send(msg(f"M{i}"))
+    drv.disconnect()
+    drv.disconnect()
+    settle(scheduler, 350)
+    assert rec.snapshot() == [Connected(jid_for("A"))]
+    st = net.stats()["instances"]["A"]
+    assert (st["lost_acks"], st["delivered"]) == (3, 3)  # the outcome was unknown, not lost
+
+
+def test_disconnect_while_connecting_is_silent_and_frees_the_driver(
+    net: SimNetwork, scheduler: Scheduler
+) -> None:
+    drv, rec = make_driver(net)
+    drv.connect()
+    drv.disconnect()
+    settle(scheduler, net.connect_latency * 4)
+    assert rec.snapshot() == []
+    drv.connect()
+    rec.wait_count(Connected)
+
+
+def test_session_ended_by_network_allows_reconnect(net: SimNetwork) -> None:
+    drv, rec = make_driver(net)
+    drv.connect()
+    rec.wait_count(Connected)
+    net.inject("A", "conflict")
+    rec.wait_count(Conflict)
+    drv.connect()
+    rec.wait_count(Connected, 2)
+    st = net.stats()["instances"]["A"]
+    assert (st["conflicts_injected"], st["conflicts_caused_by_ours"]) == (1, 0)
+
+
+def test_two_drivers_of_one_instance_conflict(net: SimNetwork) -> None:
+    a, rec_a = make_driver(net)
+    b, rec_b = make_driver(net)
+    a.connect()
+    rec_a.wait_count(Connected)
+    b.connect()
+    rec_b.wait_count(Connected)
+    rec_a.wait_count(Conflict)
+    assert net.stats()["instances"]["A"]["conflicts_caused_by_ours"] == 1
+
+
+def test_send_without_session_fails_transiently(net: SimNetwork) -> None:
+    drv, rec = make_driver(net)
+    drv.send(msg("M1"))
+    assert rec.wait_count(SendResult)[0] == SendResult(
+        "M1", ok=False, error="not connected", permanent=False
+    )
+    with pytest.raises(TypeError):
+        drv.send("M1")  # type: ignore[arg-type]
+
+
+def test_logout_then_pair_with_code(net: SimNetwork) -> None:
+    drv, rec = make_driver(net)
+    drv.connect()
+    rec.wait_count(Connected)
+    drv.logout()
+    assert rec.wait_count(LoggedOut)[0] == LoggedOut("logged out")
+    drv.request_pair_code("+5511999990000")  # opens the pairing connection itself
+    assert rec.wait_count(PairCode)
+    assert rec.of(QrCode)
+    net.complete_pairing("A")
+    rec.wait_count(Paired)
+    rec.wait_count(Connected, 2)
+
+
+def test_logout_without_session(net: SimNetwork) -> None:
+    drv, rec = make_driver(net)
+    drv.logout()
+    assert rec.wait_count(LoggedOut)[0] == LoggedOut("logged out")
+    drv.connect()
+    rec.wait_count(QrCode)  # credentials gone: the next connect pairs
+
+
+def test_bad_phone_is_refused_and_opens_nothing(net: SimNetwork) -> None:
+    drv, _ = make_driver(net)
+    for phone in ("", "abc", "+12", "1" * 16, "55 11 9999"):
+        with pytest.raises(ValueError, match="phone"):
+            drv.request_pair_code(phone)
+    assert net.stats()["instances"] == {}
+    assert drv.connected_session is None
+
+
+def test_factory_and_config(net: SimNetwork, scheduler: Scheduler, clock: RealClock) -> None:
+    rec = Recorder()
+    drv = make_sim_factory(net)(DriverContext("F", {}, "/nonexistent", rec))
+    assert isinstance(drv, SimDriver) and drv.instance_id == "F"
+    built = network_from_config(SimConfig(connect_latency=0.1, send_latency=0.0), scheduler, clock)
+    assert isinstance(built, SimNetwork)
+    assert (built.connect_latency, built.send_latency) == (0.1, 0.0)
+
+
+def test_no_event_escapes_after_disconnect_under_churn(
+    scheduler: Scheduler, clock: RealClock
+) -> None:
+    """Connect/send/disconnect in a tight loop while the scheduler emits on its own thread."""
+    net = SimNetwork(scheduler, clock, connect_latency=0.01, send_latency=0.01)
+    closed = threading.Event()
+    leaks: list[DriverEvent] = []
+    seen = Recorder()
+
+    def sink(event: DriverEvent) -> None:
+        if closed.is_set():
+            leaks.append(event)
+        seen(event)
+
+    drv = SimDriver(DriverContext("A", {}, "/nonexistent", sink), net)
+    onlines = 0
+    for i in range(200):
+        closed.clear()
+        drv.connect()
+        if i % 3 == 0:  # sometimes let it get online, so sends are in flight too
+            onlines += 1
+            seen.wait_count(Connected, onlines)
+        drv.send(msg(f"M{i}"))
+        drv.disconnect()
+        closed.set()
+    settle(scheduler, 1)
+    assert leaks == []
+    assert seen.of(Conflict) == []
+    assert net.stats()["instances"]["A"]["conflicts_caused_by_ours"] == 0
