@@ -292,6 +292,20 @@ def parse(data: dict[str, Any]) -> Config:
         raise ConfigError(
             f"store.synchronous: must be FULL, NORMAL or EXTRA, got {cfg.store.synchronous!r}"
         )
+    for name, value in (
+        ("connection.backoff_jitter", cfg.connection.backoff_jitter),
+        ("queue.pacing_jitter", cfg.queue.pacing_jitter),
+    ):
+        if value > 1:
+            raise ConfigError(f"{name}: must be a fraction from 0 to 1, got {value!r}")
+    for name, value in (
+        ("connection.backoff_multiplier", cfg.connection.backoff_multiplier),
+        ("queue.retry_multiplier", cfg.queue.retry_multiplier),
+        ("conflict.cooldown_multiplier", cfg.conflict.cooldown_multiplier),
+        ("breaker.reset_multiplier", cfg.breaker.reset_multiplier),
+    ):
+        if value < 1:
+            raise ConfigError(f"{name}: must be at least 1, got {value!r}")
     if cfg.health.warning_success > cfg.health.healthy_success:
         raise ConfigError("health.warning_success: must not exceed health.healthy_success")
     return cfg

@@ -118,6 +118,13 @@ class Fleet:
         self.supervisor.tell(DeleteChild(instance_id, f))
         return self._wait(f, timeout, "the supervisor")
 
+    def respawn(self, instance_id: str, timeout: float | None = None) -> str:
+        from waz_actors.actors.messages import Respawn
+
+        f: Future[str] = Future()
+        self.supervisor.tell(Respawn(instance_id, f))
+        return self._wait(f, timeout, "the supervisor")
+
     def start(self, instance_id: str, timeout: float | None = None) -> str:
         return self._command(instance_id, "start", {}, timeout)
 

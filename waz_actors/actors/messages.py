@@ -104,3 +104,11 @@ class Wedge:
     """Test hook: block the supervisor's thread, as a deadlock would."""
 
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Respawn:
+    """Replace an instance's actor with one built from its (changed) stored record."""
+
+    instance_id: str
+    reply: Future[str]

@@ -27,6 +27,7 @@ from waz_actors.actors.messages import (
     Ping,
     Pong,
     Probe,
+    Respawn,
     StopAll,
     Sweep,
     Wedge,
@@ -156,6 +157,20 @@ class Supervisor:
         )
         return cancelled
 
+    def respawn(self, instance_id: str) -> str:
+        """Stop the child (its session closes, its queue stays durable), start a fresh one."""
+        rec = self.d.store.get_instance(instance_id)
+        if rec is None:
+            raise NotFound(f"no instance {instance_id!r}")
+        ref = self.children.pop(instance_id)
+        if ref is not None:
+            try:
+                ref.stop(block=True, timeout=self.d.cfg.control.ask_timeout)
+            except pykka.Timeout:
+                logger.bind(instance=instance_id).error("did not stop in time; replacing anyway")
+        self._spawn(rec)
+        return instance_id
+
     def child_failed(self, msg: ChildFailed) -> None:
         ref = self.children.get(msg.instance_id)
         if ref is None or ref.actor_urn != msg.actor_urn:
@@ -275,6 +290,8 @@ class SupervisorActor(pykka.ThreadingActor):
         elif isinstance(message, Wedge):
             logger.warning("supervisor wedged on purpose for {:g} s", message.seconds)
             time.sleep(message.seconds)
+        elif isinstance(message, Respawn):
+            _reply(message.reply, self.sup.respawn, message.instance_id)
         elif isinstance(message, StopAll):
             _reply(message.reply, self.sup.stop_all, message.timeout)
         else:
