@@ -181,3 +181,21 @@ def test_cancelled_future_is_skipped(store: Store) -> None:
     held.result(5)
     store.flush(5)
     assert store.totals()["queued"] == 0 and store.pending_count("i1") == 0
+
+
+def test_sync_write_from_a_done_callback_is_refused(store: Store) -> None:
+    seen: list[BaseException] = []
+    done = threading.Event()
+
+    def callback(f: Future[Any]) -> None:
+        try:
+            store.recover_sending()  # would wait on the thread that runs this callback
+        except RuntimeError as e:
+            seen.append(e)
+        done.set()
+
+    store.enqueue(message(), max_queue=10).add_done_callback(callback)
+    assert done.wait(5)
+    assert "deadlock" in str(seen[0])
+    store.flush(5)  # the writer is still alive
+    assert store.pending_count("i1") == 1

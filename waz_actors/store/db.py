@@ -228,7 +228,7 @@ class Store:
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted so far is committed."""
-        self.writer.submit(lambda tx: None).result(timeout)
+        self.writer.call(lambda tx: None, timeout)
 
     def stats(self) -> dict[str, int]:
         """Writer figures: commits, ops, batches, largest_batch."""
@@ -266,7 +266,7 @@ class Store:
                 "foreign_keys": tx.conn.execute("PRAGMA foreign_keys").fetchone()[0],
             }
 
-        return self.writer.submit(op).result()
+        return self.writer.call(op)
 
     # -- instances ---------------------------------------------------------------------------
 
@@ -313,7 +313,7 @@ class Store:
                     f"instance {rec.instance_id} already exists", {"instance_id": rec.instance_id}
                 ) from None
 
-        self.writer.submit(op).result()
+        self.writer.call(op)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._read() as conn:
@@ -392,7 +392,7 @@ class Store:
             c.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,))
             return ids
 
-        return self.writer.submit(op).result()
+        return self.writer.call(op)
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -650,7 +650,7 @@ class Store:
             self._set_status(c, ids, "queued", "recovered after restart", now)
             return len(ids)
 
-        return self.writer.submit(op).result()
+        return self.writer.call(op)
 
     def cancel_pending(
         self, instance_id: str, *, status: str = "queued", reason: str = "purged"
@@ -662,9 +662,9 @@ class Store:
                 {"field": "status"},
             )
         now = self.wall()
-        return self.writer.submit(
+        return self.writer.call(
             lambda tx: self._cancel_where(tx, instance_id, (status,), reason, now)
-        ).result()
+        )
 
     def requeue_failed(
         self, instance_id: str, message_ids: list[str] | None, *, max_queue: int
@@ -697,7 +697,7 @@ class Store:
             tx.adjust(instance_id, len(ids))
             return ids
 
-        return self.writer.submit(op).result()
+        return self.writer.call(op)
 
     def totals(self) -> dict[str, int]:
         with self._read() as conn:
@@ -798,9 +798,9 @@ class Store:
 
     def prune_events(self, older_than: float) -> int:
         _need_number(older_than, "older_than")
-        return self.writer.submit(
+        return self.writer.call(
             lambda tx: tx.conn.execute("DELETE FROM events WHERE time < ?", (older_than,)).rowcount
-        ).result()
+        )
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -828,7 +828,7 @@ class Store:
             except sqlite3.IntegrityError:
                 raise Exists("token already exists", {"label": rec.label}) from None
 
-        self.writer.submit(op).result()
+        self.writer.call(op)
 
     def find_token(self, token_hash: str) -> TokenRecord | None:
         with self._read() as conn:
@@ -868,7 +868,7 @@ class Store:
             c.execute("UPDATE tokens SET revoked = 1 WHERE token_hash = ?", (matches[0],))
             return True
 
-        return self.writer.submit(op).result()
+        return self.writer.call(op)
 
     # -- backup ------------------------------------------------------------------------------
 

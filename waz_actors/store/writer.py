@@ -4,7 +4,8 @@ Callers submit an operation (a function of a `Tx`) and get a `concurrent.futures
 writer takes everything queued (up to `batch_max`), runs it in ONE transaction with a SAVEPOINT
 per operation, commits once, and only then resolves the futures. So a resolved future means the
 change is durable, a failing operation rolls back only itself, and N concurrent sends cost one
-fsync instead of N.
+fsync instead of N. Done-callbacks run on the writer thread: keep them short, and never wait on
+another write there.
 
 The writer also owns the per-instance pending counters (queued + sending): operations adjust them
 through their `Tx`, the adjustment becomes visible to later operations of the same batch at once,
@@ -96,6 +97,16 @@ class Writer:
             else:
                 self._queue.put((op, fut))
         return fut
+
+    def call(self, op: Callable[[Tx], T], timeout: float | None = None) -> T:
+        """Submit and wait for the commit.
+
+        Futures resolve on the writer thread, so a done-callback that waited on another write
+        would wait forever: refuse that loudly instead.
+        """
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a synchronous store write from the writer thread would deadlock")
+        return self.submit(op).result(timeout)
 
     def close(self) -> None:
         """Run everything already submitted, then stop the thread."""
