@@ -532,7 +532,6 @@ class Instance:
                 "reason": ev.reason,
             },
         )
-        self.log.warning("440 conflict ({} in window); cooling down {:.0f} s", count, cooldown)
         if self.conflicts.should_trip(now):
             self.breaker.trip(now, f"conflict storm: {count} conflicts in the window")
             self._set_state(S.TRIPPED, f"conflict storm: {count} conflicts", code=440)
@@ -541,6 +540,7 @@ class Instance:
             return
         # Never an immediate reconnect after a 440 (invariant 3).
         wait = max(cooldown, self.throttle.next_allowed(now) - now)
+        self.log.warning("440 conflict ({} in the window); next attempt in {:.0f} s", count, wait)
         self.next_attempt = now + wait
         self._schedule("connect", wait, payload=("cooldown over", False))
         self._set_state(S.COOLDOWN, "stream replaced (440 conflict)", code=440)

@@ -40,11 +40,27 @@ class DemoTraffic:
         self.sent = 0
 
     def start(self) -> None:
+        bus = self.daemon.bus  # type: ignore[attr-defined]
+        self._unsub = bus.subscribe("message.", self._on_status)
+        logger.info(
+            "demo: 3 simulated numbers; a message every {:g} s, a conflict or disconnect "
+            "every few seconds; Ctrl-C drains and stops",
+            self.interval,
+        )
         self._thread.start()
+
+    @staticmethod
+    def _on_status(topic: str, body: dict) -> None:
+        if body.get("status") in ("sent", "failed"):
+            logger.bind(instance=body["instance_id"]).info(
+                "demo: {} {} ({})", body["status"], body["message_id"], body.get("reason", "")
+            )
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        if hasattr(self, "_unsub"):
+            self._unsub()
 
     def _run(self) -> None:
         from waz_actors.actors.fleet import accept_message
@@ -66,7 +82,7 @@ class DemoTraffic:
                 logger.bind(instance=iid).info("demo: queued {}", rec.message_id)
             except WazError as e:
                 logger.bind(instance=iid).warning("demo: not queued: {}", e.message)
-            if tick % 15 == 0:
+            if tick % 6 == 0:
                 victim = self.rand.choice(DEMO_IDS)
                 kind = self.rand.choice(["conflict", "disconnect"])
                 logger.bind(instance=victim).warning("demo: injecting a {}", kind)
