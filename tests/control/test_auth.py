@@ -1,0 +1,88 @@
+"""Tokens: format, hashed storage, the admin token file, revocation."""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from waz_actors.control.auth import Auth, hash_token, new_token, read_admin_token
+from waz_actors.errors import InvalidState, NotFound, Unauthorized
+from waz_actors.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "waz.db")
+    s.open()
+    yield s
+    s.close()
+
+
+def test_token_format() -> None:
+    t = new_token()
+    assert re.fullmatch(r"waz_[A-Za-z0-9_-]{43}", t)
+    assert new_token() != t
+    assert hash_token(t) == hash_token(t) and len(hash_token(t)) == 64
+
+
+def test_admin_token_created_once_mode_0600(tmp_path: Path, store: Store) -> None:
+    state = tmp_path / "state"
+    auth = Auth(store, state)
+    token = auth.ensure_admin_token()
+    path = state / "admin.token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_admin_token(state) == token
+    assert Auth(store, state).ensure_admin_token() == token  # second start: same token
+    ident = auth.authenticate(token)
+    assert ident.admin and ident.tenant is None
+    assert [t.admin for t in store.list_tokens()] == [True]
+
+
+def test_only_hashes_are_stored(tmp_path: Path, store: Store) -> None:
+    auth = Auth(store, tmp_path / "state")
+    admin = auth.ensure_admin_token()
+    made = auth.create("acme", "panel")
+    store.flush()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("waz.db*"))
+    for secret in (admin, made["token"]):
+        assert secret.encode() not in raw
+        assert hash_token(secret).encode() in raw
+
+
+def test_tenant_token_and_revoke(tmp_path: Path, store: Store) -> None:
+    auth = Auth(store, tmp_path / "state")
+    auth.ensure_admin_token()
+    made = auth.create("acme")
+    ident = auth.authenticate(made["token"])
+    assert (ident.tenant, ident.admin) == ("acme", False)
+    assert ident.owns("acme") and not ident.owns("globex")
+    assert auth.revoke(made["token_id"])["revoked"] is True
+    with pytest.raises(Unauthorized):
+        auth.authenticate(made["token"])  # the cache forgets it at once
+    with pytest.raises(NotFound):
+        auth.revoke("ffffffffffff")
+    admin_id = next(t["token_id"] for t in auth.list() if t["admin"])
+    with pytest.raises(InvalidState):
+        auth.revoke(admin_id)
+
+
+@pytest.mark.parametrize("bad", [None, "", "waz_", "token", "waz_" + "x" * 200, new_token()])
+def test_bad_tokens(tmp_path: Path, store: Store, bad: str | None) -> None:
+    auth = Auth(store, tmp_path / "state")
+    auth.ensure_admin_token()
+    with pytest.raises(Unauthorized) as e:
+        auth.authenticate(bad)
+    assert e.value.details == {"field": "token"}
+
+
+def test_admin_token_file_damaged(tmp_path: Path, store: Store) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "admin.token").write_text("hello\n")
+    with pytest.raises(ValueError, match="not a waz token"):
+        Auth(store, state).ensure_admin_token()
+    assert store.list_tokens() == []
