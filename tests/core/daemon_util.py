@@ -26,8 +26,12 @@ def fast_config(tmp: Path, *, instances: int = 0, **sections: dict[str, Any]) ->
         connect_rate=1000.0,
         shutdown_timeout=10.0,
     )
+    # Timeouts stay generous in real time (5 s): a loaded CI machine must not turn a slow
+    # answer into a timeout path the test did not ask for.
     cfg = dataclasses.replace(
         cfg,
+        connection=dataclasses.replace(cfg.connection, timeout=5000.0),
+        queue=dataclasses.replace(cfg.queue, processing_timeout=5000.0),
         daemon=daemon,
         instances=tuple(InstanceConfig(id=f"i{n}", tenant="t1") for n in range(instances)),
     )
