@@ -375,6 +375,31 @@ class Store:
 
         return self.writer.submit(op)
 
+    def update_instance(
+        self, instance_id: str, *, driver: str, tenant: str, settings: dict[str, Any], desired: str
+    ) -> None:
+        """Config reload: new driver, tenant, settings or autostart for an existing instance."""
+        _need_str(driver, "driver")
+        _need_str(tenant, "tenant")
+        if desired not in DESIRED:
+            raise BadRequest(
+                f"desired: must be running or stopped, got {desired!r}", {"field": "desired"}
+            )
+        if not isinstance(settings, dict):
+            raise BadRequest("settings: expected a map", {"field": "settings"})
+        blob = _json(settings, "settings")
+
+        def op(tx: Tx) -> None:
+            cur = tx.conn.execute(
+                "UPDATE instances SET driver = ?, tenant = ?, settings = ?, desired = ?"
+                " WHERE instance_id = ?",
+                (driver, tenant, blob, desired, instance_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"instance {instance_id} not found", {"instance_id": instance_id})
+
+        self.writer.submit(op).result()
+
     def delete_instance(self, instance_id: str, reason: str = "instance deleted") -> list[str]:
         """Cancel every pending message (with history), drop conflicts and the instance row."""
         now = self.wall()
