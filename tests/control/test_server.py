@@ -162,12 +162,12 @@ def test_events_are_published(server: ControlServer) -> None:
 def test_event_bus_never_blocks_on_the_socket(server: ControlServer) -> None:
     assert server.bus is not None
     t0 = time.perf_counter()
-    for i in range(200_000):
+    for i in range(20_000):
         server.bus.publish("message.x.status", {"i": i})
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 2
     wait_until(lambda: server.stats()["pending_events"] == 0)
     st = server.stats()
-    assert st["events_published"] + st["events_dropped"] == 200_000
+    assert st["events_published"] + st["events_dropped"] == 20_000
 
 
 def test_file_modes(server: ControlServer) -> None:
