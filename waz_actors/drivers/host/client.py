@@ -379,6 +379,8 @@ class HostPool:
         for h in hosts:
             if h.ready:
                 self._send_host(h, {"op": "exit"})
+            elif h.proc is not None and h.proc.poll() is None:
+                h.proc.kill()  # still importing the library: nothing to close cleanly
         deadline = time.monotonic() + 2.0
         for h in hosts:
             if h.proc is None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from waz_actors.drivers.base import Connected, DriverEvent, SendResult
+from waz_actors.drivers.base import Connected, Disconnected, DriverEvent, SendResult
 from waz_actors.drivers.host.protocol import TO_HOST, ProtocolError, pack, unpack
 from waz_actors.drivers.whatsmeow_events import map_event, map_qr, to_wire
 
@@ -44,6 +44,16 @@ def remove_db(path: str) -> None:
             os.unlink(path + suffix)
         except FileNotFoundError:
             pass
+
+
+def is_loopback_proxy(proxy: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(proxy).hostname
+    except ValueError:
+        return False
+    return host is not None and (host == "localhost" or host.startswith("127."))
 
 
 def parse_to(to: str) -> tuple[str, str]:
@@ -124,6 +134,14 @@ class Session:
         from neonize.client import NewClient
         from neonize.events import EVENT_TO_INT
 
+        if os.environ.get("WAZ_WHATSMEOW_OFFLINE") and not is_loopback_proxy(self.proxy):
+            # Tests and benchmarks: refuse anything that could dial past this machine.
+            self.emit(
+                Disconnected(
+                    code=None, reason="connect failed: offline mode needs a loopback proxy"
+                )
+            )
+            return False
         Path(self.db).parent.mkdir(parents=True, exist_ok=True)
         with LIB_LOCK:
             client = NewClient(self.db, uuid=f"{self.iid}.{self.gen}")
@@ -149,8 +167,6 @@ class Session:
             self.life.start()
             self.settled.wait()
         if failure:
-            from waz_actors.drivers.base import Disconnected
-
             self.emit(Disconnected(code=None, reason=f"connect failed: {failure[0]}"))
             return False
         return True
