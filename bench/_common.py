@@ -6,6 +6,7 @@ control socket, the event socket), so everything here is about processes and fil
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import signal
@@ -35,7 +36,7 @@ def pct(values: Iterable[float], q: float) -> float | None:
     ordered = sorted(values)
     if not ordered:
         return None
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:
