@@ -66,14 +66,18 @@ class NotifyListener:
 
 
 class DaemonProc:
+    _seq = 0
+
     def __init__(self, tmp: Path, config_text: str, *, watchdog_usec: int | None = 600_000):
+        DaemonProc._seq += 1
+        n = DaemonProc._seq
         self.tmp = tmp
         self.config = tmp / "waz.toml"
         self.config.write_text(config_text)
         self.state = tmp / "state"
         self.run_dir = tmp / "run"
-        self.notify = NotifyListener(tmp / "notify.sock")
-        self.log = tmp / "daemon.log"
+        self.notify = NotifyListener(tmp / f"notify-{n}.sock")
+        self.log = tmp / f"daemon-{n}.log"
         env = dict(os.environ)
         env["NOTIFY_SOCKET"] = str(self.notify.path)
         if watchdog_usec:
