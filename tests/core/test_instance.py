@@ -307,3 +307,35 @@ def test_default_config_is_the_seed(tmp_path: Path) -> None:
     assert cfg.queue.max_size == 100 and cfg.queue.processing_timeout == 30
     assert cfg.connection.timeout == 120 and cfg.connection.keepalive == 45
     assert cfg.daemon.health_sweep == 120
+
+
+def test_processing_timeout_resends_with_the_same_id(bench: Bench) -> None:
+    """A send with no answer within 30 s is an unknown outcome: the session is recycled and
+    the message goes again with its own id (WhatsApp would drop a second copy)."""
+    inst = bench.create()
+    bench.run_until(lambda: online(bench), limit=5)
+    bench.net.inject("i1", "latency", send=100.0)
+    msg = bench.send()
+    bench.run(bench.cfg.queue.processing_timeout + 0.1)
+    assert inst.state == S.BACKOFF
+    assert bench.status_of(msg.message_id) == M.QUEUED
+    assert bench.store.get_message(msg.message_id).attempts == 0  # unknown is not a failure
+    bench.net.inject("i1", "latency", send=0.2)
+    bench.run_until(lambda: bench.status_of(msg.message_id) == M.SENT, limit=3600)
+    assert bench.net.delivered_ids("i1") == [msg.message_id]
+
+
+def test_queue_full_refuses_and_keeps_what_was_accepted(tmp_path: Path) -> None:
+    from waz_actors.errors import QueueFull
+
+    b = Bench(tmp_path, quick_config(max_size=3))
+    try:
+        b.create(desired="stopped")
+        kept = [b.send(f"m{i}") for i in range(3)]
+        with pytest.raises(QueueFull):
+            b.send("one too many")
+        b.command("start")
+        b.run_until(lambda: all(b.status_of(m.message_id) == M.SENT for m in kept), limit=60)
+        assert sorted(b.net.delivered_ids("i1")) == sorted(m.message_id for m in kept)
+    finally:
+        b.close()
