@@ -348,7 +348,7 @@ def test_pairing_by_qr(scheduler: Scheduler, clock: RealClock) -> None:
     rec = Recorder()
     s = net.open_session("A", rec)
     codes = rec.wait_count(QrCode, 3)
-    assert len({c.code for c in codes}) == 3
+    assert len({c.code for c in codes}) == len(codes) >= 3
     assert all(c.expires_in == 5 for c in codes)
     net.complete_pairing("A")
     rec.wait_count(Connected)
