@@ -156,3 +156,8 @@ def test_every_readonly_command_is_registered_readonly() -> None:
         assert REGISTRY.get(name).readonly, name
     for name in REGISTRY.names():
         assert REGISTRY.get(name).readonly == (name in protocol.READONLY_COMMANDS), name
+
+
+def test_empty_array_args_is_no_args() -> None:
+    assert decode_request(req(args=[])).args == {}
+    assert error_of(req(args=[1])).details == {"field": "args"}

@@ -132,8 +132,8 @@ def decode_request(frame: bytes, max_size: int = 1 << 20) -> Request:
     if token is not None and not isinstance(token, str):
         raise fail(BadRequest("token: must be a string", {"field": "token"}))
     args = obj.get("args", {})
-    if args is None:
-        args = {}
+    if args is None or args == []:
+        args = {}  # PHP packs an empty array as a msgpack array: take it as "no arguments"
     if not isinstance(args, dict):
         raise fail(BadRequest("args: must be a map", {"field": "args"}))
     return Request(v=v, id=rid, cmd=cmd, token=token, args=args)

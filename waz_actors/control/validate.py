@@ -158,6 +158,8 @@ def message_status(value: Any) -> str:
 
 def plain_map(max_len: int) -> Callable[[Any], dict[str, Any]]:
     def convert(value: Any) -> dict[str, Any]:
+        if value == []:
+            return {}  # an empty PHP array
         if not isinstance(value, dict):
             raise ArgError(f"expected a map, got {type(value).__name__}")
         if len(value) > max_len:
