@@ -177,3 +177,28 @@ def test_shutting_down_refuses_new_work(admin: Client, daemon: TestDaemon) -> No
     assert admin.ping()["pong"]  # reads still answer while draining
     assert daemon.store.queue_stats("s1")["depth"] == 0
     daemon.fleet.accepting = True
+
+
+def test_daemon_events_reach_subscribers(admin: Client, daemon: TestDaemon) -> None:
+    from waz_actors.control.client import EventStream
+
+    admin.instance_create("sim", "ev1")
+    with EventStream(daemon.cfg.events_endpoint, ["instance.ev1.", "message.ev1."]) as events:
+        # SUB joins asynchronously: poke a state change until the subscription is live
+        def first() -> object:
+            admin.instance_stop("ev1")
+            return events.recv(timeout=0.05)
+
+        topic, body = wait_until(first)
+        assert topic == "instance.ev1.state" and body["instance_id"] == "ev1"
+        online(admin, "ev1")
+        m = admin.message_send("ev1", PHONE, text="x")
+        seen: list[tuple[str, str]] = []
+
+        def sent() -> bool:
+            got = events.recv(timeout=0.5)
+            if got and got[0] == "message.ev1.status":
+                seen.append((got[1]["message_id"], got[1]["status"]))
+            return (m["message_id"], "sent") in seen
+
+        wait_until(sent)
