@@ -779,12 +779,7 @@ class Instance:
         rate = self.success.rate(now)
         depth = len(self.queue)
         online = self.online_total + (now - self.online_at if self.online_at is not None else 0.0)
-        scale = self.cfg.daemon.time_scale
-        next_at = (
-            None
-            if self.next_attempt is None
-            else self.clock.wall() + (self.next_attempt - now) * scale
-        )
+        next_at = None if self.next_attempt is None else self._wall_of(self.next_attempt)
         return InstanceSnapshot(
             instance_id=self.id,
             tenant=self.record.tenant,
@@ -795,9 +790,18 @@ class Instance:
             jid=self.jid,
             last_code=self.last_code,
             last_reason=self.last_reason,
-            breaker=self.breaker.snapshot(now),
-            conflicts=self.conflicts.snapshot(now),
-            throttle=self.throttle.snapshot(now),
+            breaker=self._walls(self.breaker.snapshot(now), ("opened_at", "next_probe_at")),
+            conflicts={
+                **self._walls(self.conflicts.snapshot(now), ("last",)),
+                "times": [
+                    self._wall_of(t)
+                    for t in self.conflicts.times()
+                    if now - t <= self.cfg.conflict.window
+                ],
+            },
+            throttle=self._walls(
+                self.throttle.snapshot(now), ("last_attempt", "last_conflict", "next_allowed")
+            ),
             next_attempt_at=next_at,
             queue_depth=depth,
             in_flight=1 if self.in_flight is not None else 0,
@@ -809,6 +813,16 @@ class Instance:
             connect_attempts=self.connect_attempts,
             online_seconds=online,
         )
+
+    def _wall_of(self, t: float) -> float:
+        """A daemon-clock time as Unix time, which is what clients are shown."""
+        return self.clock.wall() + (t - self.clock.now()) * self.cfg.daemon.time_scale
+
+    def _walls(self, snap: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        for k in keys:
+            if snap.get(k) is not None:
+                snap[k] = self._wall_of(snap[k])
+        return snap
 
     def _publish_snapshot(self) -> None:
         self.d.board.put(self.snapshot())

@@ -20,7 +20,8 @@ def serve(
     from waz_actors.app.notify import Notifier
 
     setup_logging(cfg.daemon.log_level, cfg.daemon.log_format)
-    notifier = Notifier.from_env()
+    # Driver-host subprocesses must not inherit the notify socket (NotifyAccess=main).
+    notifier = Notifier.from_env(unset_environment=True)
     daemon = Daemon(cfg)
     daemon.start()
     svc = Service(daemon, notifier, config_path=config_path, overrides=overrides or {})
