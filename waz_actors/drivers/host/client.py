@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,10 @@ class HostPool:
         self._sock: zmq.Socket[Any] | None = None
         self._seq = 0
         self._next_id = 0
+        # Hosts start one at a time (importing the library is CPU-heavy): the next spawn waits
+        # for the previous host's hello, so 25 hosts do not starve each other's heartbeats.
+        self._spawn_queue: deque[HostInfo] = deque()
+        self._starting: HostInfo | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -176,8 +181,22 @@ class HostPool:
         hid = f"h{self._next_id}"
         self._next_id += 1
         self.hosts[hid] = HostInfo(host_id=hid)
-        self._cmds.put(lambda: self._spawn(self.hosts[hid]))
+        self._cmds.put(lambda: self._request_spawn(self.hosts[hid]))
         return hid
+
+    def _request_spawn(self, h: HostInfo) -> None:
+        if all(q is not h for q in self._spawn_queue):
+            self._spawn_queue.append(h)
+        self._spawn_next()
+
+    def _spawn_next(self) -> None:
+        s = self._starting
+        if s is not None and not s.ready and s.proc is not None and s.proc.poll() is None:
+            return
+        self._starting = None
+        if self._spawn_queue:
+            self._starting = self._spawn_queue.popleft()
+            self._spawn(self._starting)
 
     def _spawn(self, h: HostInfo) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -284,6 +303,7 @@ class HostPool:
         h.last_pong = time.monotonic()
         if op == "hello":
             h.ready = True
+            self._spawn_next()
             backlog, h.backlog = h.backlog, []
             for m in backlog:
                 self._send_host(h, m)
@@ -322,6 +342,7 @@ class HostPool:
                 self._send_host(h, {"op": "ping", "seq": self._seq})
 
     def _check(self, now: float) -> None:
+        self._spawn_next()  # in case the starting host died before its hello
         for h in list(self.hosts.values()):
             if h.proc is None:
                 continue
@@ -372,7 +393,8 @@ class HostPool:
                 inst.connect_deadline = inst.pair_deadline = inst.close_deadline = None
                 inst.listener.on_host_died(inst.gen)
         h.restarts += 1
-        self._spawn(h)
+        h.proc = None
+        self._request_spawn(h)
 
     def _shutdown(self) -> None:
         hosts = list(self.hosts.values())
