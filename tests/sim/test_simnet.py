@@ -19,6 +19,7 @@ from waz_actors.drivers.base import (
     PairCode,
     Paired,
     QrCode,
+    Receipt,
     SendResult,
 )
 from waz_actors.drivers.simnet import FAULT_KINDS, SimNetwork, jid_for
@@ -401,3 +402,14 @@ def test_stats_totals_sum_instances(net: SimNetwork) -> None:
     assert stats["totals"]["connects"] == 2
     assert net.instance_ids() == ["A", "B"]
     assert net.instance_ids(live_only=True) == ["A", "B"]
+
+
+def test_receipts_when_enabled(scheduler: Scheduler, clock: RealClock) -> None:
+    net = SimNetwork(scheduler, clock, receipts=True)
+    s, rec = live(net)
+    s.send(msg("M1"))
+    assert rec.wait_count(Receipt)[0] == Receipt("M1", "delivered")
+    events = rec.snapshot()
+    assert events.index(SendResult("M1", ok=True, wa_id="M1")) < events.index(
+        Receipt("M1", "delivered")
+    )

@@ -48,6 +48,7 @@ from waz_actors.drivers.base import (
     PairCode,
     Paired,
     QrCode,
+    Receipt,
     SendResult,
     Sink,
 )
@@ -207,6 +208,7 @@ class SimNetwork:
         qr_interval: float = 20.0,
         lost_ack_delivery_rate: float = 0.5,
         auto_pair: bool = True,
+        receipts: bool = False,
         rand: random.Random | None = None,
     ) -> None:
         for name, value in (
@@ -225,11 +227,13 @@ class SimNetwork:
         self.qr_interval = float(qr_interval)
         self.lost_ack_delivery_rate = float(lost_ack_delivery_rate)
         self.auto_pair = auto_pair
+        self.receipts = receipts  # emit Receipt("delivered") a send latency after each ok
         self.rand = rand if rand is not None else random.Random()
         self._lock = threading.Lock()
         self._instances: dict[str, _Instance] = {}
         self._delivered: set[str] = set()
-        self._log: list[dict[str, Any]] = []
+        # (message_id, instance_id, to, wall time): tuples, as benchmarks deliver millions
+        self._log: list[tuple[str, str, str, float]] = []
         self._faults: dict[str, int] = {}
         self._session_ids = itertools.count(1)
 
@@ -356,11 +360,14 @@ class SimNetwork:
 
     def delivered_ids(self, instance_id: str) -> list[str]:
         with self._lock:
-            return [e["message_id"] for e in self._log if e["instance_id"] == instance_id]
+            return [mid for mid, iid, _, _ in self._log if iid == instance_id]
 
     def delivered_log(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(e) for e in self._log]
+            log = list(self._log)
+        return [
+            {"message_id": mid, "instance_id": iid, "to": to, "time": t} for mid, iid, to, t in log
+        ]
 
     def instance_ids(self, *, live_only: bool = False) -> list[str]:
         with self._lock:
@@ -486,6 +493,12 @@ class SimNetwork:
         mid = message.message_id
         if session.state == LIVE:
             self._record(inst, message)
+            if self.receipts:
+                receipt = Receipt(mid, "delivered")
+                self._later(
+                    self._latency(inst, "send"),
+                    lambda: [(session, receipt)] if session.live else [],
+                )
             return [(session, SendResult(mid, ok=True, wa_id=mid))]
         # The session dropped with the answer in flight: the outcome is unknown to the daemon.
         inst.stats.lost_acks += 1
@@ -500,14 +513,7 @@ class SimNetwork:
             return
         self._delivered.add(message.message_id)
         inst.stats.delivered += 1
-        self._log.append(
-            {
-                "message_id": message.message_id,
-                "instance_id": inst.instance_id,
-                "to": message.to,
-                "time": self.clock.wall(),
-            }
-        )
+        self._log.append((message.message_id, inst.instance_id, message.to, self.clock.wall()))
 
     def _logout(self, session: SimSession) -> None:
         with self._lock:

@@ -119,6 +119,9 @@ def _pack(body: Mapping[str, Any]) -> bytes:
     return msgpack.packb(body, use_bin_type=True)
 
 
+_HOST = socket.gethostname()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -145,7 +148,7 @@ class _Owner:
     def alive(self) -> bool:
         if self.gone or time.monotonic() - self.last_seen > self.ttl:
             return False
-        if self.pid is not None and self.host == socket.gethostname():
+        if self.pid is not None and self.host == _HOST:
             return _pid_alive(self.pid)
         return True
 
@@ -195,6 +198,8 @@ class SimServer:
         self._thread.start()
 
     def stop(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake()
         if self._thread is not None:
@@ -468,7 +473,7 @@ class RemoteSimNetwork:
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
-        self._hello = {"pid": os.getpid(), "host": socket.gethostname()}
+        self._hello = {"pid": os.getpid(), "host": _HOST}
         self._outq.put(_pack({"op": "hello", **self._hello}))
         self._thread = threading.Thread(target=self._run, name="sim-client", daemon=True)
         self._thread.start()
