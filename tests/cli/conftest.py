@@ -129,3 +129,16 @@ def later(delay_until: Callable[[], Any], action: Callable[[], Any]) -> threadin
     t = threading.Thread(target=body, daemon=True)
     t.start()
     return t
+
+
+def someone_else_called(admin: Client) -> Callable[[], bool]:
+    """A predicate that turns true once another client (the CLI under test) has sent the
+    daemon a request: commands that follow events subscribe before their first request, so
+    from then on an injected fault cannot go unseen."""
+    base = admin.daemon_status()["control"]["received"]  # counts this call too
+    own = itertools.count(1)
+
+    def check() -> bool:
+        return admin.daemon_status()["control"]["received"] > base + next(own)
+
+    return check

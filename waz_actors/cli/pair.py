@@ -3,6 +3,7 @@ has linked the device, or print the pairing code with --phone."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ POLL = 1.0  # seconds between state reads, in case the event socket dropped the 
 def render_qr(code: str) -> None:
     import segno
 
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     if out.isatty():
         out.write("\x1b[2J\x1b[H")  # replace the previous code on screen
     segno.make(code).terminal(out=out, compact=True)
@@ -46,21 +47,22 @@ def render_qr(code: str) -> None:
 @connection_options
 def pair(conn: Conn, instance_id: str, phone: str | None, wait: float, as_json: bool) -> None:
     """Link a phone: render the QR in the terminal until paired (or --phone for a code)."""
-    if phone:
-        data = conn.call(lambda c: c.instance_pair(instance_id, phone))
-        if as_json:
-            emit_json({"instance_id": instance_id, **data})
-        else:
-            click.echo(data.get("code", ""))
-            click.echo("enter it on the phone: Linked devices > Link with phone number", err=True)
-        return
-
     from waz_actors.control.client import EventStream
 
     with daemon_errors(conn):
         # Subscribe before asking, so no fresh code is published unseen.
         events = EventStream(conn.events_endpoint, [f"instance.{instance_id}."])
     try:
+        if phone:
+            code = _pair_code(conn, events, instance_id, phone, wait)
+            if as_json:
+                emit_json({"instance_id": instance_id, "code": code})
+            else:
+                click.echo(code)
+                click.echo(
+                    "enter it on the phone: Linked devices > Link with phone number", err=True
+                )
+            return
         first = conn.call(lambda c: c.instance_pair(instance_id))
         result = _follow(conn, events, instance_id, first, wait, as_json)
     finally:
@@ -71,6 +73,24 @@ def pair(conn: Conn, instance_id: str, phone: str | None, wait: float, as_json: 
         click.echo(f"paired: {instance_id} is online as {result.get('jid') or '?'}")
     if not result["paired"]:
         raise fail(f"pairing {instance_id}: {result['reason']}")
+
+
+def _pair_code(conn: Conn, events: Any, instance_id: str, phone: str, wait: float) -> str:
+    """Ask for a pairing code. A fresh pairing session may answer with its first QR code
+    before the phone-number request is through; then ask again (the daemon forwards the
+    request to the pairing session) and take the code from the answer or the event."""
+    deadline = time.monotonic() + wait
+    with Spinner("asking for a pairing code"):
+        while time.monotonic() < deadline:
+            data = conn.call(lambda c: c.instance_pair(instance_id, phone))
+            if data.get("code"):
+                return str(data["code"])
+            settle = min(deadline, time.monotonic() + 0.5)
+            while (left := settle - time.monotonic()) > 0:
+                ev = events.recv(left)
+                if ev is not None and ev[0].endswith(".qr") and ev[1].get("code"):
+                    return str(ev[1]["code"])
+    raise fail(f"pairing {instance_id}: no pairing code within {wait:g} s")
 
 
 def _follow(
