@@ -133,7 +133,9 @@ class Daemon:
                 from waz_actors.drivers.host import HostPool
                 from waz_actors.drivers.whatsmeow import make_whatsmeow_factory
 
-                pool = HostPool(self.cfg, self.cfg.runtime_dir, self.cfg.state_dir)
+                pool = HostPool(
+                    self.cfg, self.cfg.runtime_dir, self.cfg.state_dir, clock=self.clock
+                )
                 pool.start()
                 self.host_pool = pool
                 self._wm_factory = make_whatsmeow_factory(pool)
