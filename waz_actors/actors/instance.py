@@ -337,12 +337,18 @@ class Instance:
             state_dir=str(self.cfg.state_dir),
             sink=lambda ev, gen=gen: self.post(FromDriver(gen, ev)),
         )
-        self.driver = self.d.drivers[self.record.driver](ctx)
-        self._set_state(S.CONNECTING, why)
-        self._schedule("connect_timeout", self.cfg.connection.timeout)
-        self.driver.connect()
-        if self.pair_phone:
-            self.driver.request_pair_code(self.pair_phone)
+        try:
+            self.driver = self.d.drivers[self.record.driver](ctx)
+            self._set_state(S.CONNECTING, why)
+            self._schedule("connect_timeout", self.cfg.connection.timeout)
+            self.driver.connect()
+            if self.pair_phone:
+                self.driver.request_pair_code(self.pair_phone)
+        except Exception as e:
+            # A broken driver is a failed attempt (backoff, then the breaker), not a crash loop.
+            self.log.exception("driver {} failed to connect", self.record.driver)
+            self._alarm("driver_error", f"driver {self.record.driver} failed: {e}")
+            self._connection_failed(f"driver error: {e}")
 
     def _wait_then_connect(
         self, delay: float, state: S, reason: str, *, gated: bool = False

@@ -130,7 +130,7 @@ class Daemon:
         """Driver hosts start on the first whatsmeow instance, not for sim-only daemons."""
         with self._pool_lock:
             if self.host_pool is None:
-                from waz_actors.drivers.host import HostPool
+                from waz_actors.drivers.host.client import HostPool
                 from waz_actors.drivers.whatsmeow import make_whatsmeow_factory
 
                 pool = HostPool(
