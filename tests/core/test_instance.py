@@ -339,3 +339,19 @@ def test_queue_full_refuses_and_keeps_what_was_accepted(tmp_path: Path) -> None:
         assert sorted(b.net.delivered_ids("i1")) == sorted(m.message_id for m in kept)
     finally:
         b.close()
+
+
+def test_a_driver_that_raises_is_a_failed_attempt(tmp_path: Path) -> None:
+    b = Bench(tmp_path)
+
+    def broken(ctx):
+        raise OSError("cannot start driver host")
+
+    b.deps.drivers["sim"] = broken
+    try:
+        inst = b.create()
+        assert inst.state == S.BACKOFF
+        assert any(t == "daemon.alarm" and x["kind"] == "driver_error" for t, x in b.events)
+        b.run_until(lambda: inst.state == S.TRIPPED, limit=24 * 3600)
+    finally:
+        b.close()
