@@ -370,3 +370,16 @@ def test_standalone_process(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
+
+
+def test_a_burst_loses_no_answer(client: Callable[[], RemoteSimNetwork]) -> None:
+    """Past ZeroMQ's default high-water mark (1000) a ROUTER would drop answers silently."""
+    a = client()
+    rec = Recorder()
+    s = a.open_session("A", rec)
+    rec.wait_count(Connected)
+    for i in range(3000):
+        s.send(msg(f"M{i}"))
+    results = rec.wait_count(SendResult, 3000, timeout=8)
+    assert len({r.message_id for r in results}) == 3000 and all(r.ok for r in results)
+    assert a.stats()["totals"]["delivered"] == 3000

@@ -181,6 +181,10 @@ class SimServer:
     def start(self) -> None:
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
+        # No high-water mark: a ROUTER silently drops frames past it, and a lost SendResult
+        # would look like a network fault the simulator never injected.
+        router.setsockopt(zmq.SNDHWM, 0)
+        router.setsockopt(zmq.RCVHWM, 0)
         try:
             router.bind(self._endpoint)
         except zmq.ZMQError as exc:
@@ -451,6 +455,8 @@ class RemoteSimNetwork:
         self._ctx = zmq.Context()
         self._dealer = self._ctx.socket(zmq.DEALER)
         self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.setsockopt(zmq.SNDHWM, 0)  # never drop or block: see SimServer.start
+        self._dealer.setsockopt(zmq.RCVHWM, 0)
         try:
             self._dealer.connect(endpoint)
         except zmq.ZMQError as exc:
