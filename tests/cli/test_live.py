@@ -4,9 +4,13 @@ through the CLI (`sim fault`) or the client while they run."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 
-from tests.cli.conftest import Cli, later, someone_else_called, wait_until
+from tests.cli.conftest import Cli, CliDaemon, later, someone_else_called, wait_until
 from waz_actors.control.client import Client
 
 TO = "6281234567890"
@@ -129,3 +133,31 @@ def test_sim_stats(run: Cli, fresh: Callable[..., str]) -> None:
     assert "(total)" in run("sim", "stats").stdout
     assert "bad_request" in run("sim", "fault", iid, "meteor", code=1).stderr
     run("sim", "fault", iid, "ban", "--param", "oops", code=2)
+
+
+def test_watch_exits_cleanly_on_ctrl_c(daemon: CliDaemon, fresh: Callable[..., str]) -> None:
+    iid = fresh()
+    env = {
+        **os.environ,
+        "WAZ_ENDPOINT": daemon.cfg.control_endpoint,
+        "WAZ_STATE_DIR": str(daemon.cfg.state_dir),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waz_actors", "watch", iid, "--refresh", "0.05"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("-- ")  # the first table is out: it is live
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert iid in out and "AVAIL" in out

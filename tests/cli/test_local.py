@@ -143,3 +143,22 @@ def test_status_json_subprocess_imports_no_daemon_internals(daemon: CliDaemon) -
     for heavy in ("loguru", "pykka", "neonize", "waz_actors.store", "waz_actors.actors"):
         assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
     assert "zmq" in modules  # the measurement itself worked
+
+
+def test_shell_completion_bash_and_zsh() -> None:
+    script = Path(PY).with_name("waz-actors")
+    assert script.exists(), "the console script is installed with the package"
+    env = {**os.environ, "_WAZ_ACTORS_COMPLETE": "bash_source"}
+    out = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=20)
+    assert "_waz_actors_completion()" in out.stdout
+    env = {**os.environ, "_WAZ_ACTORS_COMPLETE": "zsh_source"}
+    out = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=20)
+    assert out.stdout.startswith("#compdef waz-actors")
+    env = {
+        **os.environ,
+        "_WAZ_ACTORS_COMPLETE": "bash_complete",
+        "COMP_WORDS": "waz-actors queue p",
+        "COMP_CWORD": "2",
+    }
+    out = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=20)
+    assert out.stdout.split() == ["plain,purge"]
