@@ -15,7 +15,7 @@ from pathlib import Path
 
 import zmq.auth
 
-from tests.cli.conftest import Cli, CliDaemon, wait_until
+from tests.cli.conftest import Cli, CliDaemon, start_daemon, wait_until
 from waz_actors.control.client import Client
 
 PY = sys.executable
@@ -162,3 +162,35 @@ def test_shell_completion_bash_and_zsh() -> None:
     }
     out = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=20)
     assert out.stdout.split() == ["plain,purge"]
+
+
+def test_curve_keys_from_keys_generate_reach_a_tcp_daemon(short_dir: Path) -> None:
+    keys, clients = short_dir / "keys", short_dir / "clients"
+    clients.mkdir()
+    run = Cli({})
+    run("keys", "generate", "--dir", str(keys), "--name", "server")
+    run("keys", "generate", "--dir", str(clients), "--name", "ops")
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    d = start_daemon(
+        short_dir / "curve",
+        control={
+            "tcp_endpoints": (endpoint,),
+            "curve_secret_key_file": str(keys / "server.key_secret"),
+            "curve_clients_dir": str(clients),
+        },
+    )
+    try:
+        token = (d.cfg.state_dir / "admin.token").read_text().strip()
+        cli = Cli({"WAZ_ENDPOINT": endpoint, "WAZ_TOKEN": token})
+        ok = cli("status", "--json", "--server-key", str(keys / "server.key"),
+                 "--client-key", str(clients / "ops.key_secret"))  # fmt: skip
+        assert json.loads(ok.stdout)["instances"] == 2
+        # A key pair the server does not know is not let in: no reply, exit 3.
+        run("keys", "generate", "--dir", str(keys), "--name", "stranger")
+        cli("status", "--timeout", "0.3", "--server-key", str(keys / "server.key"),
+            "--client-key", str(keys / "stranger.key_secret"), code=3)  # fmt: skip
+        cli("status", "--server-key", str(keys / "server.key"), code=2)  # half a key pair
+        cli("status", "--server-key", str(keys / "nope.key"),
+            "--client-key", str(clients / "ops.key_secret"), code=2)  # fmt: skip
+    finally:
+        d.stop(timeout=5)
