@@ -373,7 +373,7 @@ def test_standalone_process(tmp_path: Path) -> None:
 
 
 def test_a_burst_loses_no_answer(client: Callable[[], RemoteSimNetwork]) -> None:
-    """Past ZeroMQ's default high-water mark (1000) a ROUTER would drop answers silently."""
+    """Every send of a burst larger than ZeroMQ's default high-water mark (1000) is answered."""
     a = client()
     rec = Recorder()
     s = a.open_session("A", rec)
