@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.control.conftest import TestDaemon, online
+from tests.control.conftest import TestDaemon, online, wait_until
 from waz_actors.control.client import Client, ClientError
 
 PHONE = "5511999999999"
@@ -29,6 +29,7 @@ def two_tenants(
     online(admin, "globex-1")
     admin.sim_fault("globex-1", "send_fail", permanent=True)
     mid = globex.message_send("globex-1", PHONE, text="secret")["message_id"]
+    wait_until(lambda: globex.message_get(mid)["status"] == "failed")  # settled: nothing moves
     return acme, globex, mid
 
 

@@ -223,9 +223,9 @@ class ControlServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Refuse new requests (shutting_down), finish those in flight, close the sockets."""
-        self._accepting = False
         deadline = time.monotonic() + timeout
         with self._inflight_cv:
+            self._accepting = False
             self._inflight_cv.wait_for(
                 lambda: self._inflight == 0, timeout=max(0.0, deadline - time.monotonic())
             )
@@ -351,13 +351,6 @@ class ControlServer:
         if cmd.admin and not identity.admin:
             raise Unauthorized(f"{cmd.name} needs the admin token", {"field": "token"})
         args = cmd.parse_args(req.args)
-        heavy = cmd.blocking or not cmd.readonly
-        if heavy and self._inflight >= self._max_inflight:
-            self._stats["busy"] += 1
-            raise Busy(
-                "too many requests in flight; retry later",
-                {"inflight": self._inflight, "max_inflight": self._max_inflight},
-            )
         ctx = Context(
             fleet=self.fleet,
             store=self.store,
@@ -367,21 +360,46 @@ class ControlServer:
             started_at=self._started_at,
             server_stats=self.stats,
         )
-        if cmd.blocking:
-            self._track(sock, envelope, req.id, self._pool.submit(cmd.handler, ctx, **args))
+        if cmd.readonly and not cmd.blocking:
+            self._send(sock, envelope, protocol.ok_reply(req.id, cmd.handler(ctx, **args)))
             return
-        result = cmd.handler(ctx, **args)
+        # Count the request in flight *before* it can start, so stop() never misses it.
+        self._begin()
+        try:
+            if cmd.blocking:
+                result: Any = self._pool.submit(cmd.handler, ctx, **args)
+            else:
+                result = cmd.handler(ctx, **args)
+        except BaseException:
+            self._end(1)
+            raise
         if isinstance(result, Future):
             self._track(sock, envelope, req.id, result)
         else:
+            self._end(1)
             self._send(sock, envelope, protocol.ok_reply(req.id, result))
+
+    def _begin(self) -> None:
+        with self._inflight_cv:
+            # Checked under the lock stop() takes, so a request is either refused or waited for.
+            if not self._accepting:
+                raise ShuttingDown("the daemon is shutting down")
+            if self._inflight >= self._max_inflight:
+                self._stats["busy"] += 1
+                raise Busy(
+                    "too many requests in flight; retry later",
+                    {"inflight": self._inflight, "max_inflight": self._max_inflight},
+                )
+            self._inflight += 1
+
+    def _end(self, n: int) -> None:
+        with self._inflight_cv:
+            self._inflight -= n
+            self._inflight_cv.notify_all()
 
     def _track(
         self, sock: zmq.Socket[Any], envelope: Envelope, rid: str | int, fut: Future[Any]
     ) -> None:
-        with self._inflight_cv:
-            self._inflight += 1
-
         def done(f: Future[Any]) -> None:
             # Runs on the thread that resolved the future (store writer, pool worker): build
             # the reply here so the loop only has to send bytes.
@@ -405,9 +423,7 @@ class ControlServer:
             self._send(sock, envelope, reply)
             n += 1
         if n:
-            with self._inflight_cv:
-                self._inflight -= n
-                self._inflight_cv.notify_all()
+            self._end(n)
 
     def _send(
         self, sock: zmq.Socket[Any], envelope: Envelope, reply: bytes, *, error: bool = False
