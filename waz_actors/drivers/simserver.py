@@ -132,6 +132,59 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class _Mailbox:
+    """Items for an I/O thread from any thread: a queue, plus an inproc wake-up socket.
+
+    ZeroMQ sockets belong to one thread, so other threads never touch the I/O socket; they queue
+    the item and, unless a wake-up is already on its way, poke the I/O thread's poller.
+    """
+
+    def __init__(self, ctx: zmq.Context) -> None:
+        addr = f"inproc://sim-mailbox-{uuid.uuid4().hex}"
+        self.socket = ctx.socket(zmq.PULL)  # registered in the I/O thread's poller
+        self.socket.bind(addr)
+        self._tx = ctx.socket(zmq.PUSH)
+        self._tx.setsockopt(zmq.LINGER, 0)
+        self._tx.connect(addr)
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._woken = False
+        self._closed = False
+
+    def put(self, item: Any) -> None:
+        self._queue.put(item)
+        self.wake()
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._woken or self._closed:
+                return
+            self._woken = True
+            try:
+                self._tx.send(b"", zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self._woken = False
+
+    def drain(self) -> list[Any]:
+        """I/O thread only: everything queued so far, in order."""
+        while self.socket.poll(0):
+            self.socket.recv()
+        with self._lock:
+            self._woken = False  # items queued from now on send a new wake-up
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._tx.close(linger=0)
+        self.socket.close(linger=0)
+
+
 # --- server -----------------------------------------------------------------------------------
 
 
@@ -167,11 +220,7 @@ class SimServer:
         self._endpoint = endpoint
         self._ctx = zmq.Context()
         self._router: zmq.Socket | None = None
-        self._wake_addr = f"inproc://simserver-wake-{uuid.uuid4().hex}"
-        self._wake_rx: zmq.Socket | None = None
-        self._wake_tx: zmq.Socket | None = None
-        self._wake_lock = threading.Lock()
-        self._outq: queue.SimpleQueue[tuple[bytes, bytes]] = queue.SimpleQueue()
+        self._mailbox: _Mailbox | None = None  # (identity, frame) pairs to send
         self._owners: dict[bytes, _Owner] = {}
         self._sessions: dict[str, tuple[bytes, SimSession]] = {}
         self._stop = threading.Event()
@@ -193,11 +242,7 @@ class SimServer:
             raise OSError(f"sim server cannot bind {self._endpoint}: {exc}") from exc
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._router = router
-        self._wake_rx = self._ctx.socket(zmq.PULL)
-        self._wake_rx.bind(self._wake_addr)
-        self._wake_tx = self._ctx.socket(zmq.PUSH)
-        self._wake_tx.setsockopt(zmq.LINGER, 0)
-        self._wake_tx.connect(self._wake_addr)
+        self._mailbox = _Mailbox(self._ctx)
         self._thread = threading.Thread(target=self._run, name="sim-server", daemon=True)
         self._thread.start()
 
@@ -205,12 +250,14 @@ class SimServer:
         if self._stop.is_set():
             return
         self._stop.set()
-        self._wake()
+        if self._mailbox is not None:
+            self._mailbox.wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for sock in (self._router, self._wake_rx, self._wake_tx):
-            if sock is not None:
-                sock.close(linger=0)
+        if self._mailbox is not None:
+            self._mailbox.close()
+        if self._router is not None:
+            self._router.close(linger=0)
         self._ctx.term()
 
     def live_owners(self) -> int:
@@ -220,20 +267,13 @@ class SimServer:
     # --- I/O thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        assert self._router is not None and self._wake_rx is not None
+        assert self._router is not None and self._mailbox is not None
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
-        poller.register(self._wake_rx, zmq.POLLIN)
+        poller.register(self._mailbox.socket, zmq.POLLIN)
         while not self._stop.is_set():
             ready = dict(poller.poll(500))
-            if self._wake_rx in ready:
-                while self._wake_rx.poll(0):
-                    self._wake_rx.recv()
-            while True:
-                try:
-                    identity, payload = self._outq.get_nowait()
-                except queue.Empty:
-                    break
+            for identity, payload in self._mailbox.drain():
                 self._router.send_multipart([identity, payload])
             if self._router in ready:
                 while self._router.poll(0):
@@ -244,18 +284,10 @@ class SimServer:
                         self.bad_requests += 1
                         logger.exception("sim server: request failed")
 
-    def _wake(self) -> None:
-        with self._wake_lock:
-            if self._wake_tx is not None:
-                try:
-                    self._wake_tx.send(b"", zmq.NOBLOCK)
-                except zmq.Again:
-                    pass  # wake-ups are already queued
-
     def _push(self, identity: bytes, body: Mapping[str, Any]) -> None:
         """Queue a frame for a client; any thread."""
-        self._outq.put((identity, _pack(body)))
-        self._wake()
+        if self._mailbox is not None:
+            self._mailbox.put((identity, _pack(body)))
 
     def _handle(self, frames: list[bytes]) -> None:
         if len(frames) != 2:
@@ -463,15 +495,8 @@ class RemoteSimNetwork:
             self._dealer.close()
             self._ctx.term()
             raise ValueError(f"bad sim server endpoint {endpoint!r}: {exc}") from exc
-        wake_addr = f"inproc://remote-sim-wake-{uuid.uuid4().hex}"
-        self._wake_rx = self._ctx.socket(zmq.PULL)
-        self._wake_rx.bind(wake_addr)
-        self._wake_tx = self._ctx.socket(zmq.PUSH)
-        self._wake_tx.setsockopt(zmq.LINGER, 0)
-        self._wake_tx.connect(wake_addr)
-        self._wake_lock = threading.Lock()
         # Outgoing frames (bytes) and local callbacks (post) for the I/O thread, in order.
-        self._outq: queue.SimpleQueue[bytes | Callable[[], None]] = queue.SimpleQueue()
+        self._mailbox = _Mailbox(self._ctx)
         self._sessions: dict[str, RemoteSimSession] = {}
         self._sessions_lock = threading.Lock()
         self._rids = itertools.count(1)
@@ -480,7 +505,7 @@ class RemoteSimNetwork:
         self._stop = threading.Event()
         self._closed = False
         self._hello = {"pid": os.getpid(), "host": _HOST}
-        self._outq.put(_pack({"op": "hello", **self._hello}))
+        self._mailbox.put(_pack({"op": "hello", **self._hello}))
         self._thread = threading.Thread(target=self._run, name="sim-client", daemon=True)
         self._thread.start()
 
@@ -528,12 +553,12 @@ class RemoteSimNetwork:
             return
         self._closed = True
         if bye:
-            self._outq.put(_pack({"op": "bye"}))
+            self._mailbox.put(_pack({"op": "bye"}))
         self._stop.set()
-        self._wake()
+        self._mailbox.wake()
         self._thread.join(timeout=5)
-        for sock in (self._dealer, self._wake_rx, self._wake_tx):
-            sock.close(linger=0)
+        self._mailbox.close()
+        self._dealer.close(linger=0)
         self._ctx.term()
 
     # --- internals ----------------------------------------------------------------------------
@@ -554,15 +579,7 @@ class RemoteSimNetwork:
     def _enqueue(self, item: bytes | Callable[[], None]) -> None:
         if self._closed:
             raise RuntimeError("remote sim network is closed")
-        self._outq.put(item)
-        self._wake()
-
-    def _wake(self) -> None:
-        with self._wake_lock:
-            try:
-                self._wake_tx.send(b"", zmq.NOBLOCK)
-            except (zmq.Again, zmq.ZMQError):
-                pass  # already woken, or shutting down
+        self._mailbox.put(item)
 
     def _call(self, op: str, **args: Any) -> Any:
         rid = next(self._rids)
@@ -586,19 +603,12 @@ class RemoteSimNetwork:
     def _run(self) -> None:
         poller = zmq.Poller()
         poller.register(self._dealer, zmq.POLLIN)
-        poller.register(self._wake_rx, zmq.POLLIN)
+        poller.register(self._mailbox.socket, zmq.POLLIN)
         hb = _pack({"op": "hb", **self._hello})
         last_sent = 0.0
         while True:
             ready = dict(poller.poll(int(self.heartbeat * 1000)))
-            if self._wake_rx in ready:
-                while self._wake_rx.poll(0):
-                    self._wake_rx.recv()
-            while True:
-                try:
-                    item = self._outq.get_nowait()
-                except queue.Empty:
-                    break
+            for item in self._mailbox.drain():
                 if isinstance(item, bytes):
                     self._dealer.send(item)
                     last_sent = time.monotonic()
