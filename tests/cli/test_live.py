@@ -161,3 +161,10 @@ def test_watch_exits_cleanly_on_ctrl_c(daemon: CliDaemon, fresh: Callable[..., s
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert iid in out and "AVAIL" in out
+
+
+def test_event_commands_need_an_events_endpoint_for_tcp(run: Cli) -> None:
+    r = run("watch", "--endpoint", "tcp://127.0.0.1:9", "--duration", "0.1", code=2)
+    assert "--events-endpoint" in r.stderr
+    r = run("probe", "i0", TO, "--endpoint", "tcp://127.0.0.1:9", code=2)
+    assert "WAZ_EVENTS_ENDPOINT" in r.stderr
