@@ -369,6 +369,12 @@ class SimNetwork:
             {"message_id": mid, "instance_id": iid, "to": to, "time": t} for mid, iid, to, t in log
         ]
 
+    def session_states(self, instance_id: str) -> list[str]:
+        """States of the instance's open sessions, oldest first (diagnostics, invariant checks)."""
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            return [session.state for session in inst.sessions] if inst else []
+
     def instance_ids(self, *, live_only: bool = False) -> list[str]:
         with self._lock:
             return sorted(
