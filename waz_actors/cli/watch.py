@@ -75,7 +75,7 @@ def watch(
     try:
         _poll(conn, board, wanted, started)
         if once:
-            _finish(board, as_json)
+            _finish(board, as_json, 0, started)  # a snapshot: no availability to speak of
             return
         if not as_json:
             click.echo(_figures(board, time.monotonic()))
@@ -111,8 +111,8 @@ def watch(
     _finish(board, as_json, events)
 
 
-def _finish(board: Board, as_json: bool, events: int = 0) -> None:
-    now = time.monotonic()
+def _finish(board: Board, as_json: bool, events: int = 0, now: float | None = None) -> None:
+    now = time.monotonic() if now is None else now
     if as_json:
         emit_json({**board.to_dict(now), "events_seen": events})
     else:
