@@ -101,7 +101,8 @@ def test_explicit_flags_beat_the_environment(daemon: CliDaemon) -> None:
 def test_config_file_gives_endpoint_and_state_dir(daemon: CliDaemon, tmp_path: Path) -> None:
     conf = tmp_path / "waz.toml"
     conf.write_text(
-        f'[daemon]\nstate_dir = "{daemon.cfg.state_dir}"\nruntime_dir = "{daemon.cfg.runtime_dir}"\n'
+        f'[daemon]\nstate_dir = "{daemon.cfg.state_dir}"\n'
+        f'runtime_dir = "{daemon.cfg.runtime_dir}"\n'
     )
     out = Cli({"WAZ_CONFIG": str(conf)})("status", "--json")
     assert json.loads(out.stdout)["instances"] >= 2
