@@ -413,3 +413,26 @@ def test_receipts_when_enabled(scheduler: Scheduler, clock: RealClock) -> None:
     assert events.index(SendResult("M1", ok=True, wa_id="M1")) < events.index(
         Receipt("M1", "delivered")
     )
+
+
+def test_runs_on_a_manual_scheduler_deterministically() -> None:
+    """With ManualScheduler + FakeClock nothing happens until the test advances time."""
+    from waz_actors.clock import ManualScheduler
+
+    fake = FakeClock()
+    manual = ManualScheduler(fake)
+    net = SimNetwork(manual, fake, connect_latency=0.5, send_latency=0.2)
+    rec1, rec2 = Recorder(), Recorder()
+    s1 = net.open_session("A", rec1)
+    manual.advance(0.4)
+    assert rec1.snapshot() == []
+    manual.advance(0.1)
+    assert rec1.snapshot() == [Connected(jid_for("A"))]
+    s1.send(msg("M1"))
+    net.open_session("A", rec2)
+    manual.advance(0.5)
+    assert rec1.snapshot()[1:] == [SendResult("M1", ok=True, wa_id="M1"), Conflict()]
+    assert rec2.snapshot() == [Connected(jid_for("A"))]
+    net.inject("A", "ban", duration=100)
+    manual.advance(0)
+    assert rec2.snapshot()[-1] == Banned(until=fake.now() + 100, reason="banned")

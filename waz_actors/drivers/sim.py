@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from waz_actors.clock import Clock, Scheduler
+from waz_actors.clock import Clock
 from waz_actors.config import SimConfig
 from waz_actors.drivers.base import (
     Banned,
@@ -28,7 +28,7 @@ from waz_actors.drivers.base import (
     SendResult,
     Sink,
 )
-from waz_actors.drivers.simnet import SimNetwork, check_message, check_phone
+from waz_actors.drivers.simnet import SimNetwork, TimerScheduler, check_message, check_phone
 
 # Events after which the network has closed the session by itself.
 _SESSION_ENDS = (Conflict, Disconnected, LoggedOut, Banned)
@@ -135,7 +135,7 @@ def make_sim_factory(network: SimNetworkLike) -> DriverFactory:
     return factory
 
 
-def network_from_config(cfg: SimConfig, scheduler: Scheduler, clock: Clock) -> SimNetworkLike:
+def network_from_config(cfg: SimConfig, scheduler: TimerScheduler, clock: Clock) -> SimNetworkLike:
     """The in-process network, or a client of a `simserver` when `sim.endpoint` is set."""
     if cfg.endpoint:
         from waz_actors.drivers.simserver import RemoteSimNetwork

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from waz_actors.clock import Clock, Scheduler, TimerHandle
+from waz_actors.clock import Clock, TimerHandle
 from waz_actors.drivers.base import (
     Banned,
     Conflict,
@@ -83,6 +83,12 @@ CONNECTING = "connecting"
 PAIRING = "pairing"
 LIVE = "live"
 CLOSED = "closed"
+
+
+class TimerScheduler(Protocol):
+    """`waz_actors.clock.Scheduler` (a thread) or `ManualScheduler` (tests advance it)."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
 
 
 class SessionOwner(Protocol):
@@ -200,7 +206,7 @@ class SimNetwork:
 
     def __init__(
         self,
-        scheduler: Scheduler,
+        scheduler: TimerScheduler,
         clock: Clock,
         *,
         connect_latency: float = 0.5,
