@@ -259,6 +259,14 @@ def test_garbage_never_stops_the_server(
             "ok": False,
             "error": "missing field 'instance_id'",
         }
+        unknown = {"message_id": "M8", "to": "x@s.whatsapp.net"}
+        raw.send(msgpack.packb({"op": "send", "sid": "gone", "message": unknown}))
+        frames = []
+        for _ in range(2):
+            assert raw.poll(5000)
+            frames.append(msgpack.unpackb(raw.recv()))
+        assert [f["event"]["type"] for f in frames] == ["SendResult", "Disconnected"]
+        assert frames[0]["event"]["ok"] is False and frames[1]["sid"] == "gone"
         raw.send(msgpack.packb({"op": "stats", "rid": 2}))
         assert raw.poll(5000)
         stats = msgpack.unpackb(raw.recv())["result"]

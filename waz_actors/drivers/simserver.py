@@ -382,9 +382,13 @@ class SimServer:
         m = body["message"]
         message = OutgoingMessage(m["message_id"], m["to"], m.get("text"), m.get("media"))
         entry = self._sessions.get(body["sid"])
-        if entry is None:  # e.g. the server restarted: the session is gone
+        if entry is None:
+            # The session is gone (the server restarted, or it already ended): refuse the send
+            # and tell the daemon its connection is gone, or it would wait online forever.
             result = SendResult(message.message_id, ok=False, error="not connected")
+            gone = Disconnected(code=None, reason="session unknown to the sim server")
             self._push(identity, self._event_frame(body["sid"], result))
+            self._push(identity, self._event_frame(body["sid"], gone))
             return
         entry[1].send(message)
 
