@@ -583,6 +583,7 @@ def report(res: dict[str, Any]) -> str:
             f"seeds: refused (session not open) {base['refused']}, not attempted (process down) "
             f"{base['not_attempted']}, faults fired {base['faults_fired']}"
         )
+    lines.append(f"work files (logs, databases): {res['work_dir']}")
     if ours["lost_ids"]:
         lines.append(f"LOST message ids (first 20): {ours['lost_ids']}")
     return "\n".join(lines)
