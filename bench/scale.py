@@ -35,9 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import msgpack  # noqa: E402
-import zmq  # noqa: E402
-from _common import (  # noqa: E402
+import msgpack
+import zmq
+from _common import (
     Client,
     DaemonProcess,
     config_toml,
