@@ -56,8 +56,9 @@ def reload_config(daemon: Any, config_path: str | None, overrides: dict[str, Any
         if f.name != "instances" and getattr(daemon.cfg, f.name) != getattr(new, f.name)
     ]
     if others:
-        logger.warning("reload: [{}] changed; those settings apply at the next start",
-                       "], [".join(others))
+        logger.warning(
+            "reload: [{}] changed; those settings apply at the next start", "], [".join(others)
+        )
     daemon.cfg = dataclasses.replace(daemon.cfg, instances=new.instances)
     summary = {k: [i.id for i in v] for k, v in steps.items()}
     logger.info("reload done: {}", summary)
@@ -67,7 +68,10 @@ def reload_config(daemon: Any, config_path: str | None, overrides: dict[str, Any
 def _update(daemon: Any, inst: InstanceConfig) -> None:
     desired = "running" if inst.autostart else "stopped"
     daemon.store.update_instance(
-        inst.id, driver=inst.driver, tenant=inst.tenant, settings=dict(inst.settings),
+        inst.id,
+        driver=inst.driver,
+        tenant=inst.tenant,
+        settings=dict(inst.settings),
         desired=desired,
     )
     daemon.fleet.respawn(inst.id)
