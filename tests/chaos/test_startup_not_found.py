@@ -1,11 +1,11 @@
-"""Reproduction: right after (re)start, `message.send` to an existing instance says `not_found`.
+"""Regression: right after (re)start, `message.send` to an existing instance said `not_found`.
 
 Found by the chaos run: after a `kill -9` and restart, a few sends got `not_found` for instances
 that exist in the store (and in the config). The control socket answers as soon as it is bound,
 while the supervisor is still spawning instance actors one by one, and the command looks the
 instance up among the spawned children. A client (a PHP panel) must treat `not_found` as final,
 so these messages are dropped by the client: a loss the daemon caused by answering wrongly.
-Expected: the send is accepted (the instance exists and the message can be queued durably), or
+Now: the send is accepted (the instance exists and the message can be queued durably), or
 at worst a retryable error (`busy`).
 """
 
@@ -18,22 +18,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _common import ClientError, DaemonProcess, config_toml
+from _common import ClientError, DaemonProcess, config_toml, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 N = 300  # enough instances that spawning them all outlasts the first request
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon bug: control answers not_found for existing instances while they spawn",
-)
 def test_send_right_after_start_is_not_not_found(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(
         config_toml(
-            {"daemon": {"connect_rate": 2000.0, "log_level": "WARNING"}},
+            {"daemon": {"connect_rate": 2000.0, "log_level": "WARNING", "time_scale": 0.01}},
             [{"id": f"i{k:04d}", "driver": "sim", "tenant": "t1"} for k in range(N)],
         )
     )
@@ -47,6 +43,11 @@ def test_send_right_after_start_is_not_not_found(tmp_path: Path) -> None:
             assert e.code == "busy", f"existing instance refused with {e.code}: {e.message}"
         else:
             assert reply["status"] == "queued"
+            # ...and it is delivered once that instance's actor has booted and connected.
+            mid = reply["message_id"]
+            wait_until(
+                lambda: client.message_get(mid)["status"] == "sent", 30, "the early send delivered"
+            )
         client.close()
     finally:
         daemon.stop(30)

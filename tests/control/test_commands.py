@@ -45,6 +45,11 @@ def test_instance_lifecycle(admin: Client) -> None:
     assert admin.instance_logout("shop-1") == "logged_out"
     pair = admin.instance_pair("shop-1")
     assert pair["qr"] and pair["expires_at"] > 0
+    # with a phone number the answer is the pairing code, never the QR shown meanwhile
+    admin.instance_logout("shop-1")
+    assert set(admin.instance_pair("shop-1", PHONE)) == {"code"}
+    assert set(admin.instance_pair("shop-1", PHONE)) == {"code"}  # already pairing: a new code
+    assert err(admin.instance_pair, "shop-1", "12ab").code == "bad_request"
 
     deleted = admin.instance_delete(generated)
     assert deleted == {"instance_id": generated, "deleted": True, "cancelled": []}

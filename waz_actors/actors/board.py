@@ -37,6 +37,26 @@ class InstanceSnapshot:
     connect_attempts: int = 0
     online_seconds: float = 0.0  # daemon seconds spent online, for availability figures
 
+    @classmethod
+    def placeholder(cls, rec: Any, queue_depth: int) -> InstanceSnapshot:
+        """What the board shows for an instance whose actor has not booted yet (`rec` is an
+        InstanceRecord). Without it a command sent while the daemon is still spawning its
+        actors would hear `not_found` for an instance that exists, and a client treats that
+        as final."""
+        kept = rec.state if rec.state in ("logged_out", "banned") else "stopped"
+        return cls(
+            instance_id=rec.instance_id,
+            tenant=rec.tenant,
+            driver=rec.driver,
+            state=kept,
+            since=rec.since,
+            desired=rec.desired,
+            jid=rec.jid,
+            last_code=rec.last_code,
+            last_reason=rec.last_reason,
+            queue_depth=queue_depth,
+        )
+
     def summary(self) -> dict[str, Any]:
         return {
             "instance_id": self.instance_id,
@@ -58,6 +78,10 @@ class StatusBoard:
     def put(self, snap: InstanceSnapshot) -> None:
         with self._lock:
             self._snaps[snap.instance_id] = snap
+
+    def put_if_absent(self, snap: InstanceSnapshot) -> None:
+        with self._lock:
+            self._snaps.setdefault(snap.instance_id, snap)
 
     def remove(self, instance_id: str) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ from loguru import logger
 
 from waz_actors.actors.board import InstanceSnapshot, StatusBoard
 from waz_actors.actors.gate import ConnectGate
-from waz_actors.actors.messages import Command, FromDriver, Submit, TimerFired
+from waz_actors.actors.messages import Boot, Command, FromDriver, Submit, TimerFired
 from waz_actors.clock import Scheduler, TimerHandle
 from waz_actors.config import Config
 from waz_actors.drivers import base as d
@@ -108,11 +108,13 @@ class Instance:
         self._payloads: dict[str, tuple[str, bool]] = {}
         self._token = 0
         self._restart_tripped = restart_tripped
+        self.booted = False
 
     # ------------------------------------------------------------------ lifecycle
 
     def boot(self) -> None:
         """Load the durable queue and take up the wanted state (no connection if stopped)."""
+        self.booted = True
         for rec in self.d.store.pending_messages(self.id):
             self._enqueue_local(rec)
         if self._restart_tripped:
@@ -140,6 +142,12 @@ class Instance:
     # ------------------------------------------------------------------ routing
 
     def handle(self, msg: object) -> Any:
+        if not self.booted:
+            # The queue is read only now, after the spawner registered this actor: a message
+            # committed before that is in the store, one committed after is told to us.
+            self.boot()
+        if isinstance(msg, Boot):
+            return None
         if isinstance(msg, FromDriver):
             if msg.generation == self.generation and self.driver is not None:
                 self._on_driver(msg.event)
@@ -237,6 +245,8 @@ class Instance:
                 return _LATER
             return dict(self.pairing)
         if self.state == S.CONNECTING:
+            if phone and self.driver is not None:
+                self.driver.request_pair_code(phone)
             return _LATER
         # Pairing is an operator action: it skips the breaker (the phone is in their hand) but
         # never the one-session rule; the throttle still spaces attempts.
@@ -244,6 +254,7 @@ class Instance:
         self._cancel_timer("connect")
         self._cancel_timer("probe")
         self._close_driver("pairing")
+        self.pair_phone = phone  # closing forgot it
         self._set_state(S.STOPPED, "pairing requested")
         self._connect("pair", force_now=True)
         return _LATER
@@ -470,7 +481,8 @@ class Instance:
                 f"instance.{self.id}.qr",
                 {"time": self.clock.wall(), "instance_id": self.id, **self.pairing},
             )
-            self._answer_pair(dict(self.pairing))
+            if not self.pair_phone:  # a pair request with a phone waits for its code
+                self._answer_pair(dict(self.pairing))
         elif isinstance(ev, d.PairCode):
             self.pairing = {"code": ev.code}
             if self.state != S.PAIRING:

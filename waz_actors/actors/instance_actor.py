@@ -26,15 +26,6 @@ class InstanceActor(pykka.ThreadingActor):
         self.instance_id = record.instance_id
         self.instance = Instance(deps, record, self.actor_ref.tell, restart_tripped=restart_tripped)
 
-    def on_start(self) -> None:
-        try:
-            self.instance.boot()
-        except Exception as e:
-            # pykka calls no on_failure for on_start: tell the supervisor ourselves.
-            logger.bind(instance=self.instance_id).exception("instance failed to start")
-            self.supervisor.tell(ChildFailed(self.instance_id, self.actor_urn, repr(e)))
-            raise
-
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Ping):
             self.supervisor.tell(Pong(self.instance_id, message.seq))

@@ -17,6 +17,11 @@ from waz_actors.store.records import MessageRecord
 
 
 @dataclass(frozen=True, slots=True)
+class Boot:
+    """First message to a new instance actor: load the queue, take up the wanted state."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     name: str
     token: int

@@ -17,9 +17,11 @@ from typing import Any
 import pykka
 from loguru import logger
 
+from waz_actors.actors.board import InstanceSnapshot
 from waz_actors.actors.instance import InstanceDeps
 from waz_actors.actors.instance_actor import InstanceActor
 from waz_actors.actors.messages import (
+    Boot,
     ChildFailed,
     Command,
     CreateChild,
@@ -102,8 +104,12 @@ class Supervisor:
                 "driver {!r} is not available; instance not started", rec.driver
             )
             return
+        self.d.board.put_if_absent(
+            InstanceSnapshot.placeholder(rec, self.d.store.pending_count(rec.instance_id))
+        )
         ref = InstanceActor.start(self.d, rec, self.me, restart_tripped)
         self.children.set(rec.instance_id, ref)
+        ref.tell(Boot())  # after set(): see Instance.handle
         self.pongs[rec.instance_id] = self.ping_seq
 
     def create(self, msg: CreateChild) -> str:

@@ -54,7 +54,7 @@ def pair(conn: Conn, instance_id: str, phone: str | None, wait: float, as_json: 
         events = EventStream(conn.events_endpoint, [f"instance.{instance_id}."])
     try:
         if phone:
-            code = _pair_code(conn, events, instance_id, phone, wait)
+            code = _pair_code(conn, instance_id, phone)
             if as_json:
                 emit_json({"instance_id": instance_id, "code": code})
             else:
@@ -75,22 +75,13 @@ def pair(conn: Conn, instance_id: str, phone: str | None, wait: float, as_json: 
         raise fail(f"pairing {instance_id}: {result['reason']}")
 
 
-def _pair_code(conn: Conn, events: Any, instance_id: str, phone: str, wait: float) -> str:
-    """Ask for a pairing code. A fresh pairing session may answer with its first QR code
-    before the phone-number request is through; then ask again (the daemon forwards the
-    request to the pairing session) and take the code from the answer or the event."""
-    deadline = time.monotonic() + wait
+def _pair_code(conn: Conn, instance_id: str, phone: str) -> str:
+    """Ask for a pairing code: the daemon answers once the pairing session has it."""
     with Spinner("asking for a pairing code"):
-        while time.monotonic() < deadline:
-            data = conn.call(lambda c: c.instance_pair(instance_id, phone))
-            if data.get("code"):
-                return str(data["code"])
-            settle = min(deadline, time.monotonic() + 0.5)
-            while (left := settle - time.monotonic()) > 0:
-                ev = events.recv(left)
-                if ev is not None and ev[0].endswith(".qr") and ev[1].get("code"):
-                    return str(ev[1]["code"])
-    raise fail(f"pairing {instance_id}: no pairing code within {wait:g} s")
+        data = conn.call(lambda c: c.instance_pair(instance_id, phone))
+    if not data.get("code"):
+        raise fail(f"pairing {instance_id}: the daemon answered without a pairing code")
+    return str(data["code"])
 
 
 def _follow(
