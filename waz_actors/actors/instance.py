@@ -98,6 +98,7 @@ class Instance:
         self.queue: deque[_Queued] = deque()
         self.queued_ids: set[str] = set()
         self.in_flight: _Queued | None = None
+        self.in_flight_at = 0.0  # daemon time the send in flight started
         self.sent = 0
         self.failed = 0
         self.pairing: dict[str, Any] | None = None
@@ -597,7 +598,13 @@ class Instance:
                 self.backoff_attempt = 0
                 self._publish_snapshot()
         elif name == "processing":
+            # One timer rides along many sends (rescheduling it per send made every send take
+            # the scheduler's lock): it checks the send in flight now, whichever that is.
             if self.in_flight is not None:
+                left = self.in_flight_at + self.cfg.queue.processing_timeout - self.clock.now()
+                if left > 0:
+                    self._schedule("processing", left)
+                    return
                 # Outcome unknown: resend later with the same id; the link is evidently stuck,
                 # so recycle the session through the normal backoff.
                 self.log.warning("send of {} timed out", self.in_flight.record.message_id)
@@ -665,10 +672,12 @@ class Instance:
         self.queue.remove(ready)
         self.queued_ids.discard(ready.record.message_id)
         self.in_flight = ready
+        self.in_flight_at = now
         rec = ready.record
         self.d.store.update_message(rec.message_id, M.SENDING, reason="sending")
         self._emit_message(rec.message_id, M.SENDING, "sending")
-        self._schedule("processing", self.cfg.queue.processing_timeout)
+        if "processing" not in self._timers:
+            self._schedule("processing", self.cfg.queue.processing_timeout)
         self.driver.send(
             d.OutgoingMessage(message_id=rec.message_id, to=rec.to, text=rec.text, media=rec.media)
         )
@@ -683,7 +692,6 @@ class Instance:
         if q is None or q.record.message_id != ev.message_id:
             self.log.debug("late send result for {}", ev.message_id)
             return
-        self._cancel_timer("processing")
         self.in_flight = None
         now = self.clock.now()
         rec = q.record

@@ -301,6 +301,11 @@ class ControlServer:
                     break
 
     def _wake(self) -> None:
+        # Fast path without the lock: hundreds of actor threads publish events, and a contended
+        # lock costs each of them a trip through the GIL. Safe: the item was queued before this
+        # read, and the loop clears the flag before it drains, so it sees the item either way.
+        if self._wake_pending:
+            return
         with self._wake_lock:
             if self._wake_pending or self._wake_push is None:
                 return

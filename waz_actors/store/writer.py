@@ -80,6 +80,7 @@ class Writer:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self._finished = threading.Event()  # the writer thread took its last batch
         self._thread = threading.Thread(target=self._run, name="waz-store-writer", daemon=True)
         self.commits = 0
         self.ops = 0
@@ -90,12 +91,16 @@ class Writer:
         self._thread.start()
 
     def submit(self, op: Callable[[Tx], T]) -> Future[T]:
+        # No lock: many actor threads submit at once, and a contended lock costs each a trip
+        # through the GIL. A submit racing close() is failed by whichever of the writer's
+        # final drain or the check below sees it last (see _fail_leftovers).
         fut: Future[T] = Future()
-        with self._lock:
-            if self._closed:
-                fut.set_exception(ShuttingDown("the store is closed"))
-            else:
-                self._queue.put((op, fut))
+        if self._closed:
+            fut.set_exception(ShuttingDown("the store is closed"))
+            return fut
+        self._queue.put((op, fut))
+        if self._finished.is_set():
+            self._fail_leftovers()
         return fut
 
     def call(self, op: Callable[[Tx], T], timeout: float | None = None) -> T:
@@ -128,7 +133,23 @@ class Writer:
 
     # -- writer thread -----------------------------------------------------------------------
 
+    def _fail_leftovers(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item[1].set_running_or_notify_cancel():
+                item[1].set_exception(ShuttingDown("the store is closed"))
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._finished.set()
+            self._fail_leftovers()
+
+    def _loop(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
