@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from enum import StrEnum
 
@@ -64,7 +65,7 @@ def new_message_id() -> str:
 
     Generated once, before the first attempt, and kept for life (invariant 5).
     """
-    return "3EB0" + uuid.uuid4().hex[:16].upper()
+    return "3EB0" + os.urandom(8).hex().upper()  # uuid4 costs 5x more on the accept path
 
 
 def new_instance_id() -> str:
