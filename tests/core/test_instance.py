@@ -325,6 +325,25 @@ def test_processing_timeout_resends_with_the_same_id(bench: Bench) -> None:
     assert bench.net.delivered_ids("i1") == [msg.message_id]
 
 
+def test_processing_timeout_counts_from_each_send(bench: Bench) -> None:
+    """One timer serves many sends: a send that hangs after a quick one still gets its full
+    30 s, counted from its own start, not from the first send's."""
+    inst = bench.create()
+    bench.run_until(lambda: online(bench), limit=5)
+    bench.net.inject("i1", "latency", send=20.0)
+    first = bench.send("quick enough")
+    bench.run_until(lambda: bench.status_of(first.message_id) == M.SENT, limit=25)
+    bench.net.inject("i1", "latency", send=100.0)
+    hung = bench.send("never answered")
+    bench.run_until(lambda: bench.status_of(hung.message_id) == M.SENDING, limit=5)
+    started = bench.clock.now()
+    bench.run_until(lambda: inst.state != S.ONLINE, limit=60)
+    waited = bench.clock.now() - started
+    timeout = bench.cfg.queue.processing_timeout
+    assert timeout - 0.5 <= waited <= timeout + 2.5, waited
+    assert bench.status_of(hung.message_id) == M.QUEUED
+
+
 def test_queue_full_refuses_and_keeps_what_was_accepted(tmp_path: Path) -> None:
     from waz_actors.errors import QueueFull
 

@@ -67,6 +67,7 @@ class Instance:
         post: Callable[[object], None],
         *,
         restart_tripped: str | None = None,
+        conflicts: list[float] | None = None,
     ) -> None:
         self.d = deps
         self.cfg = deps.cfg
@@ -78,7 +79,7 @@ class Instance:
         c = self.cfg
         self.breaker = CircuitBreaker.from_config(c.breaker)
         self.throttle = ConnectThrottle.from_config(c.connection)
-        self.conflicts = ConflictHistory.from_config(c.conflict, self._restore_conflicts())
+        self.conflicts = ConflictHistory.from_config(c.conflict, self._restore_conflicts(conflicts))
         self.pacer = Pacer.from_config(c.queue)
         self.success = SuccessWindow()
         self.thresholds = HealthThresholds.from_config(c.health)
@@ -116,8 +117,11 @@ class Instance:
     def boot(self) -> None:
         """Load the durable queue and take up the wanted state (no connection if stopped)."""
         self.booted = True
-        for rec in self.d.store.pending_messages(self.id):
-            self._enqueue_local(rec)
+        # The writer updates the pending counter before it resolves a commit's future, so a
+        # message committed before this read is counted here or told to us afterwards.
+        if self.d.store.pending_count(self.id):
+            for rec in self.d.store.pending_messages(self.id):
+                self._enqueue_local(rec)
         if self._restart_tripped:
             self.breaker.trip(self.clock.now(), self._restart_tripped)
             self._set_state(S.TRIPPED, self._restart_tripped)
@@ -855,13 +859,17 @@ class Instance:
 
     # ------------------------------------------------------------------ helpers
 
-    def _restore_conflicts(self) -> list[float]:
-        """Conflicts survive restarts: convert stored wall times to this clock's daemon time."""
+    def _restore_conflicts(self, known: list[float] | None) -> list[float]:
+        """Conflicts survive restarts: convert stored wall times to this clock's daemon time.
+
+        `known`: the wall times already read for the whole fleet at start-up (one query for
+        thousands of instances); None reads this instance's own."""
         wall = self.clock.wall()
         scale = self.cfg.daemon.time_scale
         since = wall - self.cfg.conflict.window * scale
         now = self.clock.now()
-        return [now - (wall - t) / scale for t in self.d.store.conflicts_since(self.id, since)]
+        walls = self.d.store.conflicts_since(self.id, since) if known is None else known
+        return [now - (wall - t) / scale for t in walls if t >= since]
 
 
 _LATER = object()  # a command whose answer comes with a later event

@@ -20,11 +20,14 @@ class InstanceActor(pykka.ThreadingActor):
         record: InstanceRecord,
         supervisor: pykka.ActorRef[Any],
         restart_tripped: str | None = None,
+        conflicts: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.supervisor = supervisor
         self.instance_id = record.instance_id
-        self.instance = Instance(deps, record, self.actor_ref.tell, restart_tripped=restart_tripped)
+        self.instance = Instance(
+            deps, record, self.actor_ref.tell, restart_tripped=restart_tripped, conflicts=conflicts
+        )
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Ping):

@@ -91,13 +91,21 @@ class Supervisor:
         recovered = self.d.store.recover_sending()
         if recovered:
             logger.info("{} message(s) left sending by the last run are queued again", recovered)
+        scale = self.d.cfg.daemon.time_scale
+        since = self.d.clock.wall() - self.d.cfg.conflict.window * scale
+        conflicts = self.d.store.all_conflicts_since(since)
         for rec in self.d.store.list_instances():
-            self._spawn(rec)
+            self._spawn(rec, conflicts=conflicts.get(rec.instance_id, []))
         self._schedule_sweep()
 
     # ---------------------------------------------------------------- children
 
-    def _spawn(self, rec: InstanceRecord, restart_tripped: str | None = None) -> None:
+    def _spawn(
+        self,
+        rec: InstanceRecord,
+        restart_tripped: str | None = None,
+        conflicts: list[float] | None = None,
+    ) -> None:
         assert self.me is not None
         if rec.driver not in self.d.drivers:
             logger.bind(instance=rec.instance_id).error(
@@ -107,7 +115,7 @@ class Supervisor:
         self.d.board.put_if_absent(
             InstanceSnapshot.placeholder(rec, self.d.store.pending_count(rec.instance_id))
         )
-        ref = InstanceActor.start(self.d, rec, self.me, restart_tripped)
+        ref = InstanceActor.start(self.d, rec, self.me, restart_tripped, conflicts)
         self.children.set(rec.instance_id, ref)
         ref.tell(Boot())  # after set(): see Instance.handle
         self.pongs[rec.instance_id] = self.ping_seq

@@ -782,6 +782,17 @@ class Store:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def all_conflicts_since(self, since: float) -> dict[str, list[float]]:
+        """Every instance's conflicts since `since`, in one query (start-up of a large fleet)."""
+        out: dict[str, list[float]] = {}
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT instance_id, at FROM conflicts WHERE at >= ? ORDER BY at", (since,)
+            ).fetchall()
+        for instance_id, at in rows:
+            out.setdefault(instance_id, []).append(at)
+        return out
+
     def conflicts_count_since(self, since: float) -> int:
         with self._read() as conn:
             return conn.execute(
