@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("neonize")
 
-from tests.whatsmeow.conftest import make_driver
+from tests.whatsmeow.conftest import failed, make_driver
 from waz_actors.drivers.base import Disconnected, OutgoingMessage, SendResult
-
-
-def failed(ev: object) -> bool:
-    return isinstance(ev, Disconnected) and ev.reason.startswith("connect failed")
-
-
-def wait_until(pred, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 def test_connect_through_refusing_proxy_fails_transiently(make_pool, make_proxy, workdir: Path):

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("neonize")
 
-from tests.whatsmeow.conftest import make_driver
+from tests.whatsmeow.conftest import failed, make_driver, wait_until
 from waz_actors.drivers.base import Disconnected
 from waz_actors.drivers.whatsmeow import HOST_DIED
-
-
-def failed(ev: object) -> bool:
-    return isinstance(ev, Disconnected) and ev.reason.startswith("connect failed")
-
-
-def wait_until(pred, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 def test_kill_9_of_a_host_disconnects_its_instances_and_restarts_it(

@@ -8,22 +8,9 @@ import pytest
 
 pytest.importorskip("neonize")
 
-from tests.whatsmeow.conftest import make_driver
+from tests.whatsmeow.conftest import make_driver, wait_until
 from waz_actors.drivers.base import Disconnected
 from waz_actors.drivers.whatsmeow import HOST_DIED
-
-
-def failed(ev: object) -> bool:
-    return isinstance(ev, Disconnected) and ev.reason.startswith("connect failed")
-
-
-def wait_until(pred, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 def test_a_pairing_that_never_completes_ends_at_its_deadline(make_pool, make_proxy, workdir):
