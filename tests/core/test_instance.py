@@ -298,6 +298,23 @@ def test_reset_closes_breaker_and_connects(bench: Bench) -> None:
     bench.run_until(lambda: online(bench), limit=120)
 
 
+def test_a_staggered_probe_still_probes(bench: Bench) -> None:
+    """Regression (chaos run): when the half-open probe had to wait for the daemon-wide connect
+    gate, the timer found the instance `tripped` and never connected: it stayed tripped for
+    good with its queue stranded. A probe that waited for its slot must still go."""
+    bench.net.inject("i1", "connect_fail", count=6)
+    inst = bench.create()
+    bench.run_until(lambda: inst.state == S.TRIPPED, limit=24 * 3600)
+    msg = bench.send("waits for the probe")
+    probe_at = inst.breaker.next_probe_at()
+    assert probe_at is not None
+    bench.run(probe_at - bench.clock.now() - 0.5)
+    for _ in range(3000):  # the other instances of a restarting daemon: 3 s of slots
+        bench.deps.gate.reserve(bench.clock.now())
+    bench.run_until(lambda: online(bench), limit=60)
+    bench.run_until(lambda: bench.status_of(msg.message_id) == M.SENT, limit=60)
+
+
 def test_default_config_is_the_seed(tmp_path: Path) -> None:
     cfg = Config()
     assert cfg.connection.throttle == 60 and cfg.connection.throttle_after_attempts == 120

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from waz_actors.clock import RealClock, Scheduler
-from waz_actors.drivers.base import Connected
+from waz_actors.drivers.base import Conflict, Connected
 from waz_actors.drivers.simnet import FaultSchedule, SimNetwork, parse_fault_rates
 
 from .conftest import Recorder, settle
@@ -75,6 +75,35 @@ def test_scheduled_conflicts_hit_live_sessions_as_injected(
         schedule.start(net)
         schedule.start(net)
     schedule.stop()
+
+
+def test_faults_do_not_pile_onto_the_few_live_sessions(
+    scheduler: Scheduler, clock: RealClock
+) -> None:
+    """Rates are per instance: with one of ten instances live (it reconnects at once after
+    each conflict), it gets about a tenth of the conflicts, and the draws that hit one of the
+    nine without a session are skipped. Drawing among live sessions only would give it all."""
+    net = SimNetwork(scheduler, clock, connect_latency=0.0, rand=random.Random(3))
+    for k in range(1, 10):
+        net.open_session(f"i{k}", Recorder()).close()
+
+    class Reconnects(Recorder):
+        def __call__(self, event: object) -> None:
+            super().__call__(event)  # type: ignore[arg-type]
+            if isinstance(event, Conflict):
+                net.post(lambda: net.open_session("i0", self))
+
+    live = Reconnects()
+    net.open_session("i0", live)
+    live.wait_count(Connected)
+    schedule = FaultSchedule({"conflict": 36000}, random.Random(7))
+    schedule.start(net)
+    try:
+        settle(scheduler, 4)  # about 40 draws
+    finally:
+        schedule.stop()
+    fired, skipped = schedule.fired["conflict"], schedule.skipped["conflict"]
+    assert fired >= 1 and skipped >= 3 * fired, (fired, skipped)
 
 
 def test_bad_schedules_are_refused() -> None:

@@ -330,10 +330,12 @@ class Instance:
         if self.driver is not None or self.desired != "running" or self.draining is not None:
             return
         now = self.clock.now()
-        if not self.throttle.allowed(now) and not force_now:
+        # `gated`: every policy said yes when the gate slot was reserved (the breaker may even
+        # have handed out its one probe then); asking again would refuse our own probe.
+        if not self.throttle.allowed(now) and not (force_now or gated):
             self._wait_then_connect(self.throttle.next_allowed(now) - now, S.BACKOFF, why)
             return
-        if not force_now and not self.breaker.allow(now):
+        if not (force_now or gated) and not self.breaker.allow(now):
             self._set_state(S.TRIPPED, self.breaker.last_reason or "circuit breaker open")
             self._schedule_probe()
             return
@@ -574,7 +576,10 @@ class Instance:
         if name == "connect":
             self.next_attempt = None
             why, gated = self._payloads.pop(name, ("retry", False))
-            if self.state in (S.BACKOFF, S.COOLDOWN, S.STOPPED):
+            # A probe that waited for its gate slot waits in `tripped`.
+            if self.state in (S.BACKOFF, S.COOLDOWN, S.STOPPED) or (
+                gated and self.state == S.TRIPPED
+            ):
                 self._connect(why, gated=gated)
         elif name == "probe":
             self.next_attempt = None

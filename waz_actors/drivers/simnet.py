@@ -640,8 +640,16 @@ class FaultSchedule:
                 return
             kinds = list(self.rates)
             kind = self.rand.choices(kinds, weights=[self.rates[k] for k in kinds])[0]
-            targets = network.instance_ids(live_only=kind in _NEEDS_LIVE)
+            # The target is drawn from every instance the network knows, and the fault is
+            # skipped when it needs a live session and that one has none: so each instance
+            # sees its share of the rate, as when its owner opens WhatsApp Web elsewhere.
+            # (Drawing among live sessions only would pile a fleet's faults onto the few
+            # instances still online while the others cool down.)
+            targets = network.instance_ids()
             target = self.rand.choice(targets) if targets else None
+            needs_live = target is not None and kind in _NEEDS_LIVE
+            if needs_live and target not in network.instance_ids(live_only=True):
+                target = None
             self._arm()
         if target is None:
             self.skipped[kind] += 1
