@@ -125,6 +125,26 @@ def statuses_after(cfg, ids: list[str]) -> list[str]:
         s.close()
 
 
+def test_nothing_is_respawned_once_the_daemon_stops(tmp_path: Path, shared_sim) -> None:
+    """Regression: a sweep queued behind the stop found the stopped children dead and replaced
+    them; the replacements booted, connected and sent after the daemon had stopped (and a
+    restarted daemon then resent the same messages: duplicates)."""
+    import pykka
+
+    from waz_actors.actors.instance_actor import InstanceActor
+
+    cfg = fast_config(tmp_path, instances=6, daemon={"health_sweep": 0.5})  # ~1 ms real
+    d = start(cfg, shared_sim)
+    try:
+        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(6)), what="online")
+        wait_for(lambda: d.sweep.sweeps >= 3, what="sweeps running")
+    finally:
+        d.stop()
+    assert d.sweep.restarts == 0  # nothing was found "dead" and replaced
+    assert pykka.ActorRegistry.get_by_class(InstanceActor) == []
+    assert shared_sim.instance_ids(live_only=True) == []
+
+
 def test_health_sweeps_never_connect(tmp_path: Path) -> None:
     cfg = fast_config(tmp_path, daemon={"health_sweep": 5.0})
     d = start(cfg)

@@ -267,17 +267,15 @@ def accept_message(
         updated_at=now,
         expires_at=expires,
     )
-    out: Future[tuple[MessageRecord, bool]] = Future()
 
     def committed(f: Future[tuple[MessageRecord, bool]]) -> None:
-        exc = f.exception()
-        if exc is not None:
-            out.set_exception(exc)
-            return
-        stored, created = f.result()
-        if created:
-            fleet.submit(stored)
-        out.set_result((stored, created))
+        if f.exception() is None:
+            stored, created = f.result()
+            if created:
+                fleet.submit(stored)
 
-    fleet.store.enqueue(rec, max_queue=fleet.max_queue).add_done_callback(committed)
-    return out
+    # The store's own future, with the hand-over as its first callback: callbacks run in the
+    # order they were added, so whoever waits on it hears after the instance was told.
+    fut = fleet.store.enqueue(rec, max_queue=fleet.max_queue)
+    fut.add_done_callback(committed)
+    return fut

@@ -34,7 +34,7 @@ from waz_actors.actors.messages import (
     Sweep,
     Wedge,
 )
-from waz_actors.errors import BadRequest, NotFound
+from waz_actors.errors import BadRequest, NotFound, ShuttingDown
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
@@ -85,6 +85,10 @@ class Supervisor:
         self.ping_seq = 0
         self.pongs: dict[str, int] = {}
         self.me: pykka.ActorRef[Any] | None = None
+        # Set by stop_all: from then on nothing is spawned again. A sweep or a failure report
+        # queued behind StopAll would otherwise find the stopped children "dead" and replace
+        # them, and the replacements would send after the daemon had handed over.
+        self.stopping = False
 
     def boot(self, me: pykka.ActorRef[Any]) -> None:
         self.me = me
@@ -106,6 +110,8 @@ class Supervisor:
         restart_tripped: str | None = None,
         conflicts: list[float] | None = None,
     ) -> None:
+        if self.stopping:
+            return
         assert self.me is not None
         if rec.driver not in self.d.drivers:
             logger.bind(instance=rec.instance_id).error(
@@ -121,6 +127,8 @@ class Supervisor:
         self.pongs[rec.instance_id] = self.ping_seq
 
     def create(self, msg: CreateChild) -> str:
+        if self.stopping:
+            raise ShuttingDown("the daemon is shutting down; no instance was created")
         if msg.driver not in self.d.drivers:
             known = ", ".join(sorted(self.d.drivers))
             raise BadRequest(f"unknown driver {msg.driver!r}; known: {known}", {"field": "driver"})
@@ -218,6 +226,8 @@ class Supervisor:
 
     def sweep(self) -> None:
         """Ping every child (tell, never connect); catch the dead and the silent."""
+        if self.stopping:
+            return
         silent = []
         for instance_id, ref in self.children.items():
             if not ref.is_alive():
@@ -253,6 +263,7 @@ class Supervisor:
 
     def stop_all(self, timeout: float) -> int:
         """Drain every child (in-flight sends settle), then stop them all."""
+        self.stopping = True
         waits: list[Future[Any]] = []
         for _, ref in self.children.items():
             f: Future[Any] = Future()

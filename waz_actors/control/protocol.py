@@ -7,6 +7,7 @@ top of it) can use this module without loading actors, the store or loguru.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,15 @@ class Request:
     cmd: str
     token: str | None
     args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Later:
+    """A handler's answer that comes when `future` resolves, as `shape(result)`: a reply
+    without a second Future and its lock per request (message.send is the hot path)."""
+
+    future: Future[Any]
+    shape: Callable[[Any], Any]
 
 
 class ProtocolError(WazError):

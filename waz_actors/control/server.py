@@ -26,7 +26,7 @@ from waz_actors.config import Config
 from waz_actors.control import protocol
 from waz_actors.control.auth import Auth
 from waz_actors.control.commands.context import Context
-from waz_actors.control.protocol import ProtocolError, Registry, Request
+from waz_actors.control.protocol import Later, ProtocolError, Registry, Request
 from waz_actors.errors import (
     Busy,
     ConfigError,
@@ -378,7 +378,9 @@ class ControlServer:
         except BaseException:
             self._end(1)
             raise
-        if isinstance(result, Future):
+        if isinstance(result, Later):
+            self._track(sock, envelope, req.id, result.future, result.shape)
+        elif isinstance(result, Future):
             self._track(sock, envelope, req.id, result)
         else:
             self._end(1)
@@ -403,13 +405,19 @@ class ControlServer:
             self._inflight_cv.notify_all()
 
     def _track(
-        self, sock: zmq.Socket[Any], envelope: Envelope, rid: str | int, fut: Future[Any]
+        self,
+        sock: zmq.Socket[Any],
+        envelope: Envelope,
+        rid: str | int,
+        fut: Future[Any],
+        shape: Callable[[Any], Any] | None = None,
     ) -> None:
         def done(f: Future[Any]) -> None:
             # Runs on the thread that resolved the future (store writer, pool worker): build
             # the reply here so the loop only has to send bytes.
             try:
-                reply = protocol.ok_reply(rid, f.result())
+                result = f.result()
+                reply = protocol.ok_reply(rid, result if shape is None else shape(result))
             except WazError as e:
                 reply = protocol.error_reply(rid, e)
             except Exception:

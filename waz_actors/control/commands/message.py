@@ -7,12 +7,11 @@ sends share one fsync and the socket loop never waits for the disk.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Any
 
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
-from waz_actors.control.protocol import command, optional
+from waz_actors.control.protocol import Later, command, optional
 from waz_actors.errors import BadRequest, TooLarge
 
 _TEXT_MAX = 65536  # hard cap for the converter; the configured limit is checked in the handler
@@ -42,7 +41,7 @@ def send(
     media: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     ttl: float | None = None,
-) -> Future[dict[str, Any]]:
+) -> Later:
     from waz_actors.actors.fleet import accept_message
 
     if text is None and media is None:
@@ -64,18 +63,12 @@ def send(
         idempotency_key=idempotency_key,
         ttl=ttl,
     )
-    out: Future[dict[str, Any]] = Future()
+    return Later(committed, _sent)
 
-    def reply(f: Future[Any]) -> None:
-        exc = f.exception()
-        if exc is not None:
-            out.set_exception(exc)
-            return
-        rec, created = f.result()
-        out.set_result({"message_id": rec.message_id, "status": rec.status, "created": created})
 
-    committed.add_done_callback(reply)
-    return out
+def _sent(result: tuple[Any, bool]) -> dict[str, Any]:
+    rec, created = result
+    return {"message_id": rec.message_id, "status": rec.status, "created": created}
 
 
 def message_dict(rec: Any) -> dict[str, Any]:
