@@ -132,9 +132,10 @@ def decode_request(frame: bytes, max_size: int = 1 << 20) -> Request:
                 f"protocol version {v} is not supported", {"supported": list(SUPPORTED_VERSIONS)}
             )
         )
-    unknown = sorted(k for k in obj if k not in ENVELOPE_KEYS)
+    unknown = [k for k in obj if k not in ENVELOPE_KEYS]
     if unknown:
-        raise fail(BadRequest(f"unknown field {unknown[0]!r}", {"field": unknown[0]}))
+        first = sorted(unknown)[0]
+        raise fail(BadRequest(f"unknown field {first!r}", {"field": first}))
     cmd = obj.get("cmd")
     if not isinstance(cmd, str) or not cmd:
         raise fail(BadRequest("cmd: required, a string", {"field": "cmd"}))
@@ -199,15 +200,16 @@ class Command:
     readonly: bool
     # inline: answered on the socket thread (status board / store reads);
     # pool: may wait on an actor, runs on the worker pool;
-    # the handler may also return a concurrent Future (message.send), answered when it resolves.
+    # the handler may also return a concurrent Future or a Later (message.send), answered when
+    # it resolves.
     blocking: bool
     args: Mapping[str, Arg] = field(default_factory=dict)
     doc: str = ""
 
     def parse_args(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(k for k in raw if k not in self.args)
+        unknown = [k for k in raw if k not in self.args]
         if unknown:
-            name = str(unknown[0])
+            name = str(sorted(unknown, key=str)[0])
             raise BadRequest(f"{self.name}: unknown argument {name!r}", {"field": name})
         out: dict[str, Any] = {}
         for name, spec in self.args.items():
