@@ -115,6 +115,7 @@ class ControlServer:
         self._inflight_cv = threading.Condition()
         self._unsubscribe: Callable[[], None] | None = None
         self._started_at = time.monotonic()
+        self._contexts: dict[Any, Context] = {}
         self._stats: dict[str, int] = {
             "received": 0,
             "replied": 0,
@@ -360,15 +361,19 @@ class ControlServer:
         if cmd.admin and not identity.admin:
             raise Unauthorized(f"{cmd.name} needs the admin token", {"field": "token"})
         args = cmd.parse_args(req.args)
-        ctx = Context(
-            fleet=self.fleet,
-            store=self.store,
-            config=self.config,
-            auth=self.auth,
-            identity=identity,
-            started_at=self._started_at,
-            server_stats=self.stats,
-        )
+        ctx = self._contexts.get(identity)
+        if ctx is None:  # one per identity: everything else in it is the server's
+            ctx = Context(
+                fleet=self.fleet,
+                store=self.store,
+                config=self.config,
+                auth=self.auth,
+                identity=identity,
+                started_at=self._started_at,
+                server_stats=self.stats,
+            )
+            if len(self._contexts) < 10_000:
+                self._contexts[identity] = ctx
         if cmd.readonly and not cmd.blocking:
             self._send(sock, envelope, protocol.ok_reply(req.id, cmd.handler(ctx, **args)))
             return

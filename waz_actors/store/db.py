@@ -447,21 +447,32 @@ class Store:
                 {"field": "max_queue"},
             )
         media = _json(rec.media, "media") if rec.media is not None else None
-        stored = MessageRecord(
-            message_id=rec.message_id,
-            instance_id=rec.instance_id,
-            tenant=rec.tenant,
-            to=rec.to,
-            text=rec.text,
-            media=rec.media,
-            status=MessageStatus.QUEUED.value,
-            attempts=0,
-            last_error=None,
-            wa_id=None,
-            idempotency_key=rec.idempotency_key,
-            created_at=rec.created_at,
-            updated_at=rec.created_at,
-            expires_at=rec.expires_at,
+        fresh = (
+            rec.status == MessageStatus.QUEUED.value
+            and rec.attempts == 0
+            and rec.last_error is None
+            and rec.wa_id is None
+            and rec.updated_at == rec.created_at
+        )
+        stored = (
+            rec
+            if fresh
+            else MessageRecord(
+                message_id=rec.message_id,
+                instance_id=rec.instance_id,
+                tenant=rec.tenant,
+                to=rec.to,
+                text=rec.text,
+                media=rec.media,
+                status=MessageStatus.QUEUED.value,
+                attempts=0,
+                last_error=None,
+                wa_id=None,
+                idempotency_key=rec.idempotency_key,
+                created_at=rec.created_at,
+                updated_at=rec.created_at,
+                expires_at=rec.expires_at,
+            )
         )
 
         def op(tx: Tx) -> tuple[MessageRecord, bool]:
