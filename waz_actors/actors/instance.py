@@ -110,6 +110,7 @@ class Instance:
         self._payloads: dict[str, tuple[str, bool]] = {}
         self._token = 0
         self._restart_tripped = restart_tripped
+        self._policy_parts: tuple[Any, ...] | None = None  # see snapshot()
         self.booted = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,7 +167,7 @@ class Instance:
         if isinstance(msg, Submit):
             self._enqueue_local(msg.record)
             self._pump()
-            self._publish_snapshot()
+            self._publish_snapshot(light=True)
             return None
         if isinstance(msg, Command):
             return self._on_command(msg)
@@ -670,7 +671,7 @@ class Instance:
         if ready is None:
             if self.queue:
                 self._schedule("pump", min(q.not_before for q in self.queue) - now)
-            self._publish_snapshot()
+            self._publish_snapshot(light=True)
             return
         wait = self.pacer.delay(now)
         if wait > 0:
@@ -690,7 +691,7 @@ class Instance:
         self.driver.send(
             d.OutgoingMessage(message_id=rec.message_id, to=rec.to, text=rec.text, media=rec.media)
         )
-        self._publish_snapshot()
+        self._publish_snapshot(light=True)
 
     @staticmethod
     def _expired(rec: MessageRecord, wall: float) -> bool:
@@ -737,7 +738,7 @@ class Instance:
             if not self.draining.done():
                 self.draining.set_result(1)
         self._pump()
-        self._publish_snapshot()
+        self._publish_snapshot(light=True)
 
     def _finish(self, rec: MessageRecord, status: M, reason: str) -> None:
         if status == M.FAILED:
@@ -809,12 +810,22 @@ class Instance:
         self.d.store.log_event("daemon.alarm", body)
         self.d.bus.publish("daemon.alarm", body)
 
-    def snapshot(self) -> InstanceSnapshot:
+    def snapshot(self, light: bool = False) -> InstanceSnapshot:
+        """`light`: reuse the connection policies' part if it is under a daemon second old.
+
+        Sends publish a snapshot at each step (queue depth, counters), and rebuilding the
+        breaker, conflict and throttle views each time was most of an instance's CPU per
+        message. Every change to those policies publishes a full snapshot, so a light one is
+        behind only in what time alone moves (a sliding window), by under a second."""
         now = self.clock.now()
         rate = self.success.rate(now)
         depth = len(self.queue)
         online = self.online_total + (now - self.online_at if self.online_at is not None else 0.0)
-        next_at = None if self.next_attempt is None else self._wall_of(self.next_attempt)
+        parts = self._policy_parts
+        if not light or parts is None or now - parts[0] >= 1.0:
+            parts = (now, *self._policy_views(now))
+            self._policy_parts = parts
+        _, breaker, conflicts, throttle, next_at = parts
         return InstanceSnapshot(
             instance_id=self.id,
             tenant=self.record.tenant,
@@ -825,18 +836,9 @@ class Instance:
             jid=self.jid,
             last_code=self.last_code,
             last_reason=self.last_reason,
-            breaker=self._walls(self.breaker.snapshot(now), ("opened_at", "next_probe_at")),
-            conflicts={
-                **self._walls(self.conflicts.snapshot(now), ("last",)),
-                "times": [
-                    self._wall_of(t)
-                    for t in self.conflicts.times()
-                    if now - t <= self.cfg.conflict.window
-                ],
-            },
-            throttle=self._walls(
-                self.throttle.snapshot(now), ("last_attempt", "last_conflict", "next_allowed")
-            ),
+            breaker=breaker,
+            conflicts=conflicts,
+            throttle=throttle,
             next_attempt_at=next_at,
             queue_depth=depth,
             in_flight=1 if self.in_flight is not None else 0,
@@ -849,6 +851,26 @@ class Instance:
             online_seconds=online,
         )
 
+    def _policy_views(
+        self, now: float
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], float | None]:
+        next_at = None if self.next_attempt is None else self._wall_of(self.next_attempt)
+        return (
+            self._walls(self.breaker.snapshot(now), ("opened_at", "next_probe_at")),
+            {
+                **self._walls(self.conflicts.snapshot(now), ("last",)),
+                "times": [
+                    self._wall_of(t)
+                    for t in self.conflicts.times()
+                    if now - t <= self.cfg.conflict.window
+                ],
+            },
+            self._walls(
+                self.throttle.snapshot(now), ("last_attempt", "last_conflict", "next_allowed")
+            ),
+            next_at,
+        )
+
     def _wall_of(self, t: float) -> float:
         """A daemon-clock time as Unix time, which is what clients are shown."""
         return self.clock.wall() + (t - self.clock.now()) * self.cfg.daemon.time_scale
@@ -859,8 +881,8 @@ class Instance:
                 snap[k] = self._wall_of(snap[k])
         return snap
 
-    def _publish_snapshot(self) -> None:
-        self.d.board.put(self.snapshot())
+    def _publish_snapshot(self, light: bool = False) -> None:
+        self.d.board.put(self.snapshot(light))
 
     # ------------------------------------------------------------------ helpers
 
