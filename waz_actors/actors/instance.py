@@ -111,6 +111,7 @@ class Instance:
         self._token = 0
         self._restart_tripped = restart_tripped
         self._policy_parts: tuple[Any, ...] | None = None  # see snapshot()
+        self._light_due = False
         self.booted = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -148,6 +149,17 @@ class Instance:
     # ------------------------------------------------------------------ routing
 
     def handle(self, msg: object) -> Any:
+        result = self._handle(msg)
+        self._flush_light()
+        return result
+
+    def _flush_light(self) -> None:
+        # One light snapshot per message handled, however many steps asked for one.
+        if self._light_due:
+            self._light_due = False
+            self.d.board.put(self.snapshot(light=True))
+
+    def _handle(self, msg: object) -> Any:
         if not self.booted:
             # The queue is read only now, after the spawner registered this actor: a message
             # committed before that is in the store, one committed after is told to us.
@@ -882,7 +894,12 @@ class Instance:
         return snap
 
     def _publish_snapshot(self, light: bool = False) -> None:
-        self.d.board.put(self.snapshot(light))
+        """A full snapshot now; a light one (queue and counters) once the message is handled."""
+        if light:
+            self._light_due = True
+            return
+        self._light_due = False
+        self.d.board.put(self.snapshot())
 
     # ------------------------------------------------------------------ helpers
 
