@@ -199,3 +199,35 @@ def test_sync_write_from_a_done_callback_is_refused(store: Store) -> None:
     assert "deadlock" in str(seen[0])
     store.flush(5)  # the writer is still alive
     assert store.pending_count("i1") == 1
+
+
+def test_posted_status_changes_apply_in_order_and_a_refused_one_is_logged(store: Store) -> None:
+    """set_status: the send path's writes without a Future. Same order as submitted writes, a
+    refused change does not take its batch down with it, and it is logged, not lost silently."""
+    from loguru import logger
+
+    from waz_actors.errors import BadRequest
+
+    a = store.enqueue(message(), max_queue=100).result(5)[0]
+    b = store.enqueue(message(), max_queue=100).result(5)[0]
+    with pytest.raises(BadRequest):
+        store.set_status(b.message_id, "delivered-ish")  # refused before it is queued
+    logged: list[str] = []
+    sink = logger.add(lambda m: logged.append(str(m)), level="ERROR")
+    try:
+        release, held = hold_writer(store)
+        store.set_status(a.message_id, "sending", reason="sending")
+        store.set_status(a.message_id, "sent", attempts=1, wa_id="W1", reason="sent")
+        store.set_status(b.message_id, "sent", reason="queued -> sent is allowed")
+        store.set_status(b.message_id, "queued", reason="sent is final: refused in the op")
+        release.set()
+        held.result(5)
+        store.flush(5)
+    finally:
+        logger.remove(sink)
+    got_a = store.get_message(a.message_id)
+    assert got_a is not None and (got_a.status, got_a.wa_id) == ("sent", "W1")
+    assert [h["status"] for h in store.history(a.message_id)] == ["queued", "sending", "sent"]
+    got_b = store.get_message(b.message_id)
+    assert got_b is not None and got_b.status == "sent"
+    assert any("store write failed" in line and "cannot become queued" in line for line in logged)

@@ -420,7 +420,7 @@ class Instance:
             self.in_flight = None
             self.queue.appendleft(q)
             self.queued_ids.add(q.record.message_id)
-            self.d.store.update_message(
+            self.d.store.set_status(
                 q.record.message_id,
                 M.QUEUED,
                 reason=f"session closed: {reason}",
@@ -696,7 +696,7 @@ class Instance:
         self.in_flight = ready
         self.in_flight_at = now
         rec = ready.record
-        self.d.store.update_message(rec.message_id, M.SENDING, reason="sending")
+        self.d.store.set_status(rec.message_id, M.SENDING, reason="sending")
         self._emit_message(rec.message_id, M.SENDING, "sending")
         if "processing" not in self._timers:
             self._schedule("processing", self.cfg.queue.processing_timeout)
@@ -721,7 +721,7 @@ class Instance:
         if ev.ok:
             self.sent += 1
             self.success.record(now, True)
-            self.d.store.update_message(
+            self.d.store.set_status(
                 rec.message_id, M.SENT, attempts=attempts, wa_id=ev.wa_id, reason="sent"
             )
             self._emit_message(rec.message_id, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id)
@@ -736,7 +736,7 @@ class Instance:
             self.queue.appendleft(_Queued(rec, not_before=now + delay))
             self.queued_ids.add(rec.message_id)
             reason = f"send failed, retry in {delay:.0f} s: {ev.error}"
-            self.d.store.update_message(
+            self.d.store.set_status(
                 rec.message_id, M.QUEUED, attempts=attempts, error=ev.error, reason=reason
             )
             self._emit_message(rec.message_id, M.QUEUED, reason, attempts=attempts)
@@ -755,7 +755,7 @@ class Instance:
     def _finish(self, rec: MessageRecord, status: M, reason: str) -> None:
         if status == M.FAILED:
             self.failed += 1
-        self.d.store.update_message(
+        self.d.store.set_status(
             rec.message_id, status, attempts=rec.attempts, error=rec.last_error, reason=reason
         )
         self._emit_message(rec.message_id, status, reason, attempts=rec.attempts)

@@ -560,6 +560,37 @@ class Store:
         With `only_if`, updates only when the current status is one of those (False otherwise).
         A final status never changes again, except failed -> queued (InvalidState otherwise).
         """
+        return self.writer.submit(
+            self._status_op(message_id, status, attempts, error, wa_id, reason, only_if)
+        )
+
+    def set_status(
+        self,
+        message_id: str,
+        status: str,
+        *,
+        attempts: int | None = None,
+        error: str | None = None,
+        wa_id: str | None = None,
+        reason: str | None = None,
+        only_if: Iterable[str] | None = None,
+    ) -> None:
+        """update_message for a caller that does not wait (an instance on its send path): the
+        same write in the same order, without a Future; a refused change is logged."""
+        self.writer.post(
+            self._status_op(message_id, status, attempts, error, wa_id, reason, only_if)
+        )
+
+    def _status_op(
+        self,
+        message_id: str,
+        status: str,
+        attempts: int | None,
+        error: str | None,
+        wa_id: str | None,
+        reason: str | None,
+        only_if: Iterable[str] | None,
+    ) -> Callable[[Tx], bool]:
         new = _status(status)
         guard = None if only_if is None else {_status(s, "only_if") for s in only_if}
         if attempts is not None and (
@@ -600,7 +631,7 @@ class Store:
             tx.adjust(row["instance_id"], (new in _PENDING) - (current in _PENDING))
             return True
 
-        return self.writer.submit(op)
+        return op
 
     def pending_messages(self, instance_id: str) -> list[MessageRecord]:
         with self._read() as conn:

@@ -55,7 +55,7 @@ class Tx:
 
 
 Op = Callable[[Tx], T]
-_Item = tuple[Callable[[Tx], Any], Future]
+_Item = tuple[Callable[[Tx], Any], Future | None]  # None: posted, nobody waits
 
 
 def _merge(into: dict[str, int], delta: dict[str, int]) -> None:
@@ -103,6 +103,14 @@ class Writer:
             self._fail_leftovers()
         return fut
 
+    def post(self, op: Callable[[Tx], Any]) -> None:
+        """Submit with nobody waiting: no Future (a lock and a condition each) on hot paths
+        whose caller never looks at the outcome. A failure is logged instead."""
+        if self._closed:
+            logger.error("store write after close dropped: {}", getattr(op, "__qualname__", op))
+            return
+        self._queue.put((op, None))
+
     def call(self, op: Callable[[Tx], T], timeout: float | None = None) -> T:
         """Submit and wait for the commit.
 
@@ -139,7 +147,7 @@ class Writer:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and item[1].set_running_or_notify_cancel():
+            if item is not None and item[1] is not None and item[1].set_running_or_notify_cancel():
                 item[1].set_exception(ShuttingDown("the store is closed"))
 
     def _run(self) -> None:
@@ -170,13 +178,13 @@ class Writer:
             except BaseException as e:  # never let the writer die with callers waiting
                 logger.exception("store writer batch failed")
                 for _, fut in batch:
-                    if not fut.done():
+                    if fut is not None and not fut.done():
                         fut.set_exception(e)
             if stop:
                 return
 
     def _run_batch(self, batch: list[_Item]) -> None:
-        live = [(op, fut) for op, fut in batch if fut.set_running_or_notify_cancel()]
+        live = [(op, fut) for op, fut in batch if fut is None or fut.set_running_or_notify_cancel()]
         if not live:
             return
         # Optimistic first: no SAVEPOINT per operation (three fewer statements each, and every
@@ -196,14 +204,17 @@ class Writer:
         self.ops += len(live)
         self.largest_batch = max(self.largest_batch, len(live))
         for fut, ok, value in outcomes:
-            if ok:
+            if fut is None:
+                if not ok:
+                    logger.opt(exception=value).error("store write failed (nobody waited)")
+            elif ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
 
     def _attempt(
         self, live: list[_Item], *, savepoints: bool
-    ) -> tuple[list[tuple[Future, bool, Any]], dict[str, int]] | None:
+    ) -> tuple[list[tuple[Future | None, bool, Any]], dict[str, int]] | None:
         """Run the batch in one transaction and commit it. None: retry with savepoints (only
         when `savepoints` is False) or every future has failed already."""
         conn = self._conn
@@ -213,7 +224,7 @@ class Writer:
             self._fail_all(live, e)
             return None
         delta: dict[str, int] = {}
-        outcomes: list[tuple[Future, bool, Any]] = []
+        outcomes: list[tuple[Future | None, bool, Any]] = []
         for op, fut in live:
             tx = Tx(conn, self.counters, delta)
             if savepoints:
@@ -249,7 +260,7 @@ class Writer:
     def _fail_all(self, live: list[_Item], error: BaseException) -> None:
         logger.error("store commit failed, {} operations not applied: {}", len(live), error)
         for _, fut in live:
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_exception(error)
 
 
