@@ -50,6 +50,11 @@ def test_instance_lifecycle(admin: Client) -> None:
     assert set(admin.instance_pair("shop-1", PHONE)) == {"code"}
     assert set(admin.instance_pair("shop-1", PHONE)) == {"code"}  # already pairing: a new code
     assert err(admin.instance_pair, "shop-1", "12ab").code == "bad_request"
+    # an instance whose session is still linked comes online: told so at once, not a timeout
+    admin.instance_create("sim", "linked")
+    e = err(admin.instance_pair, "linked")
+    assert e.code == "invalid_state" and "already linked" in e.message
+    assert admin.instance_get("linked")["state"] == "online"
 
     deleted = admin.instance_delete(generated)
     assert deleted == {"instance_id": generated, "deleted": True, "cancelled": []}

@@ -549,6 +549,18 @@ class Instance:
         # brief online between conflicts resets nothing).
         self._schedule("stable", self.cfg.connection.stable_after)
         self._set_state(S.ONLINE, "connected")
+        # A pair request whose connection came up linked (no QR, no code: the stored session
+        # was still valid) is answered now, as pairing an online instance is, not by a timeout.
+        for w in self.pair_waiters:
+            if not w.done():
+                w.set_exception(
+                    InvalidState(
+                        f"instance {self.id} is already linked (online as {ev.jid}); "
+                        "log out before pairing again"
+                    )
+                )
+        self.pair_waiters.clear()
+        self.pair_phone = None
         self._pump()
 
     def _on_conflict(self, ev: d.Conflict) -> None:
