@@ -145,6 +145,36 @@ def test_nothing_is_respawned_once_the_daemon_stops(tmp_path: Path, shared_sim) 
     assert shared_sim.instance_ids(live_only=True) == []
 
 
+def test_an_instance_whose_driver_is_missing_is_shown_with_the_reason(tmp_path: Path) -> None:
+    """A stored instance whose driver this daemon lacks (neonize not installed, say) is not
+    started, but it is listed with the reason, and messages for it are kept, not refused."""
+    import time
+
+    from waz_actors.store import InstanceRecord, Store
+
+    cfg = fast_config(tmp_path)
+    Path(cfg.state_dir).mkdir(parents=True)
+    s = Store(cfg.db_path)
+    s.open()
+    now = time.time()
+    s.create_instance(
+        InstanceRecord("ghost", "t1", "ghostdriver", {}, "running", "online", now, None, None,
+                       None, now)
+    )  # fmt: skip
+    s.close()
+    d = start(cfg)
+    try:
+        snap = wait_for(
+            lambda: (s := d.board.get("ghost")) is not None and s.last_reason and s,
+            what="on the board with a reason",
+        )
+        assert snap.state == "stopped" and "'ghostdriver' is not available" in snap.last_reason
+        rec = send(d, "ghost", "kept for later")
+        assert d.store.get_message(rec.message_id).status == "queued"
+    finally:
+        d.stop()
+
+
 def test_health_sweeps_never_connect(tmp_path: Path) -> None:
     cfg = fast_config(tmp_path, daemon={"health_sweep": 5.0})
     d = start(cfg)

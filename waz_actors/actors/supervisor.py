@@ -6,6 +6,7 @@ state. The supervisor only asks downward (children never ask it), so it can wait
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -114,9 +115,13 @@ class Supervisor:
             return
         assert self.me is not None
         if rec.driver not in self.d.drivers:
-            logger.bind(instance=rec.instance_id).error(
-                "driver {!r} is not available; instance not started", rec.driver
-            )
+            why = f"driver {rec.driver!r} is not available; instance not started"
+            logger.bind(instance=rec.instance_id).error(why)
+            # Still on the board, saying why: its messages are kept (and accepted) until a
+            # daemon with that driver starts it.
+            depth = self.d.store.pending_count(rec.instance_id)
+            snap = InstanceSnapshot.placeholder(rec, depth)
+            self.d.board.put(dataclasses.replace(snap, last_reason=why))
             return
         self.d.board.put_if_absent(
             InstanceSnapshot.placeholder(rec, self.d.store.pending_count(rec.instance_id))
