@@ -561,10 +561,23 @@ class Store:
         A final status never changes again, except failed -> queued (InvalidState otherwise).
         """
         return self.writer.submit(
-            self._status_op(message_id, status, attempts, error, wa_id, reason, only_if)
+            self._status_op(
+                message_id,
+                status,
+                attempts=attempts,
+                error=error,
+                wa_id=wa_id,
+                reason=reason,
+                only_if=only_if,
+            )
         )
 
-    def set_status(
+    def set_status(self, message_id: str, status: str, **changes: Any) -> None:
+        """update_message for a caller that does not wait (an instance on its send path): the
+        same write in the same order, without a Future; a refused change is logged."""
+        self.writer.post(self._status_op(message_id, status, **changes))
+
+    def _status_op(
         self,
         message_id: str,
         status: str,
@@ -574,22 +587,6 @@ class Store:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
-    ) -> None:
-        """update_message for a caller that does not wait (an instance on its send path): the
-        same write in the same order, without a Future; a refused change is logged."""
-        self.writer.post(
-            self._status_op(message_id, status, attempts, error, wa_id, reason, only_if)
-        )
-
-    def _status_op(
-        self,
-        message_id: str,
-        status: str,
-        attempts: int | None,
-        error: str | None,
-        wa_id: str | None,
-        reason: str | None,
-        only_if: Iterable[str] | None,
     ) -> Callable[[Tx], bool]:
         new = _status(status)
         guard = None if only_if is None else {_status(s, "only_if") for s in only_if}
