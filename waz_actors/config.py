@@ -124,6 +124,10 @@ class SimConfig:
     endpoint: str = ""  # empty: the in-process fake network
     connect_latency: float = _dur(0.5, allow_zero=True)
     send_latency: float = _dur(0.2, allow_zero=True)
+    qr_interval: float = _dur(20.0)  # a fresh QR code this often while pairing
+    # A send whose answer the network loses (a dropped link) still reached the phone with this
+    # probability: the daemon cannot know, resends with the same id, and the network drops it.
+    lost_ack_delivery_rate: float = _dur(0.5, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,7 @@ def parse(data: dict[str, Any]) -> Config:
     for name, value in (
         ("connection.backoff_jitter", cfg.connection.backoff_jitter),
         ("queue.pacing_jitter", cfg.queue.pacing_jitter),
+        ("sim.lost_ack_delivery_rate", cfg.sim.lost_ack_delivery_rate),
     ):
         if value > 1:
             raise ConfigError(f"{name}: must be a fraction from 0 to 1, got {value!r}")

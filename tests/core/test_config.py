@@ -27,6 +27,8 @@ from waz_actors.config import ConfigError
         ({"connection": {"throttle": -5}}, "connection.throttle: must be greater than 0"),
         ({"queue": {"retry_multiplier": 0.5}}, "queue.retry_multiplier: must be at least 1"),
         ({"connection": {"backoff_jitter": 2}}, "connection.backoff_jitter: must be a fraction"),
+        ({"sim": {"lost_ack_delivery_rate": 1.5}}, "sim.lost_ack_delivery_rate: must be a fracti"),
+        ({"sim": {"qr_interval": 0}}, "sim.qr_interval: must be greater than 0"),
         ({"control": {"tcp_endpoints": "tcp://x"}}, "control.tcp_endpoints: expected a list"),
         ({"instances": [{"driver": "sim"}]}, "instances[0].id: missing"),
         (

@@ -144,9 +144,11 @@ def test_factory_and_config(net: SimNetwork, scheduler: Scheduler, clock: RealCl
     rec = Recorder()
     drv = make_sim_factory(net)(DriverContext("F", {}, "/nonexistent", rec))
     assert isinstance(drv, SimDriver) and drv.instance_id == "F"
-    built = network_from_config(SimConfig(connect_latency=0.1, send_latency=0.0), scheduler, clock)
+    cfg = SimConfig(connect_latency=0.1, send_latency=0.0, qr_interval=5, lost_ack_delivery_rate=0)
+    built = network_from_config(cfg, scheduler, clock)
     assert isinstance(built, SimNetwork)
     assert (built.connect_latency, built.send_latency) == (0.1, 0.0)
+    assert (built.qr_interval, built.lost_ack_delivery_rate) == (5.0, 0.0)
 
 
 def test_no_event_escapes_after_disconnect_under_churn(

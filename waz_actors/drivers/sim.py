@@ -146,4 +146,6 @@ def network_from_config(cfg: SimConfig, scheduler: TimerScheduler, clock: Clock)
         clock,
         connect_latency=cfg.connect_latency,
         send_latency=cfg.send_latency,
+        qr_interval=cfg.qr_interval,
+        lost_ack_delivery_rate=cfg.lost_ack_delivery_rate,
     )
