@@ -231,3 +231,29 @@ def test_posted_status_changes_apply_in_order_and_a_refused_one_is_logged(store:
     got_b = store.get_message(b.message_id)
     assert got_b is not None and got_b.status == "sent"
     assert any("store write failed" in line and "cannot become queued" in line for line in logged)
+
+
+def test_a_batch_failed_whole_is_not_run_again(store: Store) -> None:
+    """When SQLite rolls a whole batch back (disk full, I/O error), every future of it fails and
+    nothing of it may land afterwards. Regression: the optimistic writer took that outcome for
+    "retry with savepoints", ran the batch again and committed writes already reported failed."""
+    runs: list[int] = []
+
+    def rolls_everything_back(tx: Any) -> None:
+        runs.append(1)
+        if len(runs) == 1:  # like SQLITE_FULL: SQLite itself ends the transaction
+            tx.conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+
+    release, held = hold_writer(store)
+    good = store.enqueue(message(), max_queue=100)
+    bad = store.submit(rolls_everything_back)
+    release.set()
+    held.result(5)
+    with pytest.raises(sqlite3.OperationalError):
+        bad.result(5)
+    with pytest.raises(sqlite3.OperationalError):
+        good.result(5)  # its batch was rolled back: not acknowledged
+    store.flush(5)
+    assert runs == [1]
+    assert store.totals()["queued"] == 0  # and not written behind its caller's back

@@ -55,6 +55,7 @@ class Tx:
 
 
 Op = Callable[[Tx], T]
+_RETRY = object()  # an operation of an optimistic batch failed: run it again with savepoints
 _Item = tuple[Callable[[Tx], Any], Future | None]  # None: posted, nobody waits
 
 
@@ -193,10 +194,10 @@ class Writer:
         # operation still rolls back only itself. Operations only touch the database and
         # their Tx, so running one twice is safe.
         done = self._attempt(live, savepoints=False)
-        if done is None:
+        if done is _RETRY:
             done = self._attempt(live, savepoints=True)
-        if done is None:
-            return
+        if not isinstance(done, tuple):
+            return  # every future has its exception already
         outcomes, delta = done
         _merge(self.counters, delta)
         self.commits += 1
@@ -214,9 +215,10 @@ class Writer:
 
     def _attempt(
         self, live: list[_Item], *, savepoints: bool
-    ) -> tuple[list[tuple[Future | None, bool, Any]], dict[str, int]] | None:
-        """Run the batch in one transaction and commit it. None: retry with savepoints (only
-        when `savepoints` is False) or every future has failed already."""
+    ) -> tuple[list[tuple[Future | None, bool, Any]], dict[str, int]] | object | None:
+        """Run the batch in one transaction and commit it: the outcomes and counter changes;
+        _RETRY when an operation failed alone (only without savepoints); None when the whole
+        batch failed and every future has its exception (never run again: its callers know)."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -239,7 +241,7 @@ class Writer:
                     return None
                 if not savepoints:
                     conn.execute("ROLLBACK")
-                    return None
+                    return _RETRY
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
                 outcomes.append((fut, False, e))
