@@ -92,25 +92,25 @@ class Writer:
         self._thread.start()
 
     def submit(self, op: Callable[[Tx], T]) -> Future[T]:
-        # No lock: many actor threads submit at once, and a contended lock costs each a trip
-        # through the GIL. A submit racing close() is failed by whichever of the writer's
-        # final drain or the check below sees it last (see _fail_leftovers).
         fut: Future[T] = Future()
-        if self._closed:
-            fut.set_exception(ShuttingDown("the store is closed"))
-            return fut
-        self._queue.put((op, fut))
-        if self._finished.is_set():
-            self._fail_leftovers()
+        self._put(op, fut)
         return fut
 
     def post(self, op: Callable[[Tx], Any]) -> None:
         """Submit with nobody waiting: no Future (a lock and a condition each) on hot paths
         whose caller never looks at the outcome. A failure is logged instead."""
+        self._put(op, None)
+
+    def _put(self, op: Callable[[Tx], Any], fut: Future[Any] | None) -> None:
+        # No lock: many actor threads submit at once, and a contended lock costs each a trip
+        # through the GIL. A submit racing close() is failed by whichever of the writer's
+        # final drain or the check below sees it last (see _fail_leftovers).
         if self._closed:
-            logger.error("store write after close dropped: {}", getattr(op, "__qualname__", op))
+            _refuse(op, fut)
             return
-        self._queue.put((op, None))
+        self._queue.put((op, fut))
+        if self._finished.is_set():
+            self._fail_leftovers()
 
     def call(self, op: Callable[[Tx], T], timeout: float | None = None) -> T:
         """Submit and wait for the commit.
@@ -148,8 +148,8 @@ class Writer:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and item[1] is not None and item[1].set_running_or_notify_cancel():
-                item[1].set_exception(ShuttingDown("the store is closed"))
+            if item is not None:
+                _refuse(*item)
 
     def _run(self) -> None:
         try:
@@ -264,6 +264,13 @@ class Writer:
         for _, fut in live:
             if fut is not None and not fut.done():
                 fut.set_exception(error)
+
+
+def _refuse(op: Callable[[Tx], Any], fut: Future[Any] | None) -> None:
+    if fut is None:
+        logger.error("store closed: write dropped: {}", getattr(op, "__qualname__", op))
+    elif fut.set_running_or_notify_cancel():
+        fut.set_exception(ShuttingDown("the store is closed"))
 
 
 __all__ = ["Tx", "Writer"]
