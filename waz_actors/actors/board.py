@@ -38,7 +38,7 @@ class InstanceSnapshot:
     online_seconds: float = 0.0  # daemon seconds spent online, for availability figures
 
     @classmethod
-    def placeholder(cls, rec: Any, queue_depth: int) -> InstanceSnapshot:
+    def placeholder(cls, rec: Any, queue_depth: int, reason: str | None = None) -> InstanceSnapshot:
         """What the board shows for an instance whose actor has not booted yet (`rec` is an
         InstanceRecord). Without it a command sent while the daemon is still spawning its
         actors would hear `not_found` for an instance that exists, and a client treats that
@@ -53,7 +53,7 @@ class InstanceSnapshot:
             desired=rec.desired,
             jid=rec.jid,
             last_code=rec.last_code,
-            last_reason=rec.last_reason,
+            last_reason=reason or rec.last_reason,
             queue_depth=queue_depth,
         )
 

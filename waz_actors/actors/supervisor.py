@@ -6,7 +6,6 @@ state. The supervisor only asks downward (children never ask it), so it can wait
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
@@ -86,10 +85,30 @@ class Supervisor:
         self.ping_seq = 0
         self.pongs: dict[str, int] = {}
         self.me: pykka.ActorRef[Any] | None = None
+        self._stored: list[InstanceRecord] = []
         # Set by stop_all: from then on nothing is spawned again. A sweep or a failure report
         # queued behind StopAll would otherwise find the stopped children "dead" and replace
         # them, and the replacements would send after the daemon had handed over.
         self.stopping = False
+
+    def show_stored(self) -> None:
+        """Put every stored instance on the board, before any actor exists.
+
+        Runs in the thread that starts the supervisor, so it is done before the control socket
+        answers: a command sent while the actors are still being spawned (thousands take
+        seconds) finds the instance instead of hearing `not_found`, which a client takes as
+        final."""
+        self._stored = self.d.store.list_instances()
+        for rec in self._stored:
+            self._show(rec)
+
+    def _show(self, rec: InstanceRecord, reason: str | None = None) -> None:
+        depth = self.d.store.pending_count(rec.instance_id)
+        snap = InstanceSnapshot.placeholder(rec, depth, reason)
+        if reason is None:
+            self.d.board.put_if_absent(snap)  # an actor's own snapshot stays
+        else:
+            self.d.board.put(snap)
 
     def boot(self, me: pykka.ActorRef[Any]) -> None:
         self.me = me
@@ -99,7 +118,8 @@ class Supervisor:
         scale = self.d.cfg.daemon.time_scale
         since = self.d.clock.wall() - self.d.cfg.conflict.window * scale
         conflicts = self.d.store.all_conflicts_since(since)
-        for rec in self.d.store.list_instances():
+        stored, self._stored = self._stored, []
+        for rec in stored:
             self._spawn(rec, conflicts=conflicts.get(rec.instance_id, []))
         self._schedule_sweep()
 
@@ -119,13 +139,9 @@ class Supervisor:
             logger.bind(instance=rec.instance_id).error(why)
             # Still on the board, saying why: its messages are kept (and accepted) until a
             # daemon with that driver starts it.
-            depth = self.d.store.pending_count(rec.instance_id)
-            snap = InstanceSnapshot.placeholder(rec, depth)
-            self.d.board.put(dataclasses.replace(snap, last_reason=why))
+            self._show(rec, why)
             return
-        self.d.board.put_if_absent(
-            InstanceSnapshot.placeholder(rec, self.d.store.pending_count(rec.instance_id))
-        )
+        self._show(rec)
         ref = InstanceActor.start(self.d, rec, self.me, restart_tripped, conflicts)
         self.children.set(rec.instance_id, ref)
         ref.tell(Boot())  # after set(): see Instance.handle
@@ -300,6 +316,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def __init__(self, deps: InstanceDeps, children: Children, status: SweepStatus) -> None:
         super().__init__()
         self.sup = Supervisor(deps, children, status)
+        self.sup.show_stored()  # in the starting thread, before start() returns
 
     def on_start(self) -> None:
         self.sup.boot(self.actor_ref)

@@ -14,7 +14,7 @@ import pykka
 from loguru import logger
 
 from waz_actors import __version__
-from waz_actors.actors.board import InstanceSnapshot, StatusBoard
+from waz_actors.actors.board import StatusBoard
 from waz_actors.actors.fleet import Fleet
 from waz_actors.actors.gate import ConnectGate
 from waz_actors.actors.instance import InstanceDeps
@@ -87,12 +87,6 @@ class Daemon:
             gate=ConnectGate(cfg.daemon.connect_rate),
             drivers=drivers,
         )
-        # Every stored instance is on the board before the control socket answers, while the
-        # supervisor may still be spawning actors for a while (thousands of instances).
-        for rec in self.store.list_instances():
-            self.board.put_if_absent(
-                InstanceSnapshot.placeholder(rec, self.store.pending_count(rec.instance_id))
-            )
         self.supervisor = SupervisorActor.start(deps, self.children, self.sweep)
         self.fleet = Fleet(
             cfg,
