@@ -12,14 +12,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from waz_actors import addressing
 from waz_actors.config import KNOWN_DRIVERS
 from waz_actors.control.protocol import ArgError
 from waz_actors.errors import TooLarge
 from waz_actors.types import InstanceState, MessageStatus
 
-_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-_PHONE_RE = re.compile(r"\+?[0-9]{8,15}")
-_JID_RE = re.compile(r"[0-9]{5,20}(-[0-9]{1,20})?@(s\.whatsapp\.net|g\.us)")
 MAX_URL_LEN = 2048
 MAX_SHORT_TEXT = 256
 MAX_SETTINGS_LEN = 64
@@ -37,24 +35,22 @@ def string(value: Any, *, max_len: int = MAX_SHORT_TEXT, what: str = "a string")
 
 
 def ident(value: Any) -> str:
-    """Instance, message, tenant and token ids: 1..64 of [A-Za-z0-9_.:-]."""
+    """Instance, message, tenant and token ids (addressing.ID_RULE)."""
     if not isinstance(value, str):
         raise ArgError(f"expected a string id, got {type(value).__name__}")
-    if not _ID_RE.fullmatch(value):
-        raise ArgError("must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
-    return value
+    try:
+        return addressing.check_id(value)
+    except ValueError as e:
+        raise ArgError(str(e)) from None
 
 
 def recipient(value: Any) -> str:
     """A phone number (8..15 digits, optional +) or a JID (user or group)."""
     value = string(value, max_len=64, what="a phone number or JID")
-    if _PHONE_RE.fullmatch(value):
-        return value.lstrip("+")
-    if _JID_RE.fullmatch(value):
-        return value
-    raise ArgError(
-        "must be a phone number of 8 to 15 digits or a JID like 5511999999999@s.whatsapp.net"
-    )
+    try:
+        return addressing.check_recipient(value)
+    except ValueError as e:
+        raise ArgError(str(e)) from None
 
 
 def text_of(max_len: int) -> Callable[[Any], str]:
@@ -196,9 +192,10 @@ def label(value: Any) -> str:
 
 def phone(value: Any) -> str:
     value = string(value, max_len=16, what="a phone number")
-    if not _PHONE_RE.fullmatch(value):
-        raise ArgError("must be a phone number of 8 to 15 digits, country code first")
-    return value.lstrip("+")
+    try:
+        return addressing.check_phone(value)
+    except ValueError as e:
+        raise ArgError(str(e)) from None
 
 
 def fault_kind(value: Any) -> str:

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from waz_actors import addressing
 from waz_actors.clock import Clock, TimerHandle
 from waz_actors.drivers.base import (
     Banned,
@@ -716,10 +717,12 @@ def check_message(message: OutgoingMessage) -> None:
 
 
 def check_phone(phone: str) -> str:
-    digits = phone.removeprefix("+") if isinstance(phone, str) else ""
-    if not (digits.isdigit() and digits.isascii() and 7 <= len(digits) <= 15):
-        raise ValueError(f"phone must be 7 to 15 digits (international format), got {phone!r}")
-    return digits
+    if not isinstance(phone, str):
+        raise ValueError(f"phone must be a string, got {phone!r}")
+    try:
+        return addressing.check_phone(phone)
+    except ValueError as e:
+        raise ValueError(f"phone {e}, got {phone!r}") from None
 
 
 def _check_instance_id(instance_id: str) -> None:

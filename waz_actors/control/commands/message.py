@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from waz_actors import addressing
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import Later, command, optional
@@ -44,8 +45,10 @@ def send(
 ) -> Later:
     from waz_actors.actors.fleet import accept_message
 
-    if text is None and media is None:
-        raise BadRequest("text or media is required", {"field": "text"})
+    try:
+        addressing.check_content(text, media)
+    except ValueError as e:
+        raise BadRequest(str(e), {"field": "text"}) from None
     if text is not None and len(text) > ctx.config.queue.max_text_length:
         raise TooLarge(
             f"text: longer than {ctx.config.queue.max_text_length} characters",
