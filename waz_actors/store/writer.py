@@ -56,7 +56,7 @@ class Tx:
 
 Op = Callable[[Tx], T]
 _RETRY = object()  # an operation of an optimistic batch failed: run it again with savepoints
-_Item = tuple[Callable[[Tx], Any], Future | None]  # None: posted, nobody waits
+_Item = tuple[Callable[[Tx], Any], Future[Any] | None]  # None: posted, nobody waits
 
 
 def _merge(into: dict[str, int], delta: dict[str, int]) -> None:
@@ -215,7 +215,7 @@ class Writer:
 
     def _attempt(
         self, live: list[_Item], *, savepoints: bool
-    ) -> tuple[list[tuple[Future | None, bool, Any]], dict[str, int]] | object | None:
+    ) -> tuple[list[tuple[Future[Any] | None, bool, Any]], dict[str, int]] | object | None:
         """Run the batch in one transaction and commit it: the outcomes and counter changes;
         _RETRY when an operation failed alone (only without savepoints); None when the whole
         batch failed and every future has its exception (never run again: its callers know)."""
@@ -226,7 +226,7 @@ class Writer:
             self._fail_all(live, e)
             return None
         delta: dict[str, int] = {}
-        outcomes: list[tuple[Future | None, bool, Any]] = []
+        outcomes: list[tuple[Future[Any] | None, bool, Any]] = []
         for op, fut in live:
             tx = Tx(conn, self.counters, delta)
             if savepoints:

@@ -1,0 +1,185 @@
+"""What the daemon asks of its store: the contract every backend implements.
+
+The actors, the fleet, the runtime and the control commands use only these methods, so a second
+backend (PostgreSQL) fits in without touching them. `waz_actors.store.Store` is the SQLite one;
+it has a few more methods (submit, flush, stats, pragmas, schema_version, backup, totals,
+recent_events, prune_events, conflicts_count_since) for tests and tools, outside this contract.
+
+Argument errors (bad status, wrong type) raise BadRequest at once, before anything is written.
+Errors that depend on what is stored (NotFound, Exists, QueueFull, InvalidState) come through the
+Future of a write, or are raised by the methods that wait. A Future resolves only once its write
+is durable. Times are wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any, Protocol, runtime_checkable
+
+from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
+
+
+@runtime_checkable
+class StoreAPI(Protocol):
+    # -- life cycle --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect and migrate; RuntimeError when already open."""
+        ...
+
+    def close(self) -> None:
+        """Commit everything already submitted, then disconnect. A write racing close fails
+        with ShuttingDown (one nobody waits for is dropped with a log line); afterwards every
+        method raises ShuttingDown."""
+        ...
+
+    # -- instances ---------------------------------------------------------------------------
+
+    def create_instance(self, rec: InstanceRecord) -> None:
+        """Waits for the commit; Exists when the id is taken."""
+        ...
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
+
+    def list_instances(self, tenant: str | None = None) -> list[InstanceRecord]:
+        """Oldest first; every tenant's when `tenant` is None."""
+        ...
+
+    def save_state(
+        self,
+        instance_id: str,
+        state: str,
+        *,
+        since: float,
+        reason: str | None = None,
+        code: int | None = None,
+        jid: str | None = None,
+    ) -> Future[None]:
+        """Record the instance's state; reason, code and jid are written as given."""
+        ...
+
+    def set_desired(self, instance_id: str, desired: str) -> Future[None]:
+        """`desired` is "running" or "stopped"."""
+        ...
+
+    def update_instance(
+        self, instance_id: str, *, driver: str, tenant: str, settings: dict[str, Any], desired: str
+    ) -> None:
+        """Config reload: new driver, tenant, settings or autostart for an existing instance."""
+        ...
+
+    def delete_instance(self, instance_id: str, reason: str = "instance deleted") -> list[str]:
+        """Cancel every pending message (with history), drop conflicts and the instance row;
+        returns the ids of the cancelled messages."""
+        ...
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def enqueue(self, rec: MessageRecord, *, max_queue: int) -> Future[tuple[MessageRecord, bool]]:
+        """Insert the message as queued; the Future resolves after the commit.
+
+        Resolves to (record, True) when inserted, (the earlier record, False) when the tenant
+        already used this idempotency key; raises QueueFull when the instance has max_queue
+        pending messages, NotFound for an unknown instance, Exists for a reused message id.
+        """
+        ...
+
+    def get_message(self, message_id: str) -> MessageRecord | None: ...
+
+    def history(self, message_id: str) -> list[dict[str, Any]]:
+        """The message's status changes, oldest first: maps of status, time and reason."""
+        ...
+
+    def update_message(
+        self,
+        message_id: str,
+        status: str,
+        *,
+        attempts: int | None = None,
+        error: str | None = None,
+        wa_id: str | None = None,
+        reason: str | None = None,
+        only_if: Iterable[str] | None = None,
+    ) -> Future[bool]:
+        """Set the status (and attempts/error/wa_id when given) and add a history row.
+
+        With `only_if`, updates only when the current status is one of those (False otherwise).
+        A final status never changes again, except failed -> queued (InvalidState otherwise).
+        """
+        ...
+
+    def set_status(self, message_id: str, status: str, **changes: Any) -> None:
+        """update_message for a caller that does not wait (an instance on its send path): the
+        same write in the same order, without a Future; a refused change is logged."""
+        ...
+
+    def pending_messages(self, instance_id: str) -> list[MessageRecord]:
+        """Queued and sending messages, oldest first."""
+        ...
+
+    def pending_count(self, instance_id: str) -> int:
+        """Queued + sending, as committed; cheap enough to ask on every event."""
+        ...
+
+    def list_messages(
+        self,
+        instance_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[MessageRecord]:
+        """A page in insertion order; `after` is the last message id of the previous page."""
+        ...
+
+    def queue_stats(self, instance_id: str, now_wall: float | None = None) -> dict[str, Any]:
+        """depth, in_flight, oldest_age (seconds, or None) and the count of each final status."""
+        ...
+
+    def recover_sending(self) -> int:
+        """At start-up: every `sending` message goes back to `queued` with the same id."""
+        ...
+
+    def cancel_pending(
+        self, instance_id: str, *, status: str = "queued", reason: str = "purged"
+    ) -> list[str]:
+        """Cancel the instance's messages in `status` (queued or sending); returns their ids."""
+        ...
+
+    def requeue_failed(
+        self, instance_id: str, message_ids: list[str] | None, *, max_queue: int
+    ) -> list[str]:
+        """Failed -> queued (attempts reset), oldest first, while the queue has room."""
+        ...
+
+    # -- conflicts and the event log ---------------------------------------------------------
+
+    def add_conflict(self, instance_id: str, at: float) -> Future[None]: ...
+
+    def conflicts_since(self, instance_id: str, since: float) -> list[float]:
+        """The instance's conflict times since `since`, oldest first."""
+        ...
+
+    def all_conflicts_since(self, since: float) -> dict[str, list[float]]:
+        """Every instance's conflicts since `since`, in one query (start-up of a large fleet)."""
+        ...
+
+    def log_event(self, topic: str, body: dict[str, Any]) -> Future[None]: ...
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def add_token(self, rec: TokenRecord) -> None:
+        """Waits for the commit; Exists when the hash is already stored."""
+        ...
+
+    def find_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    def list_tokens(self) -> list[TokenRecord]: ...
+
+    def revoke_token(self, token_hash_or_prefix: str) -> bool:
+        """Revoke by full hash or a unique prefix (at least 6 characters); False if none match."""
+        ...
+
+
+__all__ = ["StoreAPI"]

@@ -1,0 +1,278 @@
+"""Writing the outbox: accepting a message, its status changes, and the bulk moves (recover at
+start-up, purge, operator retry). Every status change adds a history row (see history.py) and
+keeps the writer's pending counters in step with the rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from waz_actors.errors import BadRequest, Exists, InvalidState, NotFound, QueueFull
+from waz_actors.store.checks import (
+    PENDING,
+    need_non_negative,
+    need_number,
+    need_status,
+    need_str,
+    to_json,
+)
+from waz_actors.store.connection import Connections
+from waz_actors.store.history import add_history, cancel_where, mark
+from waz_actors.store.instances import need_instance
+from waz_actors.store.message_reads import MSG_COLUMNS, SELECT_MSG
+from waz_actors.store.records import MessageRecord
+from waz_actors.store.writer import Tx
+from waz_actors.types import FINAL_STATUSES, MessageStatus
+
+QUEUED = MessageStatus.QUEUED.value
+
+
+def allowed(current: str, new: str) -> bool:
+    """A final status is final (no resend after `sent`), except an operator's retry of failed."""
+    if current not in FINAL_STATUSES:
+        return True
+    return current == MessageStatus.FAILED and new == MessageStatus.QUEUED
+
+
+# -- enqueue, step by step -------------------------------------------------------------------
+
+
+def check_message(rec: MessageRecord, max_queue: int) -> None:
+    need_str(rec.message_id, "message_id")
+    need_str(rec.instance_id, "instance_id")
+    need_str(rec.tenant, "tenant")
+    need_str(rec.to, "to")
+    if rec.text is not None and not isinstance(rec.text, str):
+        raise BadRequest("text: expected a string", {"field": "text"})
+    if rec.media is not None and not isinstance(rec.media, dict):
+        raise BadRequest("media: expected a map", {"field": "media"})
+    if rec.text is None and rec.media is None:
+        raise BadRequest("a message needs text or media", {"field": "text"})
+    need_str(rec.idempotency_key, "idempotency_key", optional=True)
+    need_number(rec.created_at, "created_at")
+    need_number(rec.expires_at, "expires_at", optional=True)
+    need_non_negative(max_queue, "max_queue")
+
+
+def as_queued(rec: MessageRecord) -> MessageRecord:
+    """The record as stored: whatever the caller put in status, attempts, error, wa_id and
+    updated_at, a new message starts queued and untried."""
+    fresh = (
+        rec.status == QUEUED
+        and rec.attempts == 0
+        and rec.last_error is None
+        and rec.wa_id is None
+        and rec.updated_at == rec.created_at
+    )
+    if fresh:
+        return rec
+    return dataclasses.replace(
+        rec, status=QUEUED, attempts=0, last_error=None, wa_id=None, updated_at=rec.created_at
+    )
+
+
+def earlier_with_key(c: sqlite3.Connection, rec: MessageRecord) -> MessageRecord | None:
+    """The message the tenant already sent with this idempotency key, if any."""
+    if rec.idempotency_key is None:
+        return None
+    row = c.execute(
+        f"{SELECT_MSG} WHERE tenant = ? AND idempotency_key = ?",
+        (rec.tenant, rec.idempotency_key),
+    ).fetchone()
+    return None if row is None else MessageRecord.from_row(row)
+
+
+def need_room(tx: Tx, instance_id: str, max_queue: int) -> None:
+    # tx.pending counts this batch's earlier operations too: the cap holds within a batch.
+    pending = tx.pending(instance_id)
+    if pending >= max_queue:
+        raise QueueFull(
+            f"instance {instance_id} has {pending} pending messages (max {max_queue})",
+            {"instance_id": instance_id, "max_queue": max_queue},
+        )
+
+
+def insert_queued(c: sqlite3.Connection, rec: MessageRecord, media: str | None) -> None:
+    """The message row and its first history row ("accepted"); Exists for a reused id."""
+    try:
+        c.execute(
+            f"INSERT INTO messages ({MSG_COLUMNS}) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?, ?)",
+            (
+                rec.message_id,
+                rec.instance_id,
+                rec.tenant,
+                rec.to,
+                rec.text,
+                media,
+                rec.status,
+                rec.idempotency_key,
+                rec.created_at,
+                rec.updated_at,
+                rec.expires_at,
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise Exists(
+            f"message {rec.message_id} already exists", {"message_id": rec.message_id}
+        ) from None
+    add_history(c, rec.message_id, rec.status, rec.created_at, "accepted")
+
+
+# -- the table family ------------------------------------------------------------------------
+
+
+class Messages:
+    def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
+        self._db = db
+        self._wall = wall
+
+    def enqueue(self, rec: MessageRecord, *, max_queue: int) -> Future[tuple[MessageRecord, bool]]:
+        check_message(rec, max_queue)
+        media = to_json(rec.media, "media") if rec.media is not None else None
+        stored = as_queued(rec)
+
+        def op(tx: Tx) -> tuple[MessageRecord, bool]:
+            earlier = earlier_with_key(tx.conn, rec)
+            if earlier is not None:
+                return earlier, False
+            need_instance(tx.conn, rec.instance_id)
+            need_room(tx, rec.instance_id, max_queue)
+            insert_queued(tx.conn, stored, media)
+            tx.adjust(rec.instance_id, 1)
+            return stored, True
+
+        return self._db.writer.submit(op)
+
+    def update_message(
+        self,
+        message_id: str,
+        status: str,
+        *,
+        attempts: int | None = None,
+        error: str | None = None,
+        wa_id: str | None = None,
+        reason: str | None = None,
+        only_if: Iterable[str] | None = None,
+    ) -> Future[bool]:
+        return self._db.writer.submit(
+            self.status_op(
+                message_id,
+                status,
+                attempts=attempts,
+                error=error,
+                wa_id=wa_id,
+                reason=reason,
+                only_if=only_if,
+            )
+        )
+
+    def set_status(self, message_id: str, status: str, **changes: Any) -> None:
+        self._db.writer.post(self.status_op(message_id, status, **changes))
+
+    def status_op(
+        self,
+        message_id: str,
+        status: str,
+        *,
+        attempts: int | None = None,
+        error: str | None = None,
+        wa_id: str | None = None,
+        reason: str | None = None,
+        only_if: Iterable[str] | None = None,
+    ) -> Callable[[Tx], bool]:
+        """The write of one status change; its arguments are checked here, before queueing."""
+        new = need_status(status)
+        guard = None if only_if is None else {need_status(s, "only_if") for s in only_if}
+        if attempts is not None:
+            need_non_negative(attempts, "attempts")
+        now = self._wall()
+
+        def op(tx: Tx) -> bool:
+            c = tx.conn
+            row = c.execute(
+                "SELECT instance_id, status FROM messages WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"message {message_id} not found", {"message_id": message_id})
+            current = row["status"]
+            if guard is not None and current not in guard:
+                return False
+            if not allowed(current, new):
+                raise InvalidState(
+                    f"message {message_id} is {current} and cannot become {new}",
+                    {"message_id": message_id, "status": current},
+                )
+            c.execute(
+                "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
+                " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
+                " updated_at = ? WHERE message_id = ?",
+                (new, attempts, error, wa_id, now, message_id),
+            )
+            add_history(c, message_id, new, now, reason)
+            tx.adjust(row["instance_id"], (new in PENDING) - (current in PENDING))
+            return True
+
+        return op
+
+    def recover_sending(self) -> int:
+        now = self._wall()
+
+        def op(tx: Tx) -> int:
+            rows = tx.conn.execute("SELECT message_id FROM messages WHERE status = ?", ("sending",))
+            ids = [r[0] for r in rows]
+            # sending -> queued: both pending, so the counters do not move.
+            mark(tx.conn, ids, "queued", "recovered after restart", now)
+            return len(ids)
+
+        return self._db.writer.call(op)
+
+    def cancel_pending(
+        self, instance_id: str, *, status: str = "queued", reason: str = "purged"
+    ) -> list[str]:
+        if status not in PENDING:
+            raise BadRequest(
+                f"status: only queued or sending messages can be cancelled, got {status!r}",
+                {"field": "status"},
+            )
+        now = self._wall()
+        statuses = (status,)
+        return self._db.writer.call(lambda tx: cancel_where(tx, instance_id, statuses, reason, now))
+
+    def requeue_failed(
+        self, instance_id: str, message_ids: list[str] | None, *, max_queue: int
+    ) -> list[str]:
+        if message_ids is not None and (
+            not isinstance(message_ids, list | tuple)
+            or not all(isinstance(m, str) for m in message_ids)
+        ):
+            raise BadRequest("message_ids: expected a list of strings", {"field": "message_ids"})
+        now = self._wall()
+
+        def op(tx: Tx) -> list[str]:
+            c = tx.conn
+            rows = c.execute(
+                "SELECT message_id FROM messages WHERE instance_id = ? AND status = 'failed'"
+                " ORDER BY created_at, seq",
+                (instance_id,),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            if message_ids is not None:
+                wanted = set(message_ids)
+                ids = [m for m in ids if m in wanted]
+            room = max(0, max_queue - tx.pending(instance_id))
+            ids = ids[:room]
+            c.executemany(
+                "UPDATE messages SET attempts = 0 WHERE message_id = ?", [(m,) for m in ids]
+            )
+            mark(c, ids, "queued", "retried by operator", now)
+            tx.adjust(instance_id, len(ids))
+            return ids
+
+        return self._db.writer.call(op)
+
+
+__all__ = ["Messages", "allowed", "as_queued", "check_message"]

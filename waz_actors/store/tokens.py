@@ -1,0 +1,88 @@
+"""API tokens: only their hashes are stored; revoked tokens stay listed."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from waz_actors.errors import BadRequest, Exists
+from waz_actors.store.checks import need_str
+from waz_actors.store.connection import Connections
+from waz_actors.store.records import TokenRecord
+from waz_actors.store.writer import Tx
+
+MIN_TOKEN_PREFIX = 6
+
+
+class Tokens:
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    def add_token(self, rec: TokenRecord) -> None:
+        need_str(rec.token_hash, "token_hash")
+        if rec.tenant is not None and not isinstance(rec.tenant, str):
+            raise BadRequest("tenant: expected a string or None", {"field": "tenant"})
+        if not isinstance(rec.label, str):
+            raise BadRequest("label: expected a string", {"field": "label"})
+        row = (
+            rec.token_hash,
+            rec.tenant,
+            int(rec.admin),
+            rec.label,
+            rec.created_at,
+            int(rec.revoked),
+        )
+
+        def op(tx: Tx) -> None:
+            try:
+                tx.conn.execute(
+                    "INSERT INTO tokens (token_hash, tenant, admin, label, created_at, revoked)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.IntegrityError:
+                raise Exists("token already exists", {"label": rec.label}) from None
+
+        self._db.writer.call(op)
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM tokens WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+        return TokenRecord.from_row(row) if row else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT * FROM tokens ORDER BY created_at, token_hash").fetchall()
+        return [TokenRecord.from_row(r) for r in rows]
+
+    def revoke_token(self, token_hash_or_prefix: str) -> bool:
+        key = token_hash_or_prefix
+        need_str(key, "token")
+        if len(key) < MIN_TOKEN_PREFIX:
+            raise BadRequest(
+                f"token: give at least {MIN_TOKEN_PREFIX} characters of the hash",
+                {"field": "token"},
+            )
+
+        def op(tx: Tx) -> bool:
+            c = tx.conn
+            rows = c.execute(
+                "SELECT token_hash FROM tokens WHERE substr(token_hash, 1, ?) = ?", (len(key), key)
+            ).fetchall()
+            # A full hash may also be the prefix of a longer one: the exact match wins.
+            exact = [r[0] for r in rows if r[0] == key]
+            matches = exact or [r[0] for r in rows]
+            if not matches:
+                return False
+            if len(matches) > 1:
+                raise BadRequest(
+                    f"token: prefix {key!r} matches {len(matches)} tokens", {"field": "token"}
+                )
+            c.execute("UPDATE tokens SET revoked = 1 WHERE token_hash = ?", (matches[0],))
+            return True
+
+        return self._db.writer.call(op)
+
+
+__all__ = ["MIN_TOKEN_PREFIX", "Tokens"]
