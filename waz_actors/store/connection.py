@@ -13,7 +13,6 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from waz_actors.errors import ShuttingDown
 from waz_actors.store.checks import PENDING, is_int
@@ -78,7 +77,7 @@ def pending_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {row[0]: row[1] for row in rows}
 
 
-def read_pragmas(conn: sqlite3.Connection) -> dict[str, Any]:
+def read_pragmas(conn: sqlite3.Connection) -> dict[str, str | int]:
     """The settings really in force on `conn`, read back from SQLite."""
     return {
         "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],

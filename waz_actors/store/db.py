@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from waz_actors.store import backup as _backup
 from waz_actors.store.connection import Connections, read_pragmas
@@ -32,6 +32,8 @@ from waz_actors.store.writer import Tx, Writer
 
 if TYPE_CHECKING:
     from waz_actors.store.api import StoreAPI
+
+T = TypeVar("T")
 
 
 class Store:
@@ -83,7 +85,7 @@ class Store:
     def writer(self) -> Writer:
         return self._db.writer
 
-    def submit(self, op: Callable[[Tx], Any]) -> Future[Any]:
+    def submit(self, op: Callable[[Tx], T]) -> Future[T]:
         """Run `op` in the writer's next group commit (for callers with their own SQL)."""
         return self._db.writer.submit(op)
 
@@ -99,7 +101,7 @@ class Store:
         with self._db.read() as conn:
             return user_version(conn)
 
-    def pragmas(self) -> dict[str, Any]:
+    def pragmas(self) -> dict[str, str | int]:
         """The write connection's settings, read back from SQLite (what is really in force)."""
         # synchronous and foreign_keys are per connection: ask the one that writes.
         return self._db.writer.call(lambda tx: read_pragmas(tx.conn))

@@ -48,6 +48,16 @@ def _check(rec: InstanceRecord) -> None:
     need_map(rec.settings, "settings")
 
 
+def _update(sql: str, args: tuple[Any, ...], instance_id: str) -> Callable[[Tx], None]:
+    """A write of one instance row that raises NotFound when there is no such row."""
+
+    def op(tx: Tx) -> None:
+        if tx.conn.execute(sql, args).rowcount == 0:
+            raise not_found(instance_id)
+
+    return op
+
+
 class Instances:
     def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
         self._db = db
@@ -163,16 +173,6 @@ class Instances:
             return ids
 
         return self._db.writer.call(op)
-
-
-def _update(sql: str, args: tuple[Any, ...], instance_id: str) -> Callable[[Tx], None]:
-    """A write of one instance row that raises NotFound when there is no such row."""
-
-    def op(tx: Tx) -> None:
-        if tx.conn.execute(sql, args).rowcount == 0:
-            raise not_found(instance_id)
-
-    return op
 
 
 __all__ = ["Instances", "need_instance", "not_found"]
