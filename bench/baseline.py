@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/baseline.py --endpoint tcp://127.0.0.1:PORT --plan plan.json --out log
 
-What the seeds' Node process does, reduced to the parts that matter (DESIGN.md, "What it is for"):
+What the seeds' Node process does, reduced to the parts that matter (docs/design.md, "What it is
+for"):
 
 - a cron every 30 (daemon) seconds re-creates the socket of every session it believes dead, that
   is every session whose last status is not `open` (including one still connecting), and it does
@@ -43,7 +44,7 @@ from waz_actors.drivers.base import (
     OutgoingMessage,
     SendResult,
 )
-from waz_actors.drivers.simserver import RemoteSimNetwork
+from waz_actors.drivers.sim.remote import RemoteSimNetwork
 
 CRON_INTERVAL = 30.0  # daemon seconds, as in the seeds
 

@@ -4,7 +4,7 @@
         [--time-scale 0.01] [--duration 60] [--faults conflict=2,disconnect=4,send_fail=6,ban=0.05]
         [--seed 1] [--no-baseline] [--json]
 
-Each side gets its own simulator server (`python -m waz_actors.drivers.simserver`, tcp on
+Each side gets its own simulator server (`waz-actors sim serve`, tcp on
 127.0.0.1) with the same seed and fault rates (--faults: per instance and daemon hour, handed to
 the server multiplied by the instance count; one daemon second lasts --time-scale real
 seconds), the same instances, the same message plan (times and instances) and the same
@@ -56,8 +56,8 @@ from _common import (
     ratio,
 )
 
-from waz_actors.drivers.simnet import parse_fault_rates
-from waz_actors.drivers.simserver import RemoteSimNetwork
+from waz_actors.drivers.sim.faults import parse_fault_rates
+from waz_actors.drivers.sim.remote import RemoteSimNetwork
 
 DEFAULT_FAULTS = "conflict=2,disconnect=4,send_fail=6,ban=0.05"
 HELD_STATES = ("banned", "logged_out")
@@ -103,14 +103,16 @@ def make_plan(
 
 
 class SimServerProcess:
-    """`python -m waz_actors.drivers.simserver` on a free loopback port, read from its banner."""
+    """`waz-actors sim serve` on a free loopback port, read from its banner."""
 
     def __init__(self, work: Path, name: str, time_scale: float, faults: str, seed: int) -> None:
         self.log_path = work / f"sim-{name}.log"
         cmd = [
             sys.executable,
             "-m",
-            "waz_actors.drivers.simserver",
+            "waz_actors",
+            "sim",
+            "serve",
             "--endpoint",
             "tcp://127.0.0.1:*",
             "--time-scale",

@@ -23,7 +23,7 @@ import chaos  # noqa: E402
 from baseline import SeedFleet  # noqa: E402
 
 from waz_actors.clock import RealClock, Scheduler  # noqa: E402
-from waz_actors.drivers.simnet import SimNetwork  # noqa: E402
+from waz_actors.drivers.sim.network import SimNetwork  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 

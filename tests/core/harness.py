@@ -16,8 +16,8 @@ from waz_actors.actors.instance import Instance, InstanceDeps
 from waz_actors.actors.messages import Command
 from waz_actors.clock import FakeClock, ManualScheduler
 from waz_actors.config import Config
-from waz_actors.drivers.sim import make_sim_factory
-from waz_actors.drivers.simnet import SimNetwork
+from waz_actors.drivers.sim.driver import make_sim_factory
+from waz_actors.drivers.sim.network import SimNetwork
 from waz_actors.events import EventBus
 from waz_actors.store import Store
 from waz_actors.store.records import InstanceRecord, MessageRecord

@@ -7,7 +7,7 @@ import pytest
 from waz_actors import addressing
 from waz_actors.control import validate
 from waz_actors.control.protocol import ArgError
-from waz_actors.drivers import simnet
+from waz_actors.drivers.sim import checks as sim_checks
 
 
 @pytest.mark.parametrize("good", ["shop-1", "a", "x" * 64, "t:1_2.3", "-a", "a.b"])
@@ -30,7 +30,7 @@ def test_ids_refused_everywhere(bad: str) -> None:
 def test_phone_numbers_accepted_by_protocol_and_sim_alike(raw: str, digits: str) -> None:
     assert addressing.check_phone(raw) == digits
     assert validate.phone(raw) == digits
-    assert simnet.check_phone(raw) == digits
+    assert sim_checks.check_phone(raw) == digits
 
 
 @pytest.mark.parametrize("bad", ["1234567", "1" * 16, "62 812", "+", "٣٣٣٣٣٣٣٣٣"])
@@ -40,7 +40,7 @@ def test_phone_numbers_refused_by_protocol_and_sim_alike(bad: str) -> None:
     with pytest.raises(ArgError):
         validate.phone(bad)
     with pytest.raises(ValueError):
-        simnet.check_phone(bad)
+        sim_checks.check_phone(bad)
 
 
 def test_recipients() -> None:

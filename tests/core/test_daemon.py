@@ -12,7 +12,7 @@ import pytest
 from tests.core.daemon_util import FAST, fast_config, send, state_of, statuses, wait_for
 from waz_actors.app.runtime import Daemon
 from waz_actors.clock import RealClock, Scheduler
-from waz_actors.drivers.simnet import SimNetwork
+from waz_actors.drivers.sim.network import SimNetwork
 from waz_actors.errors import StateDirLocked
 
 

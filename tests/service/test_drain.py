@@ -18,7 +18,9 @@ def test_sigterm_mid_flight_then_restart_delivers_exactly_once(tmp_path: Path) -
         [
             sys.executable,
             "-m",
-            "waz_actors.drivers.simserver",
+            "waz_actors",
+            "sim",
+            "serve",
             "--endpoint",
             endpoint,
             "--time-scale",

@@ -9,7 +9,7 @@ import pytest
 
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.drivers.base import DriverEvent
-from waz_actors.drivers.simnet import SimNetwork
+from waz_actors.drivers.sim.network import SimNetwork
 
 SCALE = 0.001  # one daemon second lasts a millisecond
 

@@ -8,7 +8,8 @@ import pytest
 
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.drivers.base import Conflict, Connected
-from waz_actors.drivers.simnet import FaultSchedule, SimNetwork, parse_fault_rates
+from waz_actors.drivers.sim.faults import FaultSchedule, parse_fault_rates
+from waz_actors.drivers.sim.network import SimNetwork
 
 from .conftest import Recorder, settle
 

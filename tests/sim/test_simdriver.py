@@ -20,8 +20,9 @@ from waz_actors.drivers.base import (
     QrCode,
     SendResult,
 )
-from waz_actors.drivers.sim import SimDriver, make_sim_factory, network_from_config
-from waz_actors.drivers.simnet import SimNetwork, jid_for
+from waz_actors.drivers.sim.driver import SimDriver, make_sim_factory, network_from_config
+from waz_actors.drivers.sim.model import jid_for
+from waz_actors.drivers.sim.network import SimNetwork
 
 from .conftest import Recorder, settle
 

@@ -22,7 +22,9 @@ from waz_actors.drivers.base import (
     Receipt,
     SendResult,
 )
-from waz_actors.drivers.simnet import FAULT_KINDS, SimNetwork, jid_for
+from waz_actors.drivers.sim.faults import FAULT_KINDS
+from waz_actors.drivers.sim.model import jid_for
+from waz_actors.drivers.sim.network import SimNetwork
 
 from .conftest import Recorder, settle
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.drivers.base import Banned, Conflict, Connected, Disconnected, LoggedOut
 from waz_actors.drivers.base import OutgoingMessage as Msg
-from waz_actors.drivers.simnet import SimNetwork, SimSession
+from waz_actors.drivers.sim.model import SimSession
+from waz_actors.drivers.sim.network import SimNetwork
 
 from .conftest import Recorder, settle
 

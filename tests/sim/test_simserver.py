@@ -14,7 +14,11 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
+from click.testing import CliRunner
+from click.testing import Result as CliResult
 
+from waz_actors.cli.main import cli
+from waz_actors.cli.sim import SESSION_TTL
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.drivers.base import (
     Banned,
@@ -28,9 +32,12 @@ from waz_actors.drivers.base import (
     QrCode,
     SendResult,
 )
-from waz_actors.drivers.sim import SimDriver
-from waz_actors.drivers.simnet import SimNetwork, jid_for
-from waz_actors.drivers.simserver import RemoteSimNetwork, SimServer, main, serve
+from waz_actors.drivers.sim import server as sim_server
+from waz_actors.drivers.sim.driver import SimDriver
+from waz_actors.drivers.sim.model import jid_for
+from waz_actors.drivers.sim.network import SimNetwork
+from waz_actors.drivers.sim.remote import RemoteSimNetwork
+from waz_actors.drivers.sim.server import DEFAULT_SESSION_TTL, SimServer, serve
 
 from .conftest import Recorder, settle
 
@@ -186,7 +193,7 @@ def test_kill_9_is_seen_at_once_through_the_pid(
         "import sys, threading\n"
         "from waz_actors.clock import RealClock\n"
         "from waz_actors.drivers.base import Connected\n"
-        "from waz_actors.drivers.simserver import RemoteSimNetwork\n"
+        "from waz_actors.drivers.sim.remote import RemoteSimNetwork\n"
         "net = RemoteSimNetwork(sys.argv[1], clock=RealClock(0.001))\n"
         "up = threading.Event()\n"
         "net.open_session('A', lambda e: isinstance(e, Connected) and up.set())\n"
@@ -337,13 +344,51 @@ def test_serve_in_a_thread_with_faults() -> None:
     assert not thread.is_alive()
 
 
-def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--endpoint", "tcp://127.0.0.1:*", "--faults", "boom=1"]) == 2
-    assert "bad fault rate 'boom=1'" in capsys.readouterr().err
-    assert main(["--endpoint", "tcp://127.0.0.1:*", "--time-scale", "0"]) == 2
-    assert "time_scale" in capsys.readouterr().err
-    assert main(["--endpoint", "bogus://x"]) == 2
-    assert "cannot bind" in capsys.readouterr().err
+def sim_serve(*args: str) -> CliResult:
+    return CliRunner().invoke(cli, ["sim", "serve", *args])
+
+
+def test_bad_arguments_exit_2() -> None:
+    r = sim_serve("--endpoint", "tcp://127.0.0.1:*", "--faults", "boom=1")
+    assert r.exit_code == 2
+    assert "bad fault rate 'boom=1'" in r.stderr
+    r = sim_serve("--endpoint", "tcp://127.0.0.1:*", "--time-scale", "0")
+    assert r.exit_code == 2
+    assert "--time-scale" in r.stderr
+    r = sim_serve("--endpoint", "tcp://127.0.0.1:*", "--session-ttl", "0")
+    assert r.exit_code == 2
+    assert "--session-ttl" in r.stderr
+    r = sim_serve("--endpoint", "bogus://x")
+    assert r.exit_code == 2
+    assert "cannot bind" in r.stderr
+    # The function behind the command checks what the command's option types check.
+    with pytest.raises(ValueError, match="time_scale"):
+        serve("tcp://127.0.0.1:*", 0)
+    with pytest.raises(ValueError, match="session_ttl"):
+        serve("tcp://127.0.0.1:*", 1.0, session_ttl=0)
+
+
+def test_serve_command_passes_every_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every option of the one entry point reaches `serve` (the old second entry point had
+    --session-ttl; the command must keep it)."""
+    got: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(sim_server, "serve", lambda *a, **kw: got.append((a, kw)))
+    r = sim_serve(
+        "--endpoint", "tcp://127.0.0.1:*", "--time-scale", "0.5", "--faults", "conflict=2",
+        "--session-ttl", "7.5", "--seed", "3", "--connect-latency", "1.5", "--send-latency", "0.7",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ((args, kwargs),) = got
+    assert args == ("tcp://127.0.0.1:*", 0.5, "conflict=2")
+    assert {k: v for k, v in kwargs.items() if k != "ready"} == {
+        "session_ttl": 7.5,
+        "seed": 3,
+        "connect_latency": 1.5,
+        "send_latency": 0.7,
+    }
+    got.clear()
+    assert sim_serve("--endpoint", "tcp://127.0.0.1:*").exit_code == 0
+    assert got[0][1]["session_ttl"] == DEFAULT_SESSION_TTL == SESSION_TTL
 
 
 def test_standalone_process(tmp_path: Path) -> None:
@@ -352,7 +397,9 @@ def test_standalone_process(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "waz_actors.drivers.simserver",
+            "waz_actors",
+            "sim",
+            "serve",
             "--endpoint",
             endpoint,
             "--time-scale",

@@ -16,6 +16,10 @@ from waz_actors.cli.common import (
     usage_error,
 )
 
+# `waz_actors.drivers.sim.server.DEFAULT_SESSION_TTL`, written out so `--help` does not load
+# ZeroMQ (a test keeps the two equal).
+SESSION_TTL = 2.0
+
 
 @click.group()
 def sim() -> None:
@@ -32,6 +36,13 @@ def sim() -> None:
     help="Real seconds per simulated second; match the daemons' daemon.time_scale.",
 )
 @click.option("--faults", default="", metavar="KIND=RATE,...", help="Random faults per hour.")
+@click.option(
+    "--session-ttl",
+    type=click.FloatRange(min=0, min_open=True),
+    default=SESSION_TTL,
+    show_default=True,
+    help="Real seconds without a word from a daemon before its sessions count as stale.",
+)
 @click.option("--seed", type=int, help="Seed for the fault schedule and latencies.")
 @click.option("--connect-latency", type=click.FloatRange(min=0), default=0.5, show_default=True)
 @click.option("--send-latency", type=click.FloatRange(min=0), default=0.2, show_default=True)
@@ -39,6 +50,7 @@ def serve(
     endpoint: str,
     time_scale: float,
     faults: str,
+    session_ttl: float,
     seed: int | None,
     connect_latency: float,
     send_latency: float,
@@ -46,16 +58,17 @@ def serve(
     """Run a shared fake network until Ctrl-C or SIGTERM (daemons set sim.endpoint to it)."""
     from zmq.error import ZMQBaseError
 
-    from waz_actors.drivers import simserver
+    from waz_actors.drivers.sim import server
 
     def ready(where: str) -> None:
         click.echo(f"sim server listening on {where}")
 
     try:
-        simserver.serve(
+        server.serve(
             endpoint,
             time_scale,
             faults or None,
+            session_ttl=session_ttl,
             seed=seed,
             connect_latency=connect_latency,
             send_latency=send_latency,

@@ -1,4 +1,4 @@
-"""The driver contract of DESIGN.md.
+"""The driver contract of docs/design.md.
 
 A driver is owned by exactly one instance actor. Every method is non-blocking; results arrive
 as immutable event objects passed to the `sink` the actor gave the driver. After `disconnect()`

@@ -148,13 +148,13 @@ class WhatsmeowDriver:
                 return
             if gen == -1 and not isinstance(ev, SendResult):
                 return
-            ev = self._translate(ev)
-            if ev is None:
+            out = self._translate(ev)
+            if out is None:
                 return
-            if _is_terminal(ev):
+            if _is_terminal(out):
                 self._live = False
                 self._fail_inflight("outcome unknown: session ended during send")
-            self._sink(ev)
+            self._sink(out)
 
     def on_session_closed(self, gen: int) -> None:
         with self._lock:

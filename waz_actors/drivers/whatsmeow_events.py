@@ -1,4 +1,5 @@
-"""Mapping of whatsmeow (neonize) events onto the driver events of DESIGN.md, and their wire form.
+"""Mapping of whatsmeow (neonize) events onto the driver events of docs/design.md, and their wire
+form.
 
 `map_event` runs inside a driver host, on neonize protobuf objects. It dispatches on the protobuf
 type name, so this module never imports neonize and the daemon can use the wire helpers without
@@ -52,7 +53,7 @@ RECEIPT_KINDS = {"DELIVERED": "delivered", "READ": "read", "PLAYED": "played"}
 QR_FIRST_TTL = 60.0
 QR_NEXT_TTL = 20.0
 
-_EVENT_TYPES: dict[str, type] = {
+_EVENT_TYPES: dict[str, type[DriverEvent]] = {
     cls.__name__: cls
     for cls in (
         Banned,

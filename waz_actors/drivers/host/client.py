@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import zmq
 from loguru import logger
@@ -99,8 +99,8 @@ class HostPool:
         self._lock = threading.Lock()  # assignment of instances to hosts
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wm-pool", daemon=True)
-        self._ctx: zmq.Context[Any] | None = None
-        self._sock: zmq.Socket[Any] | None = None
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._sock: zmq.Socket[bytes] | None = None
         self._seq = 0
         self._next_id = 0
         # Hosts start one at a time (importing the library is CPU-heavy): the next spawn waits
@@ -422,7 +422,7 @@ class HostPool:
             pass
 
 
-def _pump(host_id: str, pid: int, stream: str, pipe: Any) -> None:
+def _pump(host_id: str, pid: int, stream: str, pipe: IO[bytes]) -> None:
     """Log every line a host prints (Python logging, Go's fmt prints, Go panics), labelled."""
     log = logger.bind(host=host_id, pid=pid)
     for raw in iter(pipe.readline, b""):

@@ -270,10 +270,10 @@ class Host:
             s.worker.start()
         else:
             with self.guard:
-                s = self.sessions.get(msg["iid"])
+                found = self.sessions.get(msg["iid"])
                 if op == "close" and self.pending.get(msg["iid"], {}).get("gen") == msg.get("gen"):
                     del self.pending[msg["iid"]]  # closed before it even started
-            if s is None:
+            if found is None:
                 if op == "close":
                     if msg.get("remove") and msg.get("db"):
                         remove_db(msg["db"])
@@ -283,7 +283,7 @@ class Host:
                     self.post({"op": "event", "iid": msg["iid"], "gen": -1, "ev": to_wire(ev)})
                 return True
             args = {k: v for k, v in msg.items() if k not in ("op", "iid", "gen", "db")}
-            s.tasks.put((op, args))
+            found.tasks.put((op, args))
         return True
 
 

@@ -46,7 +46,8 @@ class ProtocolError(ValueError):
 
 
 def pack(msg: dict[str, Any]) -> bytes:
-    return msgpack.packb(msg, use_bin_type=True)
+    frame: bytes = msgpack.packb(msg, use_bin_type=True)
+    return frame
 
 
 def unpack(frame: bytes, allowed: set[str]) -> dict[str, Any]:

@@ -17,21 +17,16 @@ from loguru import logger
 from waz_actors.clock import Clock
 from waz_actors.config import SimConfig
 from waz_actors.drivers.base import (
-    Banned,
-    Conflict,
-    Disconnected,
     DriverContext,
     DriverEvent,
     DriverFactory,
-    LoggedOut,
     OutgoingMessage,
     SendResult,
     Sink,
 )
-from waz_actors.drivers.simnet import SimNetwork, TimerScheduler, check_message, check_phone
-
-# Events after which the network has closed the session by itself.
-_SESSION_ENDS = (Conflict, Disconnected, LoggedOut, Banned)
+from waz_actors.drivers.sim.checks import check_message, check_phone
+from waz_actors.drivers.sim.model import FINAL_EVENTS, TimerScheduler
+from waz_actors.drivers.sim.network import SimNetwork
 
 
 class SimSessionLike(Protocol):
@@ -49,6 +44,7 @@ class SimNetworkLike(Protocol):
     def post(self, fn: Callable[[], None]) -> None: ...
     def inject(self, instance_id: str, kind: str, **params: Any) -> None: ...
     def stats(self) -> dict[str, Any]: ...
+    def complete_pairing(self, instance_id: str) -> None: ...
 
 
 class SimDriver:
@@ -123,7 +119,7 @@ class SimDriver:
         with self._lock:
             if gen != self._gen:
                 return
-            if isinstance(event, _SESSION_ENDS):
+            if isinstance(event, FINAL_EVENTS):
                 self._session = None  # the network closed it; the next connect() is allowed
             self._ctx.sink(event)
 
@@ -136,9 +132,9 @@ def make_sim_factory(network: SimNetworkLike) -> DriverFactory:
 
 
 def network_from_config(cfg: SimConfig, scheduler: TimerScheduler, clock: Clock) -> SimNetworkLike:
-    """The in-process network, or a client of a `simserver` when `sim.endpoint` is set."""
+    """The in-process network, or a client of a sim server when `sim.endpoint` is set."""
     if cfg.endpoint:
-        from waz_actors.drivers.simserver import RemoteSimNetwork
+        from waz_actors.drivers.sim.remote import RemoteSimNetwork
 
         return RemoteSimNetwork(cfg.endpoint, clock=clock)
     return SimNetwork(
