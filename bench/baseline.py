@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/baseline.py --endpoint tcp://127.0.0.1:PORT --plan plan.json --out log
 
-What the seeds' Node process does, reduced to the parts that matter (DESIGN.md, "What it is for"):
+What the seeds' Node process does, reduced to the parts that matter (docs/design.md, "What it
+is for"):
 
 - a cron every 30 (daemon) seconds re-creates the socket of every session it believes dead, that
   is every session whose last status is not `open` (including one still connecting), and it does

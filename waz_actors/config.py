@@ -1,6 +1,6 @@
 """Configuration: TOML into frozen dataclasses.
 
-Defaults are the seed values (DESIGN.md); every duration is in daemon seconds and scaled by
+Defaults are the seed values (docs/design.md); every duration is in daemon seconds and scaled by
 `daemon.time_scale`. Unknown keys, wrong types and non-positive durations are `ConfigError`s
 whose message is one line naming the key, with a "did you mean" hint where one fits.
 """
