@@ -24,7 +24,7 @@ _POSITIVE = "positive"
 _NON_NEGATIVE = "non_negative"
 
 
-def _dur(default: float, *, allow_zero: bool = False) -> Any:
+def _dur(default: float, *, allow_zero: bool = False) -> float:
     return field(default=default, metadata={"check": _NON_NEGATIVE if allow_zero else _POSITIVE})
 
 
