@@ -1,6 +1,6 @@
 """Configuration: TOML into frozen dataclasses.
 
-Defaults are the seed values (DESIGN.md); every duration is in daemon seconds and scaled by
+Defaults are the seed values (docs/design.md); every duration is in daemon seconds and scaled by
 `daemon.time_scale`. Unknown keys, wrong types and non-positive durations are `ConfigError`s
 whose message is one line naming the key, with a "did you mean" hint where one fits.
 """
@@ -24,7 +24,7 @@ _POSITIVE = "positive"
 _NON_NEGATIVE = "non_negative"
 
 
-def _dur(default: float, *, allow_zero: bool = False) -> Any:
+def _dur(default: float, *, allow_zero: bool = False) -> float:
     return field(default=default, metadata={"check": _NON_NEGATIVE if allow_zero else _POSITIVE})
 
 

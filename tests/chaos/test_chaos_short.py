@@ -22,6 +22,7 @@ sys.path.insert(0, str(BENCH))
 import chaos  # noqa: E402
 from baseline import SeedFleet  # noqa: E402
 
+from tests.waiting import wait_until  # noqa: E402
 from waz_actors.clock import RealClock, Scheduler  # noqa: E402
 from waz_actors.drivers.sim.network import SimNetwork  # noqa: E402
 
@@ -157,8 +158,11 @@ def test_baseline_second_socket_starts_the_440_fight(sim: SimNetwork) -> None:
     fleet = SeedFleet(sim, ["a"], out)
     fleet.create_socket(fleet.instances["a"])
     fleet.cron_tick()  # the session is still connecting: the cron believes it dead
-    deadline_ok = _wait(lambda: sim.stats()["totals"]["conflicts_caused_by_ours"] >= 5)
-    assert deadline_ok, sim.stats()
+    wait_until(
+        lambda: sim.stats()["totals"]["conflicts_caused_by_ours"] >= 5,
+        timeout=5.0,
+        what=lambda: f"5 conflicts caused by ours: {sim.stats()}",
+    )
     facts = [json.loads(line) for line in out.getvalue().splitlines()]
     assert any(f["k"] == "state" and f["online"] for f in facts)
 
@@ -170,14 +174,3 @@ def test_baseline_send_on_a_closed_session_is_refused_and_gone(sim: SimNetwork) 
     facts = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [f["k"] for f in facts] == ["refused"]
     assert sim.stats()["totals"]["delivered"] == 0
-
-
-def _wait(pred: Any, timeout: float = 5.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False

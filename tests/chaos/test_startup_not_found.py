@@ -18,7 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _common import ClientError, DaemonProcess, config_toml, wait_until
+from _common import ClientError, DaemonProcess, config_toml
+
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,7 +48,9 @@ def test_send_right_after_start_is_not_not_found(tmp_path: Path) -> None:
             # ...and it is delivered once that instance's actor has booted and connected.
             mid = reply["message_id"]
             wait_until(
-                lambda: client.message_get(mid)["status"] == "sent", 30, "the early send delivered"
+                lambda: client.message_get(mid)["status"] == "sent",
+                timeout=30,
+                what="the early send delivered",
             )
         client.close()
     finally:

@@ -7,7 +7,6 @@ import itertools
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.core.daemon_util import fast_config
+from tests.waiting import wait_until
 from waz_actors.app.runtime import Daemon
 from waz_actors.cli.main import cli
 from waz_actors.control.auth import read_admin_token
@@ -91,17 +91,6 @@ def run(daemon: CliDaemon) -> Cli:
             "WAZ_EVENTS_ENDPOINT": "",
         }
     )
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.conftest import Cli, CliDaemon, start_daemon, wait_until
+from tests.cli.conftest import Cli, CliDaemon, start_daemon
+from tests.waiting import wait_until
 from waz_actors.control.client import Client
 
 

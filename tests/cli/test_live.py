@@ -10,7 +10,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from tests.cli.conftest import Cli, CliDaemon, later, someone_else_called, wait_until
+from tests.cli.conftest import Cli, CliDaemon, later, someone_else_called
+from tests.waiting import wait_until
 from waz_actors.control.client import Client
 
 TO = "6281234567890"

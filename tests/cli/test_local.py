@@ -15,7 +15,8 @@ from pathlib import Path
 
 import zmq.auth
 
-from tests.cli.conftest import Cli, CliDaemon, start_daemon, wait_until
+from tests.cli.conftest import Cli, CliDaemon, start_daemon
+from tests.waiting import wait_until
 from waz_actors.control.client import Client
 
 PY = sys.executable

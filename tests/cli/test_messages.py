@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tests.cli.conftest import Cli, wait_until
+from tests.cli.conftest import Cli
+from tests.waiting import wait_until
 from waz_actors.control.client import Client
 
 TO = "6281234567890"

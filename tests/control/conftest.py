@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import msgpack
 import pytest
 import zmq
 
+from tests.waiting import wait_until
 from waz_actors.app.runtime import Daemon
 from waz_actors.config import Config, parse
 from waz_actors.control.auth import read_admin_token
@@ -91,20 +91,12 @@ def tenant_client(daemon: TestDaemon, admin: Client) -> Iterator[Callable[[str],
         c.close()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, every: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(every)
-
-
 def online(client: Client, instance_id: str) -> None:
     client.instance_start(instance_id)
-    wait_until(lambda: client.instance_get(instance_id)["state"] == "online")
+    wait_until(
+        lambda: client.instance_get(instance_id)["state"] == "online",
+        what=f"{instance_id} online",
+    )
 
 
 class Raw:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.control.conftest import make_config, wait_until
+from tests.control.conftest import make_config
+from tests.waiting import wait_until
 from waz_actors.control.auth import read_admin_token
 from waz_actors.control.client import Client, ClientError, Unreachable
 from waz_actors.control.protocol import Registry

@@ -1,10 +1,11 @@
-"""Every command of PROTOCOL.md over real ipc sockets against a real daemon."""
+"""Every command of docs/protocol.md over real ipc sockets against a real daemon."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.control.conftest import TestDaemon, online, wait_until
+from tests.control.conftest import TestDaemon, online
+from tests.waiting import wait_until
 from waz_actors.control.client import Client, ClientError
 
 PHONE = "5511999999999"

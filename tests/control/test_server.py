@@ -16,7 +16,8 @@ import pytest
 import zmq
 import zmq.auth
 
-from tests.control.conftest import Raw, make_config, request, wait_until
+from tests.control.conftest import Raw, make_config, request
+from tests.waiting import wait_until
 from waz_actors.config import Config
 from waz_actors.control.auth import read_admin_token
 from waz_actors.control.client import Client, ClientError, EventStream, Unreachable

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.control.conftest import TestDaemon, online, wait_until
+from tests.control.conftest import TestDaemon, online
+from tests.waiting import wait_until
 from waz_actors.control.client import Client, ClientError
 
 PHONE = "5511999999999"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.daemon_util import FAST, fast_config, send, state_of, statuses, wait_for
+from tests.core.daemon_util import FAST, fast_config, send, state_of, statuses
+from tests.waiting import wait_until
 from waz_actors.app.runtime import Daemon
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.drivers.sim.network import SimNetwork
@@ -36,15 +37,17 @@ def start(cfg, sim=None) -> Daemon:
 def test_crashed_child_is_replaced_and_its_queue_drains(tmp_path: Path) -> None:
     d = start(fast_config(tmp_path, instances=1))
     try:
-        wait_for(lambda: state_of(d, "i0") == "online", what="online")
+        wait_until(lambda: state_of(d, "i0") == "online", what="online", timeout=10.0)
         assert d.fleet.stop("i0") == "stopped"
         msgs = [send(d, "i0", f"m{i}").message_id for i in range(5)]
         old = d.children.get("i0").actor_urn
         d.fleet.crash("i0")
-        wait_for(lambda: d.children.get("i0").actor_urn != old, what="a fresh actor")
-        wait_for(lambda: d.board.get("i0").queue_depth == 5, what="queue reloaded")
+        wait_until(
+            lambda: d.children.get("i0").actor_urn != old, what="a fresh actor", timeout=10.0
+        )
+        wait_until(lambda: d.board.get("i0").queue_depth == 5, what="queue reloaded", timeout=10.0)
         d.fleet.start("i0")
-        wait_for(lambda: statuses(d, msgs) == ["sent"] * 5, what="all sent")
+        wait_until(lambda: statuses(d, msgs) == ["sent"] * 5, what="all sent", timeout=10.0)
         assert sorted(d.sim.delivered_ids("i0")) == sorted(msgs)
         assert d.sweep.restarts == 1
     finally:
@@ -57,16 +60,20 @@ def test_restart_intensity_trips_the_instance(tmp_path: Path) -> None:
     )
     d = start(cfg)
     try:
-        wait_for(lambda: state_of(d, "i0") == "online", what="online")
+        wait_until(lambda: state_of(d, "i0") == "online", what="online", timeout=10.0)
         for n in range(3):
             urn = d.children.get("i0").actor_urn
             d.fleet.crash("i0")
-            wait_for(lambda urn=urn: d.children.get("i0").actor_urn != urn, what=f"restart {n}")
-        wait_for(lambda: state_of(d, "i0") == "tripped", what="tripped")
+            wait_until(
+                lambda urn=urn: d.children.get("i0").actor_urn != urn,
+                what=f"restart {n}",
+                timeout=10.0,
+            )
+        wait_until(lambda: state_of(d, "i0") == "tripped", what="tripped", timeout=10.0)
         assert any(a["kind"] == "restart_intensity" for a in d.sweep.alarms)
         # An operator reset brings it back.
         d.fleet.reset("i0")
-        wait_for(lambda: state_of(d, "i0") == "online", what="online after reset")
+        wait_until(lambda: state_of(d, "i0") == "online", what="online after reset", timeout=10.0)
     finally:
         d.stop()
 
@@ -75,14 +82,22 @@ def test_conflict_storm_trips_one_while_others_send(tmp_path: Path) -> None:
     cfg = fast_config(tmp_path, instances=3, queue={"pacing_interval": 0.0})
     d = start(cfg)
     try:
-        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(3)), what="online")
+        wait_until(
+            lambda: all(state_of(d, f"i{n}") == "online" for n in range(3)),
+            what="online",
+            timeout=10.0,
+        )
         for _ in range(cfg.conflict.trip_threshold):
-            wait_for(lambda: state_of(d, "i0") == "online", what="i0 back online")
+            wait_until(lambda: state_of(d, "i0") == "online", what="i0 back online", timeout=10.0)
             d.fleet.sim_fault("i0", "conflict", {})
-            wait_for(lambda: state_of(d, "i0") in ("cooldown", "tripped"), what="i0 conflict")
-        wait_for(lambda: state_of(d, "i0") == "tripped", what="i0 tripped")
+            wait_until(
+                lambda: state_of(d, "i0") in ("cooldown", "tripped"),
+                what="i0 conflict",
+                timeout=10.0,
+            )
+        wait_until(lambda: state_of(d, "i0") == "tripped", what="i0 tripped", timeout=10.0)
         others = [send(d, f"i{1 + n % 2}", f"m{n}").message_id for n in range(20)]
-        wait_for(lambda: statuses(d, others) == ["sent"] * 20, what="others sent")
+        wait_until(lambda: statuses(d, others) == ["sent"] * 20, what="others sent", timeout=10.0)
         assert state_of(d, "i0") == "tripped"
         assert d.sim.stats()["totals"]["conflicts_caused_by_ours"] == 0
     finally:
@@ -95,16 +110,22 @@ def test_stop_and_restart_delivers_everything_exactly_once(tmp_path: Path, share
     d = start(cfg, shared_sim)
     ids: list[str] = []
     try:
-        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(4)), what="online")
+        wait_until(
+            lambda: all(state_of(d, f"i{n}") == "online" for n in range(4)),
+            what="online",
+            timeout=10.0,
+        )
         ids = [send(d, f"i{n % 4}", f"m{n}").message_id for n in range(200)]
-        wait_for(lambda: sum(s.in_flight for s in d.board.all()) > 0, what="in flight")
+        wait_until(
+            lambda: sum(s.in_flight for s in d.board.all()) > 0, what="in flight", timeout=10.0
+        )
     finally:
         d.stop()
     left = [s for s in statuses_after(cfg, ids) if s != "sent"]
     assert left, "the stop came too late to test anything"
     d2 = start(cfg, shared_sim)
     try:
-        wait_for(lambda: statuses(d2, ids) == ["sent"] * len(ids), timeout=30, what="all sent")
+        wait_until(lambda: statuses(d2, ids) == ["sent"] * len(ids), timeout=30, what="all sent")
     finally:
         d2.stop()
     stats = shared_sim.stats()["totals"]
@@ -136,8 +157,12 @@ def test_nothing_is_respawned_once_the_daemon_stops(tmp_path: Path, shared_sim) 
     cfg = fast_config(tmp_path, instances=6, daemon={"health_sweep": 0.5})  # ~1 ms real
     d = start(cfg, shared_sim)
     try:
-        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(6)), what="online")
-        wait_for(lambda: d.sweep.sweeps >= 3, what="sweeps running")
+        wait_until(
+            lambda: all(state_of(d, f"i{n}") == "online" for n in range(6)),
+            what="online",
+            timeout=10.0,
+        )
+        wait_until(lambda: d.sweep.sweeps >= 3, what="sweeps running", timeout=10.0)
     finally:
         d.stop()
     assert d.sweep.restarts == 0  # nothing was found "dead" and replaced
@@ -164,9 +189,10 @@ def test_an_instance_whose_driver_is_missing_is_shown_with_the_reason(tmp_path: 
     s.close()
     d = start(cfg)
     try:
-        snap = wait_for(
+        snap = wait_until(
             lambda: (s := d.board.get("ghost")) is not None and s.last_reason and s,
             what="on the board with a reason",
+            timeout=10.0,
         )
         assert snap.state == "stopped" and "'ghostdriver' is not available" in snap.last_reason
         rec = send(d, "ghost", "kept for later")
@@ -180,7 +206,7 @@ def test_health_sweeps_never_connect(tmp_path: Path) -> None:
     d = start(cfg)
     try:
         d.fleet.create("quiet", "sim", "t1", {})
-        wait_for(lambda: d.sweep.sweeps >= 10, what="ten sweeps")
+        wait_until(lambda: d.sweep.sweeps >= 10, what="ten sweeps", timeout=10.0)
         for _ in range(50):
             d.fleet.snapshots()
             d.fleet.status()
@@ -205,7 +231,11 @@ def test_staggered_start_limits_connection_rate(tmp_path: Path) -> None:
     cfg = fast_config(tmp_path, instances=40, daemon={"connect_rate": 2.0})  # 2 per daemon s
     d = start(cfg)
     try:
-        wait_for(lambda: all(state_of(d, f"i{n}") == "online" for n in range(40)), what="online")
+        wait_until(
+            lambda: all(state_of(d, f"i{n}") == "online" for n in range(40)),
+            what="online",
+            timeout=10.0,
+        )
         # 40 attempts at 2 per second need ~20 daemon seconds: they were spread out.
         assert d.clock.now() >= 19.0
     finally:

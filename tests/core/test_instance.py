@@ -1,4 +1,4 @@
-"""The Instance state machine against DESIGN.md's invariants, in compressed daemon time.
+"""The Instance state machine against the invariants of docs/design.md, in compressed daemon time.
 
 Real SQLite store, real SimNetwork; only the clock is fake (so an hour passes in milliseconds).
 """

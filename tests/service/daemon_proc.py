@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from waz_actors.control.client import Client
 
@@ -141,14 +140,3 @@ def config_text(instances: list[str], *, extra: str = "", time_scale: float = 0.
     for iid in instances:
         out += ["[[instances]]", f'id = "{iid}"', 'tenant = "t1"']
     return "\n".join(out) + "\n"
-
-
-def wait_until(pred: Any, timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)

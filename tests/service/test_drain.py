@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.service.daemon_proc import DaemonProc, config_text, wait_until
+from tests.service.daemon_proc import DaemonProc, config_text
+from tests.waiting import wait_until
 
 
 def test_sigterm_mid_flight_then_restart_delivers_exactly_once(tmp_path: Path) -> None:
@@ -44,10 +45,12 @@ def test_sigterm_mid_flight_then_restart_delivers_exactly_once(tmp_path: Path) -
         d.notify.wait_for("READY=1")
         ids: list[str] = []
         with d.client() as c:
-            wait_until(lambda: {i["state"] for i in c.instance_list()} == {"online"})
+            wait_until(lambda: {i["state"] for i in c.instance_list()} == {"online"}, timeout=20.0)
             for n in range(300):
                 ids.append(c.message_send(ids_[n % 3], "6281234567890", text=f"m{n}")["message_id"])
-            wait_until(lambda: c.daemon_status()["queue"]["in_flight"] > 0, what="in flight")
+            wait_until(
+                lambda: c.daemon_status()["queue"]["in_flight"] > 0, what="in flight", timeout=20.0
+            )
         d.signal(signal.SIGTERM)
         assert d.wait(60) == 0
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.daemon_proc import DaemonProc, config_text, wait_until
+from tests.service.daemon_proc import DaemonProc, config_text
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -40,8 +41,10 @@ def test_ready_only_after_ping_and_status_follows_the_fleet(daemon_factory) -> N
     with d.client(timeout=1.0) as c:
         assert c.ping()["pong"] is True
         assert set(states(c)) == {"a", "b"}
-        wait_until(lambda: set(states(c).values()) == {"online"}, what="online")
-    wait_until(lambda: any("2 online" in s for s in d.notify.lines("STATUS=")), what="STATUS")
+        wait_until(lambda: set(states(c).values()) == {"online"}, what="online", timeout=20.0)
+    wait_until(
+        lambda: any("2 online" in s for s in d.notify.lines("STATUS=")), what="STATUS", timeout=20.0
+    )
     assert d.notify.lines("READY=1") == ["READY=1"]
 
 
@@ -66,7 +69,7 @@ def test_sigterm_drains_and_exits_0_with_nothing_lost(daemon_factory) -> None:
     d.notify.wait_for("READY=1")
     ids = []
     with d.client() as c:
-        wait_until(lambda: set(states(c).values()) == {"online"}, what="online")
+        wait_until(lambda: set(states(c).values()) == {"online"}, what="online", timeout=20.0)
         for n in range(150):
             ids.append(
                 c.message_send("a" if n % 2 else "b", "6281234567890", text=f"m{n}")["message_id"]
@@ -93,14 +96,14 @@ def test_sighup_adds_and_removes_instances_alone(daemon_factory) -> None:
     d = daemon_factory(config_text(["keep", "gone"]))
     d.notify.wait_for("READY=1")
     with d.client() as c:
-        wait_until(lambda: set(states(c).values()) == {"online"}, what="online")
+        wait_until(lambda: set(states(c).values()) == {"online"}, what="online", timeout=20.0)
         keep_since = c.instance_get("keep")["since"]
         d.config.write_text(config_text(["keep", "new"]))
         d.signal(signal.SIGHUP)
         d.notify.wait_for("RELOADING=1")
         d.notify.wait_for("READY=1", count=2)
-        wait_until(lambda: states(c).get("new") == "online", what="new online")
-        wait_until(lambda: states(c).get("gone") == "stopped", what="gone stopped")
+        wait_until(lambda: states(c).get("new") == "online", what="new online", timeout=20.0)
+        wait_until(lambda: states(c).get("gone") == "stopped", what="gone stopped", timeout=20.0)
         assert c.instance_get("keep")["since"] == keep_since  # untouched
         assert states(c)["keep"] == "online"
 
@@ -109,11 +112,11 @@ def test_sighup_with_a_broken_file_keeps_the_old_config(daemon_factory) -> None:
     d = daemon_factory(config_text(["a"]))
     d.notify.wait_for("READY=1")
     with d.client() as c:
-        wait_until(lambda: states(c).get("a") == "online", what="online")
+        wait_until(lambda: states(c).get("a") == "online", what="online", timeout=20.0)
         d.config.write_text("[daemon\nbroken = \n")
         d.signal(signal.SIGHUP)
         d.notify.wait_for("READY=1", count=2)
-        wait_until(lambda: "reload rejected" in d.log_text(), what="the log line")
+        wait_until(lambda: "reload rejected" in d.log_text(), what="the log line", timeout=20.0)
         assert states(c) == {"a": "online"}
         assert c.ping()["pong"] is True
     assert d.proc.poll() is None
@@ -124,5 +127,7 @@ def test_sigusr1_logs_every_thread(daemon_factory) -> None:
     d.notify.wait_for("READY=1")
     d.signal(signal.SIGUSR1)
     wait_until(
-        lambda: "MainThread" in d.log_text() and "waz-scheduler" in d.log_text(), what="stack dump"
+        lambda: "MainThread" in d.log_text() and "waz-scheduler" in d.log_text(),
+        what="stack dump",
+        timeout=20.0,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from waz_actors.control.client import Client
 
 CONFIG = """
@@ -82,13 +83,6 @@ def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Systemd, P
         systemd.sock.close()
 
 
-def _wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
 def test_service_lifecycle(daemon: tuple[subprocess.Popen[bytes], Systemd, Path]) -> None:
     proc, systemd, tmp = daemon
     systemd.expect(lambda m: m.get("READY") == "1", timeout=20)
@@ -116,11 +110,15 @@ def test_service_lifecycle(daemon: tuple[subprocess.Popen[bytes], Systemd, Path]
         def states() -> dict[str, str]:
             return {i["instance_id"]: i["state"] for i in c.instance_list()}
 
-        _wait_for(lambda: states() == {"a1": "stopped", "a2": "online"})
+        wait_until(
+            lambda: states() == {"a1": "stopped", "a2": "online"},
+            timeout=10.0,
+            what="a1 stopped and a2 online",
+        )
 
     journal = tmp / "journal"
     proc.send_signal(signal.SIGUSR1)
-    _wait_for(lambda: "stack dump" in journal.read_text())
+    wait_until(lambda: "stack dump" in journal.read_text(), timeout=10.0, what="the stack dump")
 
     proc.send_signal(signal.SIGTERM)
     systemd.expect(lambda m: m.get("STOPPING") == "1")

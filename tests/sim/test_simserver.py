@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import zmq
 from click.testing import CliRunner
 from click.testing import Result as CliResult
 
+from tests.waiting import wait_until
 from waz_actors.cli.main import cli
 from waz_actors.cli.sim import SESSION_TTL
 from waz_actors.clock import RealClock, Scheduler
@@ -42,15 +42,6 @@ from waz_actors.drivers.sim.server import DEFAULT_SESSION_TTL, SimServer, serve
 from .conftest import Recorder, settle
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition that has no event to wait on (server-side liveness, stats)."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met"
-        tick.wait(0.01)
 
 
 @pytest.fixture
@@ -177,7 +168,7 @@ def test_owner_silent_past_ttl_is_dead_replacing_it_is_no_conflict(
     rec_a.wait_count(Connected)
     assert b.ping()
     a.close(bye=False)  # stops heartbeats without a goodbye, like a frozen process
-    wait_until(lambda: server.live_owners() == 1)
+    wait_until(lambda: server.live_owners() == 1, timeout=5.0, what="one live owner")
     b.open_session("A", rec_b)
     rec_b.wait_count(Connected)
     st = b.stats()["instances"]["A"]
@@ -335,7 +326,11 @@ def test_serve_in_a_thread_with_faults() -> None:
             rec = Recorder()
             remote.open_session("A", rec)
             rec.wait_count(Connected)
-            wait_until(lambda: remote.stats()["faults"].get("send_fail", 0) >= 1)
+            wait_until(
+                lambda: remote.stats()["faults"].get("send_fail", 0) >= 1,
+                timeout=5.0,
+                what="a send_fail fault counted",
+            )
         finally:
             remote.close()
     finally:

@@ -11,7 +11,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,15 +26,6 @@ from waz_actors.drivers.whatsmeow import WhatsmeowDriver
 def failed(ev: object) -> bool:
     """A connection attempt that ended before a session existed."""
     return isinstance(ev, Disconnected) and ev.reason.startswith("connect failed")
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return bool(pred())
 
 
 class LoopbackProxy:

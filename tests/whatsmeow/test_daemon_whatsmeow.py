@@ -12,7 +12,8 @@ import pytest
 
 pytest.importorskip("neonize")
 
-from tests.core.daemon_util import send, state_of, wait_for
+from tests.core.daemon_util import send, state_of
+from tests.waiting import wait_until
 from waz_actors.app.runtime import Daemon
 from waz_actors.config import Config
 
@@ -46,8 +47,8 @@ def test_refused_connects_back_off_then_trip(workdir: Path, make_proxy, offline)
     try:
         before = fds()
         d.fleet.create("wm1", "whatsmeow", "t1", {}, desired="running")
-        wait_for(lambda: state_of(d, "wm1") == "backoff", timeout=30, what="backoff")
-        wait_for(lambda: state_of(d, "wm1") == "tripped", timeout=60, what="tripped")
+        wait_until(lambda: state_of(d, "wm1") == "backoff", timeout=30, what="backoff")
+        wait_until(lambda: state_of(d, "wm1") == "tripped", timeout=60, what="tripped")
         snap = d.board.get("wm1")
         assert snap.connect_attempts == d.cfg.breaker.failure_threshold + 1
         assert proxy.requests, "the session did not go through the loopback proxy"
@@ -65,18 +66,18 @@ def test_killed_host_is_a_transient_disconnect_with_queue_intact(
     d.start()
     try:
         d.fleet.create("wm1", "whatsmeow", "t1", {}, desired="running")
-        wait_for(lambda: state_of(d, "wm1") == "connecting", timeout=30, what="connecting")
+        wait_until(lambda: state_of(d, "wm1") == "connecting", timeout=30, what="connecting")
         ids = [send(d, "wm1", f"m{n}").message_id for n in range(3)]
         host = d.host_pool.host_of("wm1")
         assert host is not None
         d.host_pool.kill_host(host)
-        wait_for(lambda: state_of(d, "wm1") == "backoff", timeout=30, what="backoff")
+        wait_until(lambda: state_of(d, "wm1") == "backoff", timeout=30, what="backoff")
         snap = d.board.get("wm1")
         assert "host" in (snap.last_reason or "")
         assert snap.last_code != 440 and snap.conflicts.get("count", 0) == 0
         assert snap.queue_depth == 3
         # It tries again by itself (through the throttle), with the same queue.
-        wait_for(lambda: state_of(d, "wm1") == "connecting", timeout=30, what="reconnect")
+        wait_until(lambda: state_of(d, "wm1") == "connecting", timeout=30, what="reconnect")
         d.store.flush(5)
         assert [d.store.get_message(i).status for i in ids] == ["queued"] * 3
     finally:

@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("neonize")
 
-from tests.whatsmeow.conftest import failed, make_driver, wait_until
+from tests.waiting import wait_until
+from tests.whatsmeow.conftest import failed, make_driver
 from waz_actors.drivers.base import Disconnected
 from waz_actors.drivers.whatsmeow import HOST_DIED
 
@@ -18,7 +19,9 @@ def test_fd_leak_is_bounded_by_restarting_the_host(make_pool, make_proxy, workdi
     pool = make_pool(fd_budget=60)
     drv, sink = make_driver(pool, "f1", proxy.url, workdir)
     host = pool.hosts[drv.host_id]
-    assert wait_until(lambda: host.ready and host.fds > 0)
+    wait_until(
+        lambda: host.ready and host.fds > 0, timeout=15.0, what="the host ready with open fds"
+    )
     baseline = host.fds
     # Each failed connect leaks one descriptor in the library; the budget restarts the host.
     for i in range(100):
@@ -27,5 +30,9 @@ def test_fd_leak_is_bounded_by_restarting_the_host(make_pool, make_proxy, workdi
         if host.restarts:
             break
     assert host.restarts == 1, f"baseline {baseline}, fds {host.fds}"
-    assert wait_until(lambda: host.ready and 0 < host.fds < 60)
+    wait_until(
+        lambda: host.ready and 0 < host.fds < 60,
+        timeout=15.0,
+        what="the host ready with under 60 fds",
+    )
     assert all(failed(e) or e.reason == HOST_DIED for e in sink.events)  # type: ignore[union-attr]

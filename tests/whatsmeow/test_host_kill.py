@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("neonize")
 
-from tests.whatsmeow.conftest import failed, make_driver, wait_until
+from tests.waiting import wait_until
+from tests.whatsmeow.conftest import failed, make_driver
 from waz_actors.drivers.base import Disconnected
 from waz_actors.drivers.whatsmeow import HOST_DIED
 
@@ -27,13 +28,15 @@ def test_kill_9_of_a_host_disconnects_its_instances_and_restarts_it(
     a.connect()
     b.connect()
     host, other = pool.hosts[a.host_id], pool.hosts[c.host_id]
-    assert wait_until(lambda: host.ready and other.ready)
+    wait_until(lambda: host.ready and other.ready, timeout=15.0, what="both hosts ready")
     old_pid, other_pid = host.pid, other.pid
     os.kill(old_pid, signal.SIGKILL)
     for s in (sa, sb):
         assert s.wait(lambda evs: any(isinstance(e, Disconnected) for e in evs))
         assert s.events == [Disconnected(code=None, reason=HOST_DIED, transient=True)]
-    assert wait_until(lambda: host.ready and host.pid != old_pid)
+    wait_until(
+        lambda: host.ready and host.pid != old_pid, timeout=15.0, what="a new host process ready"
+    )
     assert other.pid == other_pid and other.restarts == 0 and sc.events == []
     # The instance reconnects through the new host (still going nowhere).
     a.disconnect()

@@ -6,10 +6,15 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from waz_actors.config import Config, InstanceConfig
+
+if TYPE_CHECKING:
+    from waz_actors.app.runtime import Daemon
 
 DEMO_IDS = ("demo-1", "demo-2", "demo-3")
 
@@ -31,7 +36,7 @@ def demo_config(cfg: Config) -> Config:
 class DemoTraffic:
     """Sends a message to a demo instance every so often and injects a fault now and then."""
 
-    def __init__(self, daemon: object, interval: float = 1.0, seed: int = 7) -> None:
+    def __init__(self, daemon: Daemon, interval: float = 1.0, seed: int = 7) -> None:
         self.daemon = daemon
         self.interval = interval
         self.rand = random.Random(seed)
@@ -40,8 +45,7 @@ class DemoTraffic:
         self.sent = 0
 
     def start(self) -> None:
-        bus = self.daemon.bus  # type: ignore[attr-defined]
-        self._unsub = bus.subscribe("message.", self._on_status)
+        self._unsub = self.daemon.bus.subscribe("message.", self._on_status)
         logger.info(
             "demo: 3 simulated numbers; a message every {:g} s, a conflict or disconnect "
             "every few seconds; Ctrl-C drains and stops",
@@ -50,7 +54,7 @@ class DemoTraffic:
         self._thread.start()
 
     @staticmethod
-    def _on_status(topic: str, body: dict) -> None:
+    def _on_status(topic: str, body: Mapping[str, Any]) -> None:
         if body.get("status") in ("sent", "failed"):
             logger.bind(instance=body["instance_id"]).info(
                 "demo: {} {} ({})", body["status"], body["message_id"], body.get("reason", "")
@@ -66,7 +70,8 @@ class DemoTraffic:
         from waz_actors.actors.fleet import accept_message
         from waz_actors.errors import WazError
 
-        fleet = self.daemon.fleet  # type: ignore[attr-defined]
+        fleet = self.daemon.fleet
+        assert fleet is not None, "the demo starts after the daemon"
         tick = 0
         while not self._stop.wait(self.interval):
             tick += 1

@@ -21,9 +21,12 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 REDACTED = "[REDACTED]"
 FORMATS = ("text", "json")
@@ -212,9 +215,13 @@ class InterceptHandler(logging.Handler):
         while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
             frame = frame.f_back
             depth += 1
-        logger.patch(lambda r: r.update(name=record.name)).opt(
-            depth=depth, exception=record.exc_info
-        ).log(level, record.getMessage())
+
+        def named(r: Record) -> None:
+            r["name"] = record.name  # the stdlib logger's name, not this module's
+
+        logger.patch(named).opt(depth=depth, exception=record.exc_info).log(
+            level, record.getMessage()
+        )
 
 
 # ---------------------------------------------------------------------------- setup

@@ -9,12 +9,15 @@ Other settings take effect at the next start, and the log says which ones change
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from waz_actors import config as config_mod
 from waz_actors.config import Config, InstanceConfig
+
+if TYPE_CHECKING:
+    from waz_actors.app.runtime import Daemon
 
 
 def plan(old: Config, new: Config) -> dict[str, list[InstanceConfig]]:
@@ -27,7 +30,9 @@ def plan(old: Config, new: Config) -> dict[str, list[InstanceConfig]]:
     }
 
 
-def reload_config(daemon: Any, config_path: str | None, overrides: dict[str, Any]) -> dict:
+def reload_config(
+    daemon: Daemon, config_path: str | None, overrides: dict[str, Any]
+) -> dict[str, list[str]]:
     """Raises ConfigError (nothing applied) when the new file is bad."""
     new = config_mod.load(config_path).with_overrides(**overrides)
     if daemon.cfg.daemon.demo:
@@ -35,6 +40,7 @@ def reload_config(daemon: Any, config_path: str | None, overrides: dict[str, Any
 
         new = demo_config(new)
     fleet = daemon.fleet
+    assert fleet is not None, "reload runs on a started daemon"
     steps = plan(daemon.cfg, new)
     for inst in steps["added"]:
         desired = "running" if inst.autostart else "stopped"
@@ -65,7 +71,7 @@ def reload_config(daemon: Any, config_path: str | None, overrides: dict[str, Any
     return summary
 
 
-def _update(daemon: Any, inst: InstanceConfig) -> None:
+def _update(daemon: Daemon, inst: InstanceConfig) -> None:
     desired = "running" if inst.autostart else "stopped"
     daemon.store.update_instance(
         inst.id,
@@ -74,4 +80,5 @@ def _update(daemon: Any, inst: InstanceConfig) -> None:
         settings=dict(inst.settings),
         desired=desired,
     )
+    assert daemon.fleet is not None
     daemon.fleet.respawn(inst.id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pykka
 from loguru import logger
@@ -23,15 +23,22 @@ from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.app.lock import StateLock
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.config import Config
-from waz_actors.drivers.base import DriverFactory
+from waz_actors.drivers.base import Driver, DriverContext, DriverFactory
 from waz_actors.events import EventBus
 from waz_actors.store import Store
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState
 
+if TYPE_CHECKING:
+    from waz_actors.control.server import ControlServer
+    from waz_actors.drivers.host.client import HostPool
+    from waz_actors.drivers.sim import SimNetworkLike
+
 
 class Daemon:
-    def __init__(self, cfg: Config, *, with_control: bool = True, sim: Any = None) -> None:
+    def __init__(
+        self, cfg: Config, *, with_control: bool = True, sim: SimNetworkLike | None = None
+    ) -> None:
         """`sim`: a shared fake network (tests restart a daemon against the same one)."""
         self.cfg = cfg
         self.with_control = with_control
@@ -46,13 +53,13 @@ class Daemon:
         self.store = Store(
             cfg.db_path, synchronous=cfg.store.synchronous, batch_max=cfg.store.batch_max
         )
-        self.sim: Any = None
-        self.host_pool: Any = None
+        self.sim: SimNetworkLike | None = None
+        self.host_pool: HostPool | None = None
         self._pool_lock = threading.Lock()
-        self._wm_factory: Any = None
-        self.supervisor: pykka.ActorRef[Any] | None = None
+        self._wm_factory: DriverFactory | None = None
+        self.supervisor: pykka.ActorRef[SupervisorActor] | None = None
         self.fleet: Fleet | None = None
-        self.control: Any = None
+        self.control: ControlServer | None = None
         self.stopped = threading.Event()
         self._stopping = False
 
@@ -126,7 +133,7 @@ class Daemon:
 
         return importlib.util.find_spec("neonize") is not None
 
-    def _whatsmeow_factory(self, ctx: Any) -> Any:
+    def _whatsmeow_factory(self, ctx: DriverContext) -> Driver:
         """Driver hosts start on the first whatsmeow instance, not for sim-only daemons."""
         with self._pool_lock:
             if self.host_pool is None:
@@ -139,7 +146,9 @@ class Daemon:
                 pool.start()
                 self.host_pool = pool
                 self._wm_factory = make_whatsmeow_factory(pool)
-        return self._wm_factory(ctx)
+            factory = self._wm_factory
+        assert factory is not None
+        return factory(ctx)
 
     def _seed_config_instances(self) -> None:
         """Instances declared in the config file exist in the store (created once)."""

@@ -5,19 +5,22 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from waz_actors.app.notify import Notifier
 from waz_actors.app.runtime import Daemon
 from waz_actors.config import Config
+
+if TYPE_CHECKING:
+    from waz_actors.app.demo import DemoTraffic
 
 
 def serve(
     cfg: Config, *, config_path: str | None = None, overrides: dict[str, Any] | None = None
 ) -> int:
     from waz_actors.app.logs import setup_logging
-    from waz_actors.app.notify import Notifier
 
     setup_logging(cfg.daemon.log_level, cfg.daemon.log_format)
     # Driver-host subprocesses must not inherit the notify socket (NotifyAccess=main).
@@ -30,7 +33,12 @@ def serve(
 
 class Service:
     def __init__(
-        self, daemon: Daemon, notifier: Any, *, config_path: str | None, overrides: dict[str, Any]
+        self,
+        daemon: Daemon,
+        notifier: Notifier,
+        *,
+        config_path: str | None,
+        overrides: dict[str, Any],
     ) -> None:
         self.daemon = daemon
         self.notifier = notifier
@@ -39,7 +47,7 @@ class Service:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.wake = threading.Event()
-        self.demo: Any = None
+        self.demo: DemoTraffic | None = None
         self._last_status = ""
 
     def _install_signals(self) -> None:

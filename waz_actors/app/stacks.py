@@ -12,7 +12,10 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 
 def thread_stacks() -> list[tuple[str, str]]:
@@ -37,7 +40,7 @@ def dump_stacks() -> str:
     return f"{len(parts)} thread(s)\n" + "\n".join(parts) + "\n"
 
 
-def log_stacks(log: Any) -> int:
+def log_stacks(log: Logger) -> int:
     """Log one WARNING per thread, its stack in the `detail` extra (indented lines in text logs,
     a field in JSON). Returns the number of threads."""
     stacks = thread_stacks()
@@ -47,7 +50,9 @@ def log_stacks(log: Any) -> int:
     return len(stacks)
 
 
-def install_sigusr1(log: Any, *, fatal_tracebacks: bool = True) -> Callable[..., Any] | int | None:
+def install_sigusr1(
+    log: Logger, *, fatal_tracebacks: bool = True
+) -> Callable[..., Any] | int | None:
     """On SIGUSR1, log every thread's stack through `log` (a loguru logger).
 
     With `fatal_tracebacks`, faulthandler also prints all stacks to stderr on SIGSEGV, SIGABRT
