@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pykka
 
 from waz_actors.actors.board import InstanceSnapshot, StatusBoard
+from waz_actors.actors.instance_actor import InstanceActor
 from waz_actors.actors.messages import (
     Cancel,
     Crash,
@@ -34,7 +35,7 @@ from waz_actors.actors.messages import (
     Submit,
     Wedge,
 )
-from waz_actors.actors.supervisor import Children, SweepStatus
+from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.clock import Clock
 from waz_actors.config import Config
 from waz_actors.errors import BadRequest, Busy, NotFound
@@ -56,7 +57,7 @@ class Fleet:
         store: Store,
         board: StatusBoard,
         children: Children,
-        supervisor: pykka.ActorRef[Any],
+        supervisor: pykka.ActorRef[SupervisorActor],
         sweep: SweepStatus,
         sim: SimNetwork | None = None,
     ) -> None:
@@ -236,7 +237,7 @@ class Fleet:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _ref(self, instance_id: str) -> pykka.ActorRef[Any]:
+    def _ref(self, instance_id: str) -> pykka.ActorRef[InstanceActor]:
         ref = self.children.get(instance_id)
         if ref is None:
             raise NotFound(f"no instance {instance_id!r}")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from loguru import logger
@@ -38,26 +39,28 @@ from waz_actors.errors import BadRequest, NotFound, ShuttingDown
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
+T = TypeVar("T")
+
 
 class Children:
     """id -> actor ref, written by the supervisor only, read by the Fleet from any thread."""
 
     def __init__(self) -> None:
-        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._refs: dict[str, pykka.ActorRef[InstanceActor]] = {}
         self._lock = threading.Lock()
 
-    def get(self, instance_id: str) -> pykka.ActorRef[Any] | None:
+    def get(self, instance_id: str) -> pykka.ActorRef[InstanceActor] | None:
         return self._refs.get(instance_id)
 
-    def set(self, instance_id: str, ref: pykka.ActorRef[Any]) -> None:
+    def set(self, instance_id: str, ref: pykka.ActorRef[InstanceActor]) -> None:
         with self._lock:
             self._refs[instance_id] = ref
 
-    def pop(self, instance_id: str) -> pykka.ActorRef[Any] | None:
+    def pop(self, instance_id: str) -> pykka.ActorRef[InstanceActor] | None:
         with self._lock:
             return self._refs.pop(instance_id, None)
 
-    def items(self) -> list[tuple[str, pykka.ActorRef[Any]]]:
+    def items(self) -> list[tuple[str, pykka.ActorRef[InstanceActor]]]:
         with self._lock:
             return list(self._refs.items())
 
@@ -84,7 +87,7 @@ class Supervisor:
         self.restarts: dict[str, deque[float]] = {}
         self.ping_seq = 0
         self.pongs: dict[str, int] = {}
-        self.me: pykka.ActorRef[Any] | None = None
+        self.me: pykka.ActorRef[SupervisorActor] | None = None
         self._stored: list[InstanceRecord] = []
         # Set by stop_all: from then on nothing is spawned again. A sweep or a failure report
         # queued behind StopAll would otherwise find the stopped children "dead" and replace
@@ -110,7 +113,7 @@ class Supervisor:
         else:
             self.deps.board.put(snap)
 
-    def boot(self, me: pykka.ActorRef[Any]) -> None:
+    def boot(self, me: pykka.ActorRef[SupervisorActor]) -> None:
         self.me = me
         recovered = self.deps.store.recover_sending()
         if recovered:
@@ -142,7 +145,7 @@ class Supervisor:
             self._show(rec, why)
             return
         self._show(rec)
-        ref = InstanceActor.start(self.d, rec, self.me, restart_tripped, conflicts)
+        ref = InstanceActor.start(self.deps, rec, self.me, restart_tripped, conflicts)
         self.children.set(rec.instance_id, ref)
         ref.tell(Boot())  # after set(): see Instance.handle
         self.pongs[rec.instance_id] = self.ping_seq
@@ -345,7 +348,7 @@ class SupervisorActor(pykka.ThreadingActor):
             raise TypeError(f"unexpected message {message!r}")
 
 
-def _reply(fut: Future[Any], fn: Any, *args: Any) -> None:
+def _reply(fut: Future[T], fn: Callable[..., T], *args: object) -> None:
     try:
         fut.set_result(fn(*args))
     except Exception as e:
