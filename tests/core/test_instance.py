@@ -62,22 +62,17 @@ def test_brief_online_does_not_reset_conflict_history(bench: Bench) -> None:
     """Invariant 3: conflicts separated by short online periods keep growing the cooldown."""
     inst = bench.create()
     bench.run_until(lambda: online(bench), limit=5)
+    conflicts, breaker = inst.connection.conflicts, inst.connection.breaker
     cooldowns = []
     for _ in range(3):
         bench.net.inject("i1", "conflict")
         bench.run_until(lambda: inst.state == S.COOLDOWN, limit=1)
-        cooldowns.append(
-            inst.connection.conflicts.cooldown_for(
-                inst.connection.conflicts.count(bench.clock.now())
-            )
-        )
+        cooldowns.append(conflicts.cooldown_for(conflicts.count(bench.clock.now())))
         bench.run_until(lambda: online(bench), limit=3600)
         bench.run(1.0)  # online for one second only (far below stable_after)
-    assert inst.connection.conflicts.count(bench.clock.now()) == 3
+    assert conflicts.count(bench.clock.now()) == 3
     assert cooldowns == sorted(cooldowns) and cooldowns[2] > cooldowns[0]
-    assert (
-        inst.connection.breaker.consecutive_failures >= 0
-    )  # breaker untouched by the brief onlines
+    assert breaker.consecutive_failures >= 0  # breaker untouched by the brief onlines
     assert bench.stats()["conflicts_caused_by_ours"] == 0
 
 
@@ -215,11 +210,8 @@ def test_one_live_session_under_start_restart_conflict(bench: Bench) -> None:
         for _ in range(50):
             bench.run(10)
             assert len([s for s in bench.net.instance_ids(live_only=True) if s == "i1"]) <= 1
-            assert inst.connection.driver is None or inst.state in (
-                S.CONNECTING,
-                S.ONLINE,
-                S.PAIRING,
-            )
+            session = inst.connection.driver
+            assert session is None or inst.state in (S.CONNECTING, S.ONLINE, S.PAIRING)
     bench.run_until(lambda: online(bench), limit=24 * 3600)
     assert bench.stats()["conflicts_caused_by_ours"] == 0
     assert bench.stats()["conflicts_injected"] == 4
