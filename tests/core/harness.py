@@ -13,7 +13,6 @@ from typing import Any
 from waz_actors.actors.board import StatusBoard
 from waz_actors.actors.gate import ConnectGate
 from waz_actors.actors.instance import Instance, InstanceDeps
-from waz_actors.actors.messages import Command
 from waz_actors.clock import FakeClock, ManualScheduler
 from waz_actors.config import Config
 from waz_actors.drivers.sim.driver import make_sim_factory
@@ -98,12 +97,14 @@ class Bench:
             self.settle()
         return self.clock.now() - start
 
-    def command(self, name: str, **args: Any) -> Any:
+    def command(self, kind: type, **args: Any) -> Any:
+        """Hand the instance an operator command of type `kind` (Start, Pair, ...) with a
+        reply Future, as the Fleet does; returns the Future."""
         from concurrent.futures import Future
 
         assert self.instance is not None
         f: Future[Any] = Future()
-        self.instance.handle(Command(name, args, f))
+        self.instance.handle(kind(**args, reply=f))
         self.settle()
         return f
 

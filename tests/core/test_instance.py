@@ -1,4 +1,4 @@
-"""The Instance state machine against the invariants of docs/design.md, in compressed daemon time.
+"""The Instance state machine against docs/design.md's invariants, in compressed daemon time.
 
 Real SQLite store, real SimNetwork; only the clock is fake (so an hour passes in milliseconds).
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.harness import Bench, quick_config
+from waz_actors.actors.messages import Cancel, GetState, Pair, Reset, Restart, Start
 from waz_actors.config import Config
 from waz_actors.errors import InvalidState
 from waz_actors.types import InstanceState as S
@@ -61,16 +62,17 @@ def test_brief_online_does_not_reset_conflict_history(bench: Bench) -> None:
     """Invariant 3: conflicts separated by short online periods keep growing the cooldown."""
     inst = bench.create()
     bench.run_until(lambda: online(bench), limit=5)
+    conflicts, breaker = inst.connection.conflicts, inst.connection.breaker
     cooldowns = []
     for _ in range(3):
         bench.net.inject("i1", "conflict")
         bench.run_until(lambda: inst.state == S.COOLDOWN, limit=1)
-        cooldowns.append(inst.conflicts.cooldown_for(inst.conflicts.count(bench.clock.now())))
+        cooldowns.append(conflicts.cooldown_for(conflicts.count(bench.clock.now())))
         bench.run_until(lambda: online(bench), limit=3600)
         bench.run(1.0)  # online for one second only (far below stable_after)
-    assert inst.conflicts.count(bench.clock.now()) == 3
+    assert conflicts.count(bench.clock.now()) == 3
     assert cooldowns == sorted(cooldowns) and cooldowns[2] > cooldowns[0]
-    assert inst.breaker.consecutive_failures >= 0  # breaker untouched by the brief onlines
+    assert breaker.consecutive_failures >= 0  # breaker untouched by the brief onlines
     assert bench.stats()["conflicts_caused_by_ours"] == 0
 
 
@@ -111,7 +113,7 @@ def test_throttle_spaces_attempts(bench: Bench) -> None:
     assert all(g >= 60 - 1e-6 for g in gaps), gaps
     assert all(g >= 120 - 1e-6 for g in gaps[2:]), gaps
     bench.run_until(lambda: online(bench), limit=3600)
-    assert inst.connect_attempts == 5
+    assert inst.connection.connect_attempts == 5
 
 
 def test_disconnect_and_conflict_never_consume_a_retry(bench: Bench) -> None:
@@ -120,7 +122,7 @@ def test_disconnect_and_conflict_never_consume_a_retry(bench: Bench) -> None:
     bench.run_until(lambda: online(bench), limit=5)
     bench.net.inject("i1", "latency", send=50.0)  # the send result would arrive in 50 s
     msg = bench.send()
-    assert inst.in_flight is not None
+    assert inst.outbox.in_flight is not None
     bench.net.inject("i1", "conflict")
     bench.run_until(lambda: inst.state == S.COOLDOWN, limit=1)
     assert bench.status_of(msg.message_id) == M.QUEUED
@@ -189,7 +191,7 @@ def test_status_reads_never_connect(bench: Bench) -> None:
     inst = bench.create(desired="stopped")
     for _ in range(100):
         inst.snapshot()
-        bench.command("ping")
+        bench.command(GetState)
     bench.run(600)
     assert bench.stats().get("connects", 0) == 0
     assert inst.state == S.STOPPED
@@ -197,20 +199,19 @@ def test_status_reads_never_connect(bench: Bench) -> None:
 
 def test_one_live_session_under_start_restart_conflict(bench: Bench) -> None:
     """Invariant 1: start, restart and a conflict arriving together never make two sessions."""
-    from waz_actors.actors.messages import Command
-
     inst = bench.create()
     for _ in range(4):
         bench.run_until(lambda: online(bench), limit=24 * 3600)
         # All of these land in the mailbox before the actor handles any of them.
         bench.net.inject("i1", "conflict")
-        for name in ("start", "restart", "start", "restart"):
-            bench.inbox.append(Command(name, {}, None))
+        for kind in (Start, Restart, Start, Restart):
+            bench.inbox.append(kind())
         bench.settle()
         for _ in range(50):
             bench.run(10)
             assert len([s for s in bench.net.instance_ids(live_only=True) if s == "i1"]) <= 1
-            assert inst.driver is None or inst.state in (S.CONNECTING, S.ONLINE, S.PAIRING)
+            session = inst.connection.driver
+            assert session is None or inst.state in (S.CONNECTING, S.ONLINE, S.PAIRING)
     bench.run_until(lambda: online(bench), limit=24 * 3600)
     assert bench.stats()["conflicts_caused_by_ours"] == 0
     assert bench.stats()["conflicts_injected"] == 4
@@ -224,7 +225,7 @@ def test_logged_out_holds_queue_and_pairing_brings_it_back(bench: Bench) -> None
     msg = bench.send("held")
     bench.run(600)
     assert bench.status_of(msg.message_id) == M.QUEUED
-    f = bench.command("pair")
+    f = bench.command(Pair)
     bench.run_until(f.done, limit=60)
     assert "qr" in f.result()
     assert inst.state == S.PAIRING
@@ -235,7 +236,7 @@ def test_logged_out_holds_queue_and_pairing_brings_it_back(bench: Bench) -> None
 def test_pair_refused_when_online(bench: Bench) -> None:
     bench.create()
     bench.run_until(lambda: online(bench), limit=5)
-    f = bench.command("pair")
+    f = bench.command(Pair)
     with pytest.raises(InvalidState):
         f.result(0)
 
@@ -245,11 +246,11 @@ def test_pairing_deadline(bench: Bench) -> None:
     bench.run_until(lambda: online(bench), limit=5)
     bench.net.inject("i1", "logout")
     bench.run_until(lambda: inst.state == S.LOGGED_OUT, limit=1)
-    bench.command("pair")
+    bench.command(Pair)
     bench.run_until(lambda: inst.state == S.PAIRING, limit=60)
     bench.run(bench.cfg.connection.pairing_timeout + 1)
     assert inst.state == S.LOGGED_OUT
-    assert inst.driver is None
+    assert inst.connection.driver is None
 
 
 def test_ban_waits_for_expiry(bench: Bench) -> None:
@@ -266,10 +267,10 @@ def test_ban_waits_for_expiry(bench: Bench) -> None:
 def test_cancel_queued_but_not_sending(bench: Bench) -> None:
     inst = bench.create(desired="stopped")
     msg = bench.send()
-    assert bench.command("cancel", message_id=msg.message_id).result(0) == "cancelled"
+    assert bench.command(Cancel, message_id=msg.message_id).result(0) == "cancelled"
     assert bench.status_of(msg.message_id) == M.CANCELLED
-    assert not inst.queue
-    again = bench.command("cancel", message_id=msg.message_id)
+    assert not inst.outbox.queue
+    again = bench.command(Cancel, message_id=msg.message_id)
     with pytest.raises(InvalidState):
         again.result(0)
 
@@ -284,7 +285,7 @@ def test_expired_message_leaves_as_expired(bench: Bench) -> None:
     from waz_actors.actors.messages import Submit
 
     bench.instance.handle(Submit(stored))
-    bench.command("start")
+    bench.command(Start)
     bench.run_until(lambda: bench.status_of(past.message_id) == M.EXPIRED, limit=60)
     bench.run_until(lambda: bench.status_of(msg.message_id) == M.SENT, limit=60)
     assert past.message_id not in bench.net.delivered_ids("i1")
@@ -294,7 +295,7 @@ def test_reset_closes_breaker_and_connects(bench: Bench) -> None:
     bench.net.inject("i1", "connect_fail", count=6)
     inst = bench.create()
     bench.run_until(lambda: inst.state == S.TRIPPED, limit=24 * 3600)
-    assert bench.command("reset").result(0) in (S.CONNECTING, S.BACKOFF)
+    assert bench.command(Reset).result(0) in (S.CONNECTING, S.BACKOFF)
     bench.run_until(lambda: online(bench), limit=120)
 
 
@@ -306,7 +307,7 @@ def test_a_staggered_probe_still_probes(bench: Bench) -> None:
     inst = bench.create()
     bench.run_until(lambda: inst.state == S.TRIPPED, limit=24 * 3600)
     msg = bench.send("waits for the probe")
-    probe_at = inst.breaker.next_probe_at()
+    probe_at = inst.connection.breaker.next_probe_at()
     assert probe_at is not None
     bench.run(probe_at - bench.clock.now() - 0.5)
     for _ in range(3000):  # the other instances of a restarting daemon: 3 s of slots
@@ -370,7 +371,7 @@ def test_queue_full_refuses_and_keeps_what_was_accepted(tmp_path: Path) -> None:
         kept = [b.send(f"m{i}") for i in range(3)]
         with pytest.raises(QueueFull):
             b.send("one too many")
-        b.command("start")
+        b.command(Start)
         b.run_until(lambda: all(b.status_of(m.message_id) == M.SENT for m in kept), limit=60)
         assert sorted(b.net.delivered_ids("i1")) == sorted(m.message_id for m in kept)
     finally:

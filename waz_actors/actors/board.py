@@ -11,6 +11,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from waz_actors.store.records import InstanceRecord
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceSnapshot:
@@ -38,11 +40,13 @@ class InstanceSnapshot:
     online_seconds: float = 0.0  # daemon seconds spent online, for availability figures
 
     @classmethod
-    def placeholder(cls, rec: Any, queue_depth: int, reason: str | None = None) -> InstanceSnapshot:
-        """What the board shows for an instance whose actor has not booted yet (`rec` is an
-        InstanceRecord). Without it a command sent while the daemon is still spawning its
-        actors would hear `not_found` for an instance that exists, and a client treats that
-        as final."""
+    def placeholder(
+        cls, rec: InstanceRecord, queue_depth: int, reason: str | None = None
+    ) -> InstanceSnapshot:
+        """What the board shows for an instance whose actor has not booted yet.
+
+        Without it a command sent while the daemon is still spawning its actors would hear
+        `not_found` for an instance that exists, and a client treats that as final."""
         kept = rec.state if rec.state in ("logged_out", "banned") else "stopped"
         return cls(
             instance_id=rec.instance_id,

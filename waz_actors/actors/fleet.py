@@ -10,31 +10,56 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
 from waz_actors.actors.board import InstanceSnapshot, StatusBoard
-from waz_actors.actors.messages import Command, CreateChild, DeleteChild, Submit
-from waz_actors.actors.supervisor import Children, SweepStatus
+from waz_actors.actors.instance_actor import InstanceActor
+from waz_actors.actors.messages import (
+    Cancel,
+    Crash,
+    CreateChild,
+    DeleteChild,
+    InstanceCommand,
+    Logout,
+    Pair,
+    Probe,
+    Purge,
+    Reset,
+    Respawn,
+    Restart,
+    Retry,
+    Start,
+    Stop,
+    Submit,
+    Wedge,
+)
+from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
+from waz_actors.clock import Clock
 from waz_actors.config import Config
 from waz_actors.errors import BadRequest, Busy, NotFound
 from waz_actors.store import Store
 from waz_actors.store.records import MessageRecord
 from waz_actors.types import InstanceState, new_instance_id
 
+if TYPE_CHECKING:
+    from waz_actors.drivers.simnet import SimNetwork
+
+T = TypeVar("T")
+
 
 class Fleet:
     def __init__(
         self,
         cfg: Config,
-        clock: Any,
+        clock: Clock,
         store: Store,
         board: StatusBoard,
         children: Children,
-        supervisor: pykka.ActorRef[Any],
+        supervisor: pykka.ActorRef[SupervisorActor],
         sweep: SweepStatus,
-        sim: Any | None = None,
+        sim: SimNetwork | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -119,29 +144,35 @@ class Fleet:
         return self._wait(f, timeout, "the supervisor")
 
     def respawn(self, instance_id: str, timeout: float | None = None) -> str:
-        from waz_actors.actors.messages import Respawn
-
         f: Future[str] = Future()
         self.supervisor.tell(Respawn(instance_id, f))
         return self._wait(f, timeout, "the supervisor")
 
     def start(self, instance_id: str, timeout: float | None = None) -> str:
-        return self._command(instance_id, "start", {}, timeout)
+        f: Future[str] = Future()
+        return self._ask(instance_id, Start(f), f, timeout)
 
     def stop(self, instance_id: str, timeout: float | None = None) -> str:
-        return self._command(instance_id, "stop", {}, timeout)
+        f: Future[str] = Future()
+        return self._ask(instance_id, Stop(f), f, timeout)
 
     def restart(self, instance_id: str, timeout: float | None = None) -> str:
-        return self._command(instance_id, "restart", {}, timeout)
+        f: Future[str] = Future()
+        return self._ask(instance_id, Restart(f), f, timeout)
 
     def logout(self, instance_id: str, timeout: float | None = None) -> str:
-        return self._command(instance_id, "logout", {}, timeout)
+        f: Future[str] = Future()
+        return self._ask(instance_id, Logout(f), f, timeout)
 
     def reset(self, instance_id: str, timeout: float | None = None) -> str:
-        return self._command(instance_id, "reset", {}, timeout)
+        f: Future[str] = Future()
+        return self._ask(instance_id, Reset(f), f, timeout)
 
-    def pair(self, instance_id: str, phone: str | None, timeout: float | None = None) -> dict:
-        return self._command(instance_id, "pair", {"phone": phone}, timeout)
+    def pair(
+        self, instance_id: str, phone: str | None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        f: Future[dict[str, Any]] = Future()
+        return self._ask(instance_id, Pair(phone, f), f, timeout)
 
     # ------------------------------------------------------------------ messages
 
@@ -152,20 +183,23 @@ class Fleet:
             ref.tell(Submit(record))
 
     def cancel(self, instance_id: str, message_id: str, timeout: float | None = None) -> str:
-        return self._command(instance_id, "cancel", {"message_id": message_id}, timeout)
+        f: Future[str] = Future()
+        return self._ask(instance_id, Cancel(message_id, f), f, timeout)
 
     def retry(
         self, instance_id: str, message_ids: list[str] | None, timeout: float | None = None
     ) -> list[str]:
-        return self._command(instance_id, "retry", {"message_ids": message_ids}, timeout)
+        f: Future[list[str]] = Future()
+        ids = None if message_ids is None else tuple(message_ids)
+        return self._ask(instance_id, Retry(ids, f), f, timeout)
 
     def purge(self, instance_id: str, status: str = "queued", timeout: float | None = None) -> int:
-        return self._command(instance_id, "purge", {"status": status}, timeout)
+        f: Future[int] = Future()
+        return self._ask(instance_id, Purge(status, f), f, timeout)
 
     def crash(self, instance_id: str) -> None:
         """Test hook (admin, sim): make the instance's actor raise."""
-        ref = self._ref(instance_id)
-        ref.tell(Command("crash", {}, None))
+        self._ref(instance_id).tell(Crash())
 
     # ------------------------------------------------------------------ simulator
 
@@ -176,8 +210,6 @@ class Fleet:
             self.crash(instance_id)
             return {"injected": kind}
         if kind == "wedge_supervisor":
-            from waz_actors.actors.messages import Wedge
-
             self.supervisor.tell(Wedge(float(params.get("seconds", 5.0))))
             return {"injected": kind}
         if kind == "complete_pairing":
@@ -196,8 +228,6 @@ class Fleet:
 
     def supervisor_alive(self, timeout: float = 1.0) -> bool:
         """The watchdog's question: does the supervisor still answer?"""
-        from waz_actors.actors.messages import Probe
-
         f: Future[bool] = Future()
         self.supervisor.tell(Probe(f))
         try:
@@ -207,19 +237,20 @@ class Fleet:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _ref(self, instance_id: str) -> pykka.ActorRef[Any]:
+    def _ref(self, instance_id: str) -> pykka.ActorRef[InstanceActor]:
         ref = self.children.get(instance_id)
         if ref is None:
             raise NotFound(f"no instance {instance_id!r}")
         return ref
 
-    def _command(self, instance_id: str, name: str, args: dict[str, Any], timeout: float | None):
-        ref = self._ref(instance_id)
-        f: Future[Any] = Future()
-        ref.tell(Command(name, args, f))
-        return self._wait(f, timeout, f"instance {instance_id}")
+    def _ask(
+        self, instance_id: str, msg: InstanceCommand, reply: Future[T], timeout: float | None
+    ) -> T:
+        """Tell the instance `msg` (which carries `reply`) and wait for its answer."""
+        self._ref(instance_id).tell(msg)
+        return self._wait(reply, timeout, f"instance {instance_id}")
 
-    def _wait(self, f: Future[Any], timeout: float | None, who: str) -> Any:
+    def _wait(self, f: Future[T], timeout: float | None, who: str) -> T:
         t = self.cfg.control.ask_timeout if timeout is None else timeout
         try:
             return f.result(t)

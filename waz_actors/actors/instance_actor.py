@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 from loguru import logger
@@ -12,13 +12,16 @@ from waz_actors.actors.instance import Instance, InstanceDeps
 from waz_actors.actors.messages import ChildFailed, Ping, Pong
 from waz_actors.store.records import InstanceRecord
 
+if TYPE_CHECKING:
+    from waz_actors.actors.supervisor import SupervisorActor
+
 
 class InstanceActor(pykka.ThreadingActor):
     def __init__(
         self,
         deps: InstanceDeps,
         record: InstanceRecord,
-        supervisor: pykka.ActorRef[Any],
+        supervisor: pykka.ActorRef[SupervisorActor],
         restart_tripped: str | None = None,
         conflicts: list[float] | None = None,
     ) -> None:

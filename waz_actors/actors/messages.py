@@ -7,7 +7,7 @@ on an actor `ask`, so a reply can come later (after a driver event) without the 
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from waz_actors.drivers.base import DriverEvent
@@ -33,13 +33,98 @@ class FromDriver:
     event: DriverEvent
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """An operator command; `reply` gets the state (or a result dict) or an exception."""
+# Operator commands. Each carries the Future its sender waits on (None: nobody waits); the
+# instance answers it with the result, or with the exception that refused the command.
 
-    name: str  # start, stop, restart, logout, reset, pair, cancel, retry, purge, drain
-    args: dict[str, Any] = field(default_factory=dict)
-    reply: Future[Any] | None = None
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    reply: Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reply: Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    reply: Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Close the breaker and forget the cooldown, then connect if wanted running."""
+
+    reply: Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    reply: Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Answered with the QR code or the pairing code once the driver has one."""
+
+    phone: str | None = None
+    reply: Future[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    message_id: str
+    reply: Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    status: str = "queued"
+    reply: Future[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    message_ids: tuple[str, ...] | None = None  # None: every failed message
+    reply: Future[list[str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Shutdown: send nothing new, settle the send in flight, disconnect; answered then."""
+
+    reply: Future[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetState:
+    """Answered with the current state; changes nothing (invariant 2)."""
+
+    reply: Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """Test hook (admin only through sim): raise inside the actor to exercise supervision."""
+
+    reply: Future[None] | None = None
+
+
+InstanceCommand = (
+    Start
+    | Stop
+    | Restart
+    | Reset
+    | Logout
+    | Pair
+    | Cancel
+    | Purge
+    | Retry
+    | Drain
+    | GetState
+    | Crash
+)
 
 
 @dataclass(frozen=True, slots=True)

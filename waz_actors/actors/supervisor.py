@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from loguru import logger
@@ -23,9 +24,9 @@ from waz_actors.actors.instance_actor import InstanceActor
 from waz_actors.actors.messages import (
     Boot,
     ChildFailed,
-    Command,
     CreateChild,
     DeleteChild,
+    Drain,
     Ping,
     Pong,
     Probe,
@@ -38,26 +39,28 @@ from waz_actors.errors import BadRequest, NotFound, ShuttingDown
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
+T = TypeVar("T")
+
 
 class Children:
     """id -> actor ref, written by the supervisor only, read by the Fleet from any thread."""
 
     def __init__(self) -> None:
-        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._refs: dict[str, pykka.ActorRef[InstanceActor]] = {}
         self._lock = threading.Lock()
 
-    def get(self, instance_id: str) -> pykka.ActorRef[Any] | None:
+    def get(self, instance_id: str) -> pykka.ActorRef[InstanceActor] | None:
         return self._refs.get(instance_id)
 
-    def set(self, instance_id: str, ref: pykka.ActorRef[Any]) -> None:
+    def set(self, instance_id: str, ref: pykka.ActorRef[InstanceActor]) -> None:
         with self._lock:
             self._refs[instance_id] = ref
 
-    def pop(self, instance_id: str) -> pykka.ActorRef[Any] | None:
+    def pop(self, instance_id: str) -> pykka.ActorRef[InstanceActor] | None:
         with self._lock:
             return self._refs.pop(instance_id, None)
 
-    def items(self) -> list[tuple[str, pykka.ActorRef[Any]]]:
+    def items(self) -> list[tuple[str, pykka.ActorRef[InstanceActor]]]:
         with self._lock:
             return list(self._refs.items())
 
@@ -78,13 +81,13 @@ class SweepStatus:
 
 class Supervisor:
     def __init__(self, deps: InstanceDeps, children: Children, status: SweepStatus) -> None:
-        self.d = deps
+        self.deps = deps
         self.children = children
         self.status = status
         self.restarts: dict[str, deque[float]] = {}
         self.ping_seq = 0
         self.pongs: dict[str, int] = {}
-        self.me: pykka.ActorRef[Any] | None = None
+        self.me: pykka.ActorRef[SupervisorActor] | None = None
         self._stored: list[InstanceRecord] = []
         # Set by stop_all: from then on nothing is spawned again. A sweep or a failure report
         # queued behind StopAll would otherwise find the stopped children "dead" and replace
@@ -98,26 +101,26 @@ class Supervisor:
         answers: a command sent while the actors are still being spawned (thousands take
         seconds) finds the instance instead of hearing `not_found`, which a client takes as
         final."""
-        self._stored = self.d.store.list_instances()
+        self._stored = self.deps.store.list_instances()
         for rec in self._stored:
             self._show(rec)
 
     def _show(self, rec: InstanceRecord, reason: str | None = None) -> None:
-        depth = self.d.store.pending_count(rec.instance_id)
+        depth = self.deps.store.pending_count(rec.instance_id)
         snap = InstanceSnapshot.placeholder(rec, depth, reason)
         if reason is None:
-            self.d.board.put_if_absent(snap)  # an actor's own snapshot stays
+            self.deps.board.put_if_absent(snap)  # an actor's own snapshot stays
         else:
-            self.d.board.put(snap)
+            self.deps.board.put(snap)
 
-    def boot(self, me: pykka.ActorRef[Any]) -> None:
+    def boot(self, me: pykka.ActorRef[SupervisorActor]) -> None:
         self.me = me
-        recovered = self.d.store.recover_sending()
+        recovered = self.deps.store.recover_sending()
         if recovered:
             logger.info("{} message(s) left sending by the last run are queued again", recovered)
-        scale = self.d.cfg.daemon.time_scale
-        since = self.d.clock.wall() - self.d.cfg.conflict.window * scale
-        conflicts = self.d.store.all_conflicts_since(since)
+        scale = self.deps.cfg.daemon.time_scale
+        since = self.deps.clock.wall() - self.deps.cfg.conflict.window * scale
+        conflicts = self.deps.store.all_conflicts_since(since)
         stored, self._stored = self._stored, []
         for rec in stored:
             self._spawn(rec, conflicts=conflicts.get(rec.instance_id, []))
@@ -134,7 +137,7 @@ class Supervisor:
         if self.stopping:
             return
         assert self.me is not None
-        if rec.driver not in self.d.drivers:
+        if rec.driver not in self.deps.drivers:
             why = f"driver {rec.driver!r} is not available; instance not started"
             logger.bind(instance=rec.instance_id).error(why)
             # Still on the board, saying why: its messages are kept (and accepted) until a
@@ -142,7 +145,7 @@ class Supervisor:
             self._show(rec, why)
             return
         self._show(rec)
-        ref = InstanceActor.start(self.d, rec, self.me, restart_tripped, conflicts)
+        ref = InstanceActor.start(self.deps, rec, self.me, restart_tripped, conflicts)
         self.children.set(rec.instance_id, ref)
         ref.tell(Boot())  # after set(): see Instance.handle
         self.pongs[rec.instance_id] = self.ping_seq
@@ -150,8 +153,8 @@ class Supervisor:
     def create(self, msg: CreateChild) -> str:
         if self.stopping:
             raise ShuttingDown("the daemon is shutting down; no instance was created")
-        if msg.driver not in self.d.drivers:
-            known = ", ".join(sorted(self.d.drivers))
+        if msg.driver not in self.deps.drivers:
+            known = ", ".join(sorted(self.deps.drivers))
             raise BadRequest(f"unknown driver {msg.driver!r}; known: {known}", {"field": "driver"})
         rec = InstanceRecord(
             instance_id=msg.instance_id,
@@ -160,29 +163,29 @@ class Supervisor:
             settings=dict(msg.settings),
             desired=msg.desired,
             state=str(InstanceState.STOPPED),
-            since=self.d.clock.wall(),
+            since=self.deps.clock.wall(),
             jid=None,
             last_code=None,
             last_reason=None,
-            created_at=self.d.clock.wall(),
+            created_at=self.deps.clock.wall(),
         )
-        self.d.store.create_instance(rec)  # raises Exists
+        self.deps.store.create_instance(rec)  # raises Exists
         self._spawn(rec)
         return msg.instance_id
 
     def delete(self, instance_id: str) -> list[str]:
         ref = self.children.pop(instance_id)
-        if ref is None and self.d.store.get_instance(instance_id) is None:
+        if ref is None and self.deps.store.get_instance(instance_id) is None:
             raise NotFound(f"no instance {instance_id!r}")
         if ref is not None:
             try:
-                ref.stop(block=True, timeout=self.d.cfg.control.ask_timeout)
+                ref.stop(block=True, timeout=self.deps.cfg.control.ask_timeout)
             except pykka.Timeout:
                 logger.bind(instance=instance_id).error("did not stop in time; deleting anyway")
-        cancelled = self.d.store.delete_instance(instance_id, reason="instance deleted")
-        wall = self.d.clock.wall()
+        cancelled = self.deps.store.delete_instance(instance_id, reason="instance deleted")
+        wall = self.deps.clock.wall()
         for mid in cancelled:
-            self.d.bus.publish(
+            self.deps.bus.publish(
                 f"message.{instance_id}.status",
                 {
                     "time": wall,
@@ -192,9 +195,9 @@ class Supervisor:
                     "reason": "instance deleted",
                 },
             )
-        self.d.board.remove(instance_id)
+        self.deps.board.remove(instance_id)
         self.pongs.pop(instance_id, None)
-        self.d.bus.publish(
+        self.deps.bus.publish(
             f"instance.{instance_id}.state",
             {"time": wall, "instance_id": instance_id, "state": "deleted", "reason": "deleted"},
         )
@@ -202,13 +205,13 @@ class Supervisor:
 
     def respawn(self, instance_id: str) -> str:
         """Stop the child (its session closes, its queue stays durable), start a fresh one."""
-        rec = self.d.store.get_instance(instance_id)
+        rec = self.deps.store.get_instance(instance_id)
         if rec is None:
             raise NotFound(f"no instance {instance_id!r}")
         ref = self.children.pop(instance_id)
         if ref is not None:
             try:
-                ref.stop(block=True, timeout=self.d.cfg.control.ask_timeout)
+                ref.stop(block=True, timeout=self.deps.cfg.control.ask_timeout)
             except pykka.Timeout:
                 logger.bind(instance=instance_id).error("did not stop in time; replacing anyway")
         self._spawn(rec)
@@ -220,19 +223,19 @@ class Supervisor:
             return  # deleted meanwhile, or already replaced
         log = logger.bind(instance=msg.instance_id)
         log.error("instance actor failed: {}", msg.error)
-        now = self.d.clock.now()
-        window = self.d.cfg.daemon.restart_window
+        now = self.deps.clock.now()
+        window = self.deps.cfg.daemon.restart_window
         times = self.restarts.setdefault(msg.instance_id, deque())
         while times and now - times[0] > window:
             times.popleft()
         times.append(now)
         self.status.restarts += 1
-        rec = self.d.store.get_instance(msg.instance_id)
+        rec = self.deps.store.get_instance(msg.instance_id)
         if rec is None:
             self.children.pop(msg.instance_id)
             return
         tripped = None
-        if len(times) > self.d.cfg.daemon.restart_intensity:
+        if len(times) > self.deps.cfg.daemon.restart_intensity:
             tripped = f"restart intensity exceeded: {len(times)} restarts in {window:.0f} s"
             self._alarm("restart_intensity", msg.instance_id, tripped)
             times.clear()
@@ -243,7 +246,7 @@ class Supervisor:
     def _schedule_sweep(self) -> None:
         me = self.me
         assert me is not None
-        self.d.scheduler.call_later(self.d.cfg.daemon.health_sweep, lambda: me.tell(Sweep()))
+        self.deps.scheduler.call_later(self.deps.cfg.daemon.health_sweep, lambda: me.tell(Sweep()))
 
     def sweep(self) -> None:
         """Ping every child (tell, never connect); catch the dead and the silent."""
@@ -272,23 +275,23 @@ class Supervisor:
         self.pongs[msg.instance_id] = msg.seq
 
     def _alarm(self, kind: str, instance_id: str | None, message: str) -> None:
-        body = {"time": self.d.clock.wall(), "kind": kind, "message": message}
+        body = {"time": self.deps.clock.wall(), "kind": kind, "message": message}
         if instance_id:
             body["instance_id"] = instance_id
         logger.bind(instance=instance_id or "-").warning("alarm {}: {}", kind, message)
         self.status.alarms.append(body)
-        self.d.store.log_event("daemon.alarm", body)
-        self.d.bus.publish("daemon.alarm", body)
+        self.deps.store.log_event("daemon.alarm", body)
+        self.deps.bus.publish("daemon.alarm", body)
 
     # ---------------------------------------------------------------- shutdown
 
     def stop_all(self, timeout: float) -> int:
         """Drain every child (in-flight sends settle), then stop them all."""
         self.stopping = True
-        waits: list[Future[Any]] = []
+        waits: list[Future[int]] = []
         for _, ref in self.children.items():
-            f: Future[Any] = Future()
-            ref.tell(Command("drain", {}, f))
+            f: Future[int] = Future()
+            ref.tell(Drain(f))
             waits.append(f)
         deadline = time.monotonic() + timeout
         unsettled = 0
@@ -345,7 +348,7 @@ class SupervisorActor(pykka.ThreadingActor):
             raise TypeError(f"unexpected message {message!r}")
 
 
-def _reply(fut: Future[Any], fn: Any, *args: Any) -> None:
+def _reply(fut: Future[T], fn: Callable[..., T], *args: object) -> None:
     try:
         fut.set_result(fn(*args))
     except Exception as e:

@@ -107,7 +107,7 @@ class CircuitBreaker:
 
         Closes a HALF_OPEN breaker. An OPEN breaker ignores it: only a probe or an operator
         reset leaves OPEN, so a stale report from an attempt begun before a forced trip cannot
-        re-open the door (DESIGN invariant 3: a short online does not reset the breaker).
+        re-open the door (invariant 3 of docs/design.md: a short online does not reset the breaker).
         """
         now = _checks.finite("now", now)
         self._decay(now)

@@ -3,7 +3,8 @@
 The cooldown is `cooldown * multiplier**(n-1)` for the n-th conflict inside the sliding window,
 capped at `cooldown_max`: 90 s, 180 s, 360 s, ... with the seed values. Nothing resets the
 history but time: a connection that stays online briefly between conflicts must not make the
-next conflict look like the first one (DESIGN invariant 3). There is no clear() on purpose.
+next conflict look like the first one (invariant 3 of docs/design.md). There is no clear()
+on purpose.
 """
 
 from __future__ import annotations

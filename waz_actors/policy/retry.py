@@ -3,7 +3,8 @@
 Counting rule (decided here, used everywhere): `max_retries` is the number of RETRIES after the
 first attempt, so the seed's "send retries 3" means at most 1 + 3 = 4 attempts in total. Only
 attempts that reached WhatsApp and failed count; disconnects, conflicts, restarts and crashes
-never consume one (DESIGN invariant 4), which is the caller's job: it simply does not count them.
+never consume one (invariant 4 of docs/design.md), which is the caller's job: it simply does
+not count them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The gap is 60 s; 120 s once more than 2 attempts fell inside the window; 180 s when the latest
 event in the window is a 440 conflict. After a conflict the 180 s count from the conflict itself
 (it is later than the attempt that led to it), so a session that was online for an hour and then
-hit a conflict still waits 180 s instead of reconnecting at once (DESIGN invariant 3).
+hit a conflict still waits 180 s instead of reconnecting at once (invariant 3 of docs/design.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,33 @@
+"""What an instance is built from: the daemon-wide services every instance shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from waz_actors.actors.board import StatusBoard
+from waz_actors.actors.gate import ConnectGate
+from waz_actors.clock import Clock, TimerHandle
+from waz_actors.config import Config
+from waz_actors.drivers.base import DriverFactory
+from waz_actors.events import EventBus
+from waz_actors.store import Store
+
+
+class TimerScheduler(Protocol):
+    """The part of a scheduler an instance uses (Scheduler, or ManualScheduler in tests)."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+
+@dataclass(frozen=True)
+class InstanceDeps:
+    cfg: Config
+    clock: Clock
+    scheduler: TimerScheduler
+    store: Store
+    bus: EventBus
+    board: StatusBoard
+    gate: ConnectGate
+    drivers: dict[str, DriverFactory]
