@@ -28,23 +28,14 @@ from loguru import logger
 
 from waz_actors.clock import RealClock
 from waz_actors.config import Config
+from waz_actors.drivers.host.env import host_env
 from waz_actors.drivers.host.protocol import TO_POOL, ProtocolError, pack, pool_endpoint, unpack
 from waz_actors.policy.backoff import BackoffPolicy
 
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[3])
 _SETTLED = {"Connected", "QrCode", "PairCode", "Disconnected", "LoggedOut", "Conflict"}
 _SETTLED |= {"Banned", "Paired", "DriverAlarm"}
 # A failed spawn (EAGAIN at systemd's TasksMax, ...) is retried after this, in daemon seconds.
 _SPAWN_BACKOFF = BackoffPolicy(initial=1.0, multiplier=2.0, maximum=60.0, jitter=0.2)
-# What a host gets of the daemon's environment: never its secrets (WAZ_TOKEN, ...). The Go
-# runtime, resolver and TLS read the rest; whatsmeow dials through *_PROXY unless given a proxy.
-_HOST_ENV = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "ZONEINFO", "LD_LIBRARY_PATH", "PYTHONHOME"}
-_HOST_ENV |= {"PYTHONPATH", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR", "WAZ_WHATSMEOW_OFFLINE"}
-_HOST_ENV |= {"GODEBUG", "GOGC", "GOMAXPROCS", "GOMEMLIMIT", "GOTRACEBACK"}
-_HOST_ENV |= {"RES_OPTIONS", "LOCALDOMAIN", "HOSTALIASES"}
-_HOST_ENV |= {
-    v for p in ("HTTP", "HTTPS", "NO", "ALL") for v in (f"{p}_PROXY", f"{p.lower()}_proxy")
-}
 
 
 class HostListener(Protocol):
@@ -220,11 +211,7 @@ class HostPool:
                 self._spawn_failed(h, e)
                 return
             if self._spawn_failures:
-                logger.info(
-                    "whatsmeow host {} started after {} failed spawns",
-                    h.host_id,
-                    self._spawn_failures,
-                )
+                logger.info("whatsmeow host {} started after failed spawns", h.host_id)
             self._spawn_failures = 0
             self._alarmed.clear()
             self._start_deadlines(h, h.started)
@@ -263,9 +250,7 @@ class HostPool:
                 inst.close_deadline = max(inst.close_deadline, now + self._grace())
 
     def _spawn(self, h: HostInfo) -> None:
-        env = {k: v for k, v in os.environ.items() if k in _HOST_ENV or k.startswith("LC_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+        env = host_env(os.environ)  # never the daemon's secrets (WAZ_TOKEN, ...)
         orphan = max(10.0, self.wm.heartbeat * self.wm.heartbeat_misses * 4)
         cmd = [self.python, "-m", "waz_actors.drivers.host", "--id", h.host_id]
         cmd += ["--endpoint", self.endpoint, "--orphan-after", str(orphan)]
