@@ -49,10 +49,19 @@ def session_db_path(state_dir: str | Path, instance_id: str) -> Path:
     return Path(state_dir) / "whatsmeow" / f"{instance_id}.db"
 
 
+_DB_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def has_session(state_dir: str | Path, instance_id: str) -> bool:
+    """Whether session files are stored for this id (a new instance would reuse their login)."""
+    base = str(session_db_path(state_dir, instance_id))
+    return any(Path(base + suffix).exists() for suffix in _DB_FILES)
+
+
 def remove_session(state_dir: str | Path, instance_id: str) -> None:
     """Delete an instance's whatsmeow database (on instance.delete; logout does it itself)."""
     base = str(session_db_path(state_dir, instance_id))
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in _DB_FILES:
         Path(base + suffix).unlink(missing_ok=True)
 
 
@@ -216,6 +225,7 @@ def make_whatsmeow_factory(pool: HostPool) -> DriverFactory:
 __all__ = [
     "HOST_DIED",
     "WhatsmeowDriver",
+    "has_session",
     "make_whatsmeow_factory",
     "remove_session",
     "session_db_path",

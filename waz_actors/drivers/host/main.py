@@ -46,6 +46,23 @@ def remove_db(path: str) -> None:
             pass
 
 
+def private_db(path: str) -> None:
+    """Make the session's directory 0700 and its files 0600 before the library opens them.
+
+    They hold the device's keys. The host's umask covers what SQLite creates later (-wal, -shm);
+    this covers files and directories left readable by older versions.
+    """
+    d = Path(path).parent
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    d.chmod(0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def is_loopback_proxy(proxy: str) -> bool:
     from urllib.parse import urlsplit
 
@@ -142,7 +159,7 @@ class Session:
                 )
             )
             return False
-        Path(self.db).parent.mkdir(parents=True, exist_ok=True)
+        private_db(self.db)
         with LIB_LOCK:
             client = NewClient(self.db, uuid=f"{self.iid}.{self.gen}")
             for cls in EVENT_TO_INT:
@@ -319,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", required=True)
     p.add_argument("--orphan-after", type=float, default=60.0, help="exit without pings (s)")
     args = p.parse_args(argv)
+    os.umask(0o077)  # session databases hold the device's keys: files only this user can read
     t0 = time.monotonic()
     import neonize.client  # noqa: F401  (load the Go library before saying hello)
 

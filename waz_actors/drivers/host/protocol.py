@@ -67,5 +67,6 @@ def unpack(frame: bytes, allowed: set[str]) -> dict[str, Any]:
 
 
 def pool_endpoint(runtime_dir: str | Path, pid: int) -> str:
-    # One socket per daemon process: a restarted daemon never talks to an orphan's hosts.
-    return f"ipc://{Path(runtime_dir).resolve()}/whatsmeow-{pid}.sock"
+    # One socket per daemon process: a restarted daemon never talks to an orphan's hosts. Its
+    # directory is the pool's own (mode 0700): the runtime dir may be shared more widely.
+    return f"ipc://{Path(runtime_dir).resolve()}/whatsmeow/pool-{pid}.sock"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from loguru import logger
@@ -122,6 +123,15 @@ class SimDriver:
             if isinstance(event, FINAL_EVENTS):
                 self._session = None  # the network closed it; the next connect() is allowed
             self._ctx.sink(event)
+
+
+def has_session(state_dir: str | Path, instance_id: str) -> bool:
+    """The sim stores nothing under the state dir: its logins live in the (fake) network."""
+    return False
+
+
+def remove_session(state_dir: str | Path, instance_id: str) -> None:
+    """Nothing to remove (see `has_session`)."""
 
 
 def make_sim_factory(network: SimNetworkLike) -> DriverFactory:
