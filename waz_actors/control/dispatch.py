@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waz_actors.config import Config
 from waz_actors.control import protocol
@@ -25,6 +25,10 @@ from waz_actors.control.auth import Auth, Identity
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import Later, ProtocolError, Registry, Request
 from waz_actors.errors import Busy, Internal, ShuttingDown, Unauthorized, WazError
+
+if TYPE_CHECKING:
+    from waz_actors.actors.fleet import Fleet
+    from waz_actors.store import Store
 
 POOL_SIZE = 8
 MAX_CONTEXTS = 10_000  # cached per-identity contexts; beyond this they are made per request
@@ -47,8 +51,8 @@ class Dispatcher:
     def __init__(
         self,
         config: Config,
-        fleet: object,
-        store: object,
+        fleet: Fleet,
+        store: Store,
         auth: Auth,
         registry: Registry,
         *,

@@ -41,7 +41,7 @@ def _read(path: str | Path, which: str) -> bytes:
         text = Path(path).read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as e:
         raise KeyFileError(f"{path}: cannot read key file: {e}") from None
-    keys = dict(_KEY.findall(text))
+    keys: dict[str, str] = dict(_KEY.findall(text))
     if which not in keys:
         raise KeyFileError(f"{path}: no {which} key in this file")
     return keys[which].encode("ascii")
