@@ -1,4 +1,4 @@
-"""Every command of PROTOCOL.md over real ipc sockets against a real daemon."""
+"""Every command of docs/protocol.md over real ipc sockets against a real daemon."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Argument converters accept what PROTOCOL.md allows and name what they refuse."""
+"""Argument converters accept what docs/protocol.md allows and name what they refuse."""
 
 from __future__ import annotations
 
