@@ -86,8 +86,8 @@ class Sockets:
                 self._bind(local, ep)
         if public:
             secure = self._router()
+            self.routers.append(secure)  # listed first: a failed setup must still close it
             self._setup_curve(secure)
-            self.routers.append(secure)
             for ep in public:
                 self._bind(secure, ep)
         self.pub = self.ctx.socket(zmq.PUB)
