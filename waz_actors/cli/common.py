@@ -159,9 +159,12 @@ class Conn:
             return None
         if not (server and mine):
             raise usage_error("CURVE needs both --server-key and --client-key")
-        from waz_actors.cli.keys import read_public, read_secret
+        from waz_actors.control import keys
 
-        return read_public(server), read_secret(mine)
+        try:
+            return keys.read_public(server), keys.read_secret(mine)
+        except keys.KeyFileError as e:
+            raise usage_error(str(e)) from None
 
     def close(self) -> None:
         if self._client is not None:

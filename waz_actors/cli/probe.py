@@ -4,6 +4,7 @@ each latency and the success rate; exit 1 below --min-success (for cron and CI).
 from __future__ import annotations
 
 import time
+from operator import methodcaller
 from typing import Any
 
 import click
@@ -159,7 +160,7 @@ def _run(
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + POLL
                 for mid in tally.pending():
-                    info = conn.call(lambda c, m=mid: c.message_get(m))
+                    info = conn.call(methodcaller("message_get", mid))
                     report(
                         tally.outcome(
                             mid, str(info.get("status")), time.monotonic(), info.get("last_error")
@@ -169,7 +170,7 @@ def _run(
 
     for n in range(1, count + 1):
         body = text.replace("{n}", str(n)).replace("{count}", str(count))
-        data = conn.call(lambda c, b=body: c.message_send(instance_id, to, b))
+        data = conn.call(methodcaller("message_send", instance_id, to, body))
         tally.sent(data["message_id"], time.monotonic())
         if n < count:
             pump(time.monotonic() + interval)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from operator import methodcaller
 from typing import Any
 
 import click
@@ -132,7 +133,7 @@ def _poll(conn: Conn, board: Board, wanted: list[str], now: float) -> None:
             fig.health = r.get("health")
         ids = [r["instance_id"] for r in rows][:DETAIL_LIMIT]
     for iid in ids:
-        info = conn.call(lambda c, i=iid: c.instance_get(i))
+        info = conn.call(methodcaller("instance_get", iid))
         board.get(iid).update_from(info, now)
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import zmq
@@ -43,6 +43,9 @@ class Unreachable(Exception):
         self.reason = reason
 
 
+T = TypeVar("T")
+
+
 def _drop_none(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
@@ -64,7 +67,7 @@ class Client:
         self.retries = retries
         self._curve_server_key = curve_server_key
         self._curve_keypair = curve_keypair
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[Any] = zmq.Context.instance()
         self._sock: zmq.Socket[Any] | None = None
         self._ids = itertools.count(1)
 
@@ -150,13 +153,29 @@ class Client:
             err.get("details") or {},
         )
 
+    def _map(
+        self, cmd: str, args: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """`call` for the commands whose result is a map."""
+        result = self.call(cmd, args, timeout=timeout)
+        if not isinstance(result, dict):
+            raise ClientError("internal", f"{cmd}: the result is not a map")
+        return result
+
+    def _field(self, cmd: str, args: dict[str, Any] | None, key: str, kind: type[T]) -> T:
+        """One entry of a map result, of the type the protocol gives it."""
+        value = self._map(cmd, args)[key]
+        if not isinstance(value, kind):
+            raise ClientError("internal", f"{cmd}: {key} is not a {kind.__name__}")
+        return value
+
     # -- daemon ----------------------------------------------------------------------------
 
     def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
-        return self.call("ping", timeout=timeout)
+        return self._map("ping", timeout=timeout)
 
     def daemon_status(self) -> dict[str, Any]:
-        return self.call("daemon.status")
+        return self._map("daemon.status")
 
     # -- instances -------------------------------------------------------------------------
 
@@ -169,34 +188,34 @@ class Client:
         settings: dict[str, Any] | None = None,
     ) -> str:
         args = _drop_none(driver=driver, instance_id=instance_id, tenant=tenant, settings=settings)
-        return self.call("instance.create", args)["instance_id"]
+        return self._field("instance.create", args, "instance_id", str)
 
     def instance_list(self, state: str | None = None) -> list[dict[str, Any]]:
-        return self.call("instance.list", _drop_none(state=state))["instances"]
+        return self._field("instance.list", _drop_none(state=state), "instances", list)
 
     def instance_get(self, instance_id: str) -> dict[str, Any]:
-        return self.call("instance.get", {"instance_id": instance_id})
+        return self._map("instance.get", {"instance_id": instance_id})
 
     def instance_start(self, instance_id: str) -> str:
-        return self.call("instance.start", {"instance_id": instance_id})["state"]
+        return self._field("instance.start", {"instance_id": instance_id}, "state", str)
 
     def instance_stop(self, instance_id: str) -> str:
-        return self.call("instance.stop", {"instance_id": instance_id})["state"]
+        return self._field("instance.stop", {"instance_id": instance_id}, "state", str)
 
     def instance_restart(self, instance_id: str) -> str:
-        return self.call("instance.restart", {"instance_id": instance_id})["state"]
+        return self._field("instance.restart", {"instance_id": instance_id}, "state", str)
 
     def instance_logout(self, instance_id: str) -> str:
-        return self.call("instance.logout", {"instance_id": instance_id})["state"]
+        return self._field("instance.logout", {"instance_id": instance_id}, "state", str)
 
     def instance_reset(self, instance_id: str) -> str:
-        return self.call("instance.reset", {"instance_id": instance_id})["state"]
+        return self._field("instance.reset", {"instance_id": instance_id}, "state", str)
 
     def instance_pair(self, instance_id: str, phone: str | None = None) -> dict[str, Any]:
-        return self.call("instance.pair", _drop_none(instance_id=instance_id, phone=phone))
+        return self._map("instance.pair", _drop_none(instance_id=instance_id, phone=phone))
 
     def instance_delete(self, instance_id: str) -> dict[str, Any]:
-        return self.call("instance.delete", {"instance_id": instance_id})
+        return self._map("instance.delete", {"instance_id": instance_id})
 
     # -- messages --------------------------------------------------------------------------
 
@@ -217,18 +236,18 @@ class Client:
             idempotency_key=idempotency_key,
             ttl=ttl,
         )
-        return self.call("message.send", args)
+        return self._map("message.send", args)
 
     def message_get(self, message_id: str) -> dict[str, Any]:
-        return self.call("message.get", {"message_id": message_id})
+        return self._map("message.get", {"message_id": message_id})
 
     def message_cancel(self, message_id: str) -> dict[str, Any]:
-        return self.call("message.cancel", {"message_id": message_id})
+        return self._map("message.cancel", {"message_id": message_id})
 
     # -- queues ----------------------------------------------------------------------------
 
     def queue_status(self, instance_id: str) -> dict[str, Any]:
-        return self.call("queue.status", {"instance_id": instance_id})
+        return self._map("queue.status", {"instance_id": instance_id})
 
     def queue_list(
         self,
@@ -238,35 +257,35 @@ class Client:
         after: str | None = None,
     ) -> dict[str, Any]:
         args = _drop_none(instance_id=instance_id, status=status, limit=limit, after=after)
-        return self.call("queue.list", args)
+        return self._map("queue.list", args)
 
     def queue_retry(self, instance_id: str, message_ids: list[str] | None = None) -> list[str]:
         args = _drop_none(instance_id=instance_id, message_ids=message_ids)
-        return self.call("queue.retry", args)["retried"]
+        return self._field("queue.retry", args, "retried", list)
 
     def queue_purge(self, instance_id: str, status: str | None = None) -> int:
         args = _drop_none(instance_id=instance_id, status=status)
-        return self.call("queue.purge", args)["cancelled"]
+        return self._field("queue.purge", args, "cancelled", int)
 
     # -- simulator -------------------------------------------------------------------------
 
     def sim_fault(self, instance_id: str, kind: str, **params: Any) -> dict[str, Any]:
         args = _drop_none(instance_id=instance_id, kind=kind, params=params or None)
-        return self.call("sim.fault", args)
+        return self._map("sim.fault", args)
 
     def sim_stats(self) -> dict[str, Any]:
-        return self.call("sim.stats")
+        return self._map("sim.stats")
 
     # -- tokens ----------------------------------------------------------------------------
 
     def token_create(self, tenant: str, label: str | None = None) -> dict[str, Any]:
-        return self.call("token.create", _drop_none(tenant=tenant, label=label))
+        return self._map("token.create", _drop_none(tenant=tenant, label=label))
 
     def token_list(self) -> list[dict[str, Any]]:
-        return self.call("token.list")["tokens"]
+        return self._field("token.list", None, "tokens", list)
 
     def token_revoke(self, token_id: str) -> dict[str, Any]:
-        return self.call("token.revoke", {"token_id": token_id})
+        return self._map("token.revoke", {"token_id": token_id})
 
 
 class EventStream:
@@ -274,7 +293,7 @@ class EventStream:
 
     def __init__(self, endpoint: str, topics: Iterable[str] = ("",)) -> None:
         self.endpoint = endpoint
-        self._sock = zmq.Context.instance().socket(zmq.SUB)
+        self._sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))

@@ -106,7 +106,8 @@ def _check_plain(root: Any) -> None:
 
 
 def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True)
+    return packed
 
 
 def decode_request(frame: bytes, max_size: int = 1 << 20) -> Request:

@@ -67,11 +67,11 @@ def text_of(max_len: int) -> Callable[[Any], str]:
 
 
 def url(value: Any) -> str:
-    value = string(value, max_len=MAX_URL_LEN, what="a URL")
-    parts = urlsplit(value)
+    text = string(value, max_len=MAX_URL_LEN, what="a URL")
+    parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ArgError("must be an http:// or https:// URL")
-    return value
+    return text
 
 
 _MEDIA_FIELDS: dict[str, Callable[[Any], str]] = {
@@ -126,10 +126,10 @@ def limit(value: Any) -> int:
 
 
 def driver(value: Any) -> str:
-    value = string(value, max_len=32, what="a driver name")
-    if value not in KNOWN_DRIVERS:
-        raise ArgError(f"unknown driver {value!r}; known: {', '.join(KNOWN_DRIVERS)}")
-    return value
+    text = string(value, max_len=32, what="a driver name")
+    if text not in KNOWN_DRIVERS:
+        raise ArgError(f"unknown driver {text!r}; known: {', '.join(KNOWN_DRIVERS)}")
+    return text
 
 
 def instance_state(value: Any) -> str:
@@ -199,15 +199,15 @@ def phone(value: Any) -> str:
 
 
 def fault_kind(value: Any) -> str:
-    value = string(value, max_len=32, what="a fault kind")
-    if not re.fullmatch(r"[a-z_]{1,32}", value):
+    text = string(value, max_len=32, what="a fault kind")
+    if not re.fullmatch(r"[a-z_]{1,32}", text):
         raise ArgError("must be a lower-case fault name like conflict or send_fail")
-    return value
+    return text
 
 
 def token_ref(value: Any) -> str:
     """A token id: the hex sha256 of the token or a prefix of it (at least 8 characters)."""
-    value = string(value, max_len=64, what="a token id")
-    if not re.fullmatch(r"[0-9a-f]{8,64}", value):
+    text = string(value, max_len=64, what="a token id")
+    if not re.fullmatch(r"[0-9a-f]{8,64}", text):
         raise ArgError("must be 8 to 64 hex characters (a prefix of the token hash)")
-    return value
+    return text
