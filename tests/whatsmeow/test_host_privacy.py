@@ -11,7 +11,8 @@ import pytest
 
 pytest.importorskip("neonize")
 
-from tests.whatsmeow.conftest import failed, make_driver, wait_until
+from tests.waiting import wait_until
+from tests.whatsmeow.conftest import failed, make_driver
 from waz_actors.drivers.whatsmeow import session_db_path
 
 
@@ -34,7 +35,7 @@ def test_hosts_do_not_inherit_the_daemons_secrets(
     pool = make_pool()
     drv, sink = make_driver(pool, "e1", make_proxy("refuse").url, workdir)
     host = pool.hosts[drv.host_id]
-    assert wait_until(lambda: host.ready)
+    assert wait_until(lambda: host.ready, timeout=15.0)
     raw = Path(f"/proc/{host.pid}/environ").read_bytes().split(b"\0")
     env = dict(item.decode().split("=", 1) for item in raw if item)
     assert "WAZ_TOKEN" not in env and "SOME_API_KEY" not in env

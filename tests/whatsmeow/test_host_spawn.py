@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("neonize")
 
-from tests.whatsmeow.conftest import failed, make_driver, wait_until
+from tests.waiting import wait_until
+from tests.whatsmeow.conftest import failed, make_driver
 from waz_actors.config import parse
 from waz_actors.drivers.base import DriverAlarm
 from waz_actors.drivers.host import client
@@ -63,7 +64,7 @@ def test_a_failed_spawn_is_retried_and_the_waiting_session_gets_its_host(
         assert alarm.kind == "driver_host_spawn_failed" and "retrying" in alarm.message
         # A host that dies and cannot be started again at once: the pool thread carries on.
         host = pool.hosts[drv.host_id]
-        assert wait_until(lambda: host.ready)
+        assert wait_until(lambda: host.ready, timeout=15.0)
         old_pid = host.pid
         popen.failures = 1
         os.kill(old_pid, signal.SIGKILL)

@@ -44,7 +44,7 @@ from waz_actors.store.records import MessageRecord
 from waz_actors.types import InstanceState, new_instance_id
 
 if TYPE_CHECKING:
-    from waz_actors.drivers.simnet import SimNetwork
+    from waz_actors.drivers.sim import SimNetworkLike
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ class Fleet:
         children: Children,
         supervisor: pykka.ActorRef[SupervisorActor],
         sweep: SweepStatus,
-        sim: SimNetwork | None = None,
+        sim: SimNetworkLike | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock

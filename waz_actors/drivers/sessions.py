@@ -18,7 +18,7 @@ RemoveSession = Callable[[str | Path, str], None]
 def _functions(driver: str) -> tuple[HasSession, RemoveSession]:
     # Imported on use: the whatsmeow module is not needed by sim-only daemons.
     if driver == "sim":
-        from waz_actors.drivers import sim
+        from waz_actors.drivers.sim import driver as sim
 
         return sim.has_session, sim.remove_session
     if driver == "whatsmeow":
