@@ -252,9 +252,10 @@ class Messages:
                 f"SELECT message_id, status, {OWNED_ROW} FROM messages m WHERE status IN (?, ?)",
                 PENDING,
             ).fetchall()
-            # A pending message no instance owns (its instance was deleted while it was being
-            # sent) is cancelled, never loaded into a new instance that reuses the id; it was
-            # never counted, so the counters do not move.
+            # A pending message no instance owns is cancelled, never loaded into a new instance
+            # that reuses the id. None should exist (a delete, a hand-over to another tenant and
+            # the v2 migration cancel them); this is the last guard. It was never counted, so
+            # the counters do not move.
             orphans = [r[0] for r in rows if not r[2]]
             mark(tx.conn, orphans, "cancelled", "instance deleted", now)
             # sending -> queued: both pending, so the counters do not move.
