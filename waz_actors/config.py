@@ -49,6 +49,13 @@ class StoreConfig:
     path: str = ""  # default: <state_dir>/waz.db
     synchronous: str = "FULL"  # FULL | NORMAL
     batch_max: int = 1000  # writes per group commit at most
+    # Retention, in wall-clock days (not scaled by time_scale); 0 keeps for ever. Final messages
+    # with their history, and events, go this long after their last change.
+    retention_days: float = _dur(30.0, allow_zero=True)
+    # Idempotency keys of final messages go this long after the message was accepted.
+    idempotency_days: float = _dur(30.0, allow_zero=True)
+    prune_interval: float = _dur(3600.0)  # real seconds between prunes of the running daemon
+    prune_batch: int = 500  # rows per prune write (each its own short commit)
 
 
 @dataclass(frozen=True)
@@ -311,6 +318,8 @@ def parse(data: dict[str, Any]) -> Config:
     ):
         if value < 1:
             raise ConfigError(f"{name}: must be at least 1, got {value!r}")
+    if not 1 <= cfg.store.prune_batch <= 5000:
+        raise ConfigError(f"store.prune_batch: must be 1 to 5000, got {cfg.store.prune_batch!r}")
     if cfg.health.warning_success > cfg.health.healthy_success:
         raise ConfigError("health.warning_success: must not exceed health.healthy_success")
     return cfg

@@ -27,6 +27,7 @@ from waz_actors.drivers.base import Driver, DriverContext, DriverFactory
 from waz_actors.events import EventBus
 from waz_actors.store import Store
 from waz_actors.store.records import InstanceRecord
+from waz_actors.store.retention import Pruner
 from waz_actors.types import InstanceState
 
 if TYPE_CHECKING:
@@ -60,6 +61,13 @@ class Daemon:
         self.supervisor: pykka.ActorRef[SupervisorActor] | None = None
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
+        self.pruner = Pruner(
+            self.store,
+            retention_days=cfg.store.retention_days,
+            idempotency_days=cfg.store.idempotency_days,
+            batch=cfg.store.prune_batch,
+            interval=cfg.store.prune_interval,
+        )
         self.stopped = threading.Event()
         self._stopping = False
 
@@ -82,6 +90,7 @@ class Daemon:
         cfg = self.cfg
         self.scheduler.start()
         self.store.open()
+        self.pruner.start()
         drivers = self._drivers()
         self._seed_config_instances()
         deps = InstanceDeps(
@@ -214,6 +223,7 @@ class Daemon:
         if self.sim is not None and self._shared_sim is None and hasattr(self.sim, "close"):
             self.sim.close()
         self.scheduler.stop()
+        self.pruner.stop()
         try:
             self.store.close()
         except Exception:

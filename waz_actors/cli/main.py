@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "keys": "waz_actors.cli.keys:keys",
     "config": "waz_actors.cli.config_cmd:config",
     "backup": "waz_actors.cli.backup:backup",
+    "prune": "waz_actors.cli.prune:prune",
     "sim": "waz_actors.cli.sim:sim",
 }
 

@@ -13,7 +13,7 @@ is durable. Times are wall-clock seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
@@ -166,6 +166,29 @@ class StoreAPI(Protocol):
         ...
 
     def log_event(self, topic: str, body: dict[str, Any]) -> Future[None]: ...
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def prune(
+        self,
+        older_than: float | None,
+        *,
+        keys_older_than: float | None = None,
+        batch: int = 500,
+        dry_run: bool = False,
+        stop_when: Callable[[], bool] | None = None,
+    ) -> dict[str, int]:
+        """Delete what is settled and old: final messages (sent, failed, cancelled, expired)
+        last changed before `older_than`, with their history, and events before it; clear the
+        idempotency keys of final messages accepted before `keys_older_than`. None keeps that
+        kind. Never touches a pending message.
+
+        Works in writes of at most `batch` rows, each committed alone, so other writes never
+        wait long; `stop_when` is asked between batches. Returns the counts per kind: messages,
+        history, events, idempotency_keys. With `dry_run`, counts what would go and writes
+        nothing.
+        """
+        ...
 
     # -- tokens ------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """The Store: durable instances, outbox, history, conflicts, event log and tokens in SQLite.
 
 A facade: each table family has its own module (instances, messages and message_reads,
-events, tokens, backup) and this class hands every call to it. `StoreAPI` (api.py) is the part
-of it the daemon relies on; the rest is for tests and tools.
+events, tokens, retention, backup) and this class hands every call to it. `StoreAPI` (api.py)
+is the part of it the daemon relies on; the rest is for tests and tools.
 
 Writes go through the group-commit `Writer` (one thread, one connection); reads use a small pool
 of read-only connections, so they never wait behind a commit and never touch the writer's
@@ -26,6 +26,7 @@ from waz_actors.store.instances import Instances
 from waz_actors.store.message_reads import MessageReads
 from waz_actors.store.messages import Messages
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
+from waz_actors.store.retention import Retention
 from waz_actors.store.schema import MIGRATIONS, Migration, user_version
 from waz_actors.store.tokens import Tokens
 from waz_actors.store.writer import Tx, Writer
@@ -64,6 +65,7 @@ class Store:
         self._conflicts = Conflicts(self._db)
         self._events = EventLog(self._db, wall)
         self._tokens = Tokens(self._db)
+        self._retention = Retention(self._db)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -246,6 +248,25 @@ class Store:
     def prune_events(self, older_than: float) -> int:
         """Delete the events older than `older_than` (wall seconds); how many went."""
         return self._events.prune_events(older_than)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def prune(
+        self,
+        older_than: float | None,
+        *,
+        keys_older_than: float | None = None,
+        batch: int = 500,
+        dry_run: bool = False,
+        stop_when: Callable[[], bool] | None = None,
+    ) -> dict[str, int]:
+        return self._retention.prune(
+            older_than,
+            keys_older_than=keys_older_than,
+            batch=batch,
+            dry_run=dry_run,
+            stop_when=stop_when,
+        )
 
     # -- tokens ------------------------------------------------------------------------------
 

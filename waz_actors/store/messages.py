@@ -1,6 +1,8 @@
 """Writing the outbox: accepting a message, its status changes, and the bulk moves (recover at
 start-up, purge, operator retry). Every status change adds a history row (see history.py) and
-keeps the writer's pending counters in step with the rows."""
+keeps the writer's pending counters in step with the rows. A message is stamped with its
+instance's incarnation when accepted, and the bulk moves touch the instance's own messages only
+(see owner.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ from waz_actors.store.checks import (
 )
 from waz_actors.store.connection import Connections
 from waz_actors.store.history import add_history, cancel_where, mark
-from waz_actors.store.instances import need_instance
+from waz_actors.store.instances import not_found
 from waz_actors.store.message_reads import MSG_COLUMNS, SELECT_MSG
+from waz_actors.store.owner import OWNED, OWNED_ROW, current, owned_args
 from waz_actors.store.records import MessageRecord
 from waz_actors.store.writer import Tx
 from waz_actors.types import FINAL_STATUSES, MessageStatus
@@ -95,12 +98,24 @@ def need_room(tx: Tx, instance_id: str, max_queue: int) -> None:
         )
 
 
-def insert_queued(c: sqlite3.Connection, rec: MessageRecord, media: str | None) -> None:
+def owner_of(c: sqlite3.Connection, rec: MessageRecord) -> int:
+    """Inside a write: the incarnation the message joins. NotFound unless the instance exists
+    and is the message's tenant's (it may have been deleted and created again by another
+    tenant since the caller looked)."""
+    found = current(c, rec.instance_id)
+    if found is None or found[1] != rec.tenant:
+        raise not_found(rec.instance_id)
+    return found[0]
+
+
+def insert_queued(
+    c: sqlite3.Connection, rec: MessageRecord, media: str | None, incarnation: int
+) -> None:
     """The message row and its first history row ("accepted"); Exists for a reused id."""
     try:
         c.execute(
-            f"INSERT INTO messages ({MSG_COLUMNS}) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?, ?)",
+            f"INSERT INTO messages ({MSG_COLUMNS}, incarnation) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?, ?, ?)",
             (
                 rec.message_id,
                 rec.instance_id,
@@ -113,6 +128,7 @@ def insert_queued(c: sqlite3.Connection, rec: MessageRecord, media: str | None) 
                 rec.created_at,
                 rec.updated_at,
                 rec.expires_at,
+                incarnation,
             ),
         )
     except sqlite3.IntegrityError:
@@ -139,9 +155,9 @@ class Messages:
             earlier = earlier_with_key(tx.conn, rec)
             if earlier is not None:
                 return earlier, False
-            need_instance(tx.conn, rec.instance_id)
+            incarnation = owner_of(tx.conn, rec)
             need_room(tx, rec.instance_id, max_queue)
-            insert_queued(tx.conn, stored, media)
+            insert_queued(tx.conn, stored, media, incarnation)
             tx.adjust(rec.instance_id, 1)
             return stored, True
 
@@ -194,7 +210,9 @@ class Messages:
         def op(tx: Tx) -> bool:
             c = tx.conn
             row = c.execute(
-                "SELECT instance_id, status FROM messages WHERE message_id = ?", (message_id,)
+                f"SELECT instance_id, status, {OWNED_ROW} AS owned FROM messages m"
+                " WHERE message_id = ?",
+                (message_id,),
             ).fetchone()
             if row is None:
                 raise NotFound(f"message {message_id} not found", {"message_id": message_id})
@@ -206,6 +224,13 @@ class Messages:
                     f"message {message_id} is {current} and cannot become {new}",
                     {"message_id": message_id, "status": current},
                 )
+            if new in PENDING and not row["owned"]:
+                # A failed message of a deleted instance: queueing it again would hand it to
+                # whoever reuses the id.
+                raise InvalidState(
+                    f"message {message_id} belongs to a deleted instance",
+                    {"message_id": message_id, "status": current},
+                )
             c.execute(
                 "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
                 " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
@@ -213,7 +238,8 @@ class Messages:
                 (new, attempts, error, wa_id, now, message_id),
             )
             add_history(c, message_id, new, now, reason)
-            tx.adjust(row["instance_id"], (new in PENDING) - (current in PENDING))
+            if row["owned"]:  # only the instance's own messages are counted
+                tx.adjust(row["instance_id"], (new in PENDING) - (current in PENDING))
             return True
 
         return op
@@ -222,9 +248,18 @@ class Messages:
         now = self._wall()
 
         def op(tx: Tx) -> int:
-            rows = tx.conn.execute("SELECT message_id FROM messages WHERE status = ?", ("sending",))
-            ids = [r[0] for r in rows]
+            rows = tx.conn.execute(
+                f"SELECT message_id, status, {OWNED_ROW} FROM messages m WHERE status IN (?, ?)",
+                PENDING,
+            ).fetchall()
+            # A pending message no instance owns is cancelled, never loaded into a new instance
+            # that reuses the id. None should exist (a delete, a hand-over to another tenant and
+            # the v2 migration cancel them); this is the last guard. It was never counted, so
+            # the counters do not move.
+            orphans = [r[0] for r in rows if not r[2]]
+            mark(tx.conn, orphans, "cancelled", "instance deleted", now)
             # sending -> queued: both pending, so the counters do not move.
+            ids = [r[0] for r in rows if r[2] and r[1] == "sending"]
             mark(tx.conn, ids, "queued", "recovered after restart", now)
             return len(ids)
 
@@ -255,9 +290,9 @@ class Messages:
         def op(tx: Tx) -> list[str]:
             c = tx.conn
             rows = c.execute(
-                "SELECT message_id FROM messages WHERE instance_id = ? AND status = 'failed'"
+                f"SELECT message_id FROM messages WHERE {OWNED} AND status = 'failed'"
                 " ORDER BY created_at, seq",
-                (instance_id,),
+                owned_args(instance_id),
             ).fetchall()
             ids = [r[0] for r in rows]
             if message_ids is not None:

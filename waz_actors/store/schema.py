@@ -8,6 +8,7 @@ Append new migrations; never edit one that has shipped.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 
 Migration = Sequence[str] | Callable[[sqlite3.Connection], None]
@@ -84,7 +85,76 @@ _V1: list[str] = [
     )""",
 ]
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+
+def _v2_incarnations(conn: sqlite3.Connection) -> None:
+    """Incarnations (see owner.py), and indexes for them and for retention.
+
+    Existing instances get their first incarnation. An existing message joins it when it has the
+    instance's tenant and is pending (a delete cancels every pending message, so a pending one
+    is the current instance's) or was created since the instance was. The others belonged to a
+    deleted instance whose id was reused, or to the tenant before a config reload moved the
+    instance: they keep no incarnation, stay readable by id, and a pending one is cancelled.
+    """
+    conn.execute(
+        """CREATE TABLE incarnations (
+            incarnation INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    conn.execute("ALTER TABLE instances ADD COLUMN incarnation INTEGER")
+    conn.execute("ALTER TABLE messages ADD COLUMN incarnation INTEGER")
+    rows = conn.execute(
+        "SELECT instance_id, tenant, created_at FROM instances ORDER BY created_at, instance_id"
+    ).fetchall()
+    for instance_id, tenant, created_at in rows:
+        cur = conn.execute(
+            "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)",
+            (instance_id, tenant, created_at),
+        )
+        conn.execute(
+            "UPDATE instances SET incarnation = ? WHERE instance_id = ?",
+            (cur.lastrowid, instance_id),
+        )
+    conn.execute(
+        """UPDATE messages SET incarnation = (
+            SELECT i.incarnation FROM instances i
+            WHERE i.instance_id = messages.instance_id AND i.tenant = messages.tenant
+            AND (messages.status IN ('queued', 'sending') OR messages.created_at >= i.created_at)
+        )"""
+    )
+    now = time.time()
+    orphans = [
+        r[0]
+        for r in conn.execute(
+            "SELECT message_id FROM messages"
+            " WHERE incarnation IS NULL AND status IN ('queued', 'sending')"
+        )
+    ]
+    conn.executemany(
+        "UPDATE messages SET status = 'cancelled', updated_at = ? WHERE message_id = ?",
+        [(now, m) for m in orphans],
+    )
+    conn.executemany(
+        "INSERT INTO message_history (message_id, status, time, reason)"
+        " VALUES (?, 'cancelled', ?, 'instance deleted')",
+        [(m, now) for m in orphans],
+    )
+    for sql in (
+        "DROP INDEX messages_instance_status",
+        "DROP INDEX messages_instance_seq",
+        "DROP INDEX messages_status",
+        """CREATE INDEX messages_owner_status
+            ON messages (instance_id, incarnation, status, created_at, seq)""",
+        "CREATE INDEX messages_owner_seq ON messages (instance_id, incarnation, seq)",
+        # retention: final messages by age
+        "CREATE INDEX messages_status_updated ON messages (status, updated_at)",
+    ):
+        conn.execute(sql)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations)
 
 
 class SchemaTooNew(Exception):
