@@ -39,7 +39,7 @@ from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.clock import Clock
 from waz_actors.config import Config
 from waz_actors.errors import BadRequest, Busy, NotFound
-from waz_actors.store import Store
+from waz_actors.store import StoreAPI
 from waz_actors.store.records import MessageRecord
 from waz_actors.types import InstanceState, new_instance_id
 
@@ -54,7 +54,7 @@ class Fleet:
         self,
         cfg: Config,
         clock: Clock,
-        store: Store,
+        store: StoreAPI,
         board: StatusBoard,
         children: Children,
         supervisor: pykka.ActorRef[SupervisorActor],

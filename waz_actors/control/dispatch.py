@@ -28,7 +28,7 @@ from waz_actors.errors import Busy, Internal, ShuttingDown, Unauthorized, WazErr
 
 if TYPE_CHECKING:
     from waz_actors.actors.fleet import Fleet
-    from waz_actors.store import Store
+    from waz_actors.store import StoreAPI
 
 POOL_SIZE = 8
 MAX_CONTEXTS = 10_000  # cached per-identity contexts; beyond this they are made per request
@@ -52,7 +52,7 @@ class Dispatcher:
         self,
         config: Config,
         fleet: Fleet,
-        store: Store,
+        store: StoreAPI,
         auth: Auth,
         registry: Registry,
         *,

@@ -18,14 +18,14 @@ from waz_actors.errors import NotFound, ShuttingDown
 if TYPE_CHECKING:
     from waz_actors.actors.board import InstanceSnapshot
     from waz_actors.actors.fleet import Fleet
-    from waz_actors.store import Store
+    from waz_actors.store import StoreAPI
     from waz_actors.store.records import MessageRecord
 
 
 @dataclass(frozen=True)
 class Context:
     fleet: Fleet
-    store: Store
+    store: StoreAPI
     config: Config
     auth: Auth
     identity: Identity
