@@ -22,7 +22,7 @@ class MediaServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 server.hits[self.path] = server.hits.get(self.path, 0) + 1
                 status, headers, body = server.routes.get(self.path, (404, {}, b"not here"))
                 self.send_response(status)

@@ -47,7 +47,7 @@ def test_loopback_refused_by_default(media_server: MediaServer) -> None:
 
 def test_localhost_name_checked_on_its_resolved_address(media_server: MediaServer) -> None:
     url = media_server.add("/a", JPEG).replace("127.0.0.1", "localhost")
-    with pytest.raises(FetchError, match="localhost: address .* is loopback"):
+    with pytest.raises(FetchError, match=r"localhost: address .* is loopback"):
         fetch(url, Limits())
 
 
@@ -91,7 +91,7 @@ def test_status_codes(media_server: MediaServer, status: int, permanent: bool) -
 
 def test_too_large_refused_from_content_length(media_server: MediaServer) -> None:
     url = media_server.add("/big.pdf", PDF)
-    with pytest.raises(FetchError, match="too large.*max_document_bytes") as e:
+    with pytest.raises(FetchError, match=r"too large.*max_document_bytes") as e:
         fetch(url, Limits(allow_private=True, max_document_bytes=1000))
     assert e.value.permanent
 
