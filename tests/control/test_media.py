@@ -17,9 +17,8 @@ from waz_actors.control.client import Client
 
 PHONE = "5511999999999"
 FINAL = {"sent", "failed", "cancelled", "expired"}
-# A fetch takes real seconds while the tests compress daemon time a hundredfold: the send timer
-# must not fire before a fetch settles.
-QUEUE = {"pacing_interval": 0.0, "processing_timeout": 3000.0, "max_retries": 2}
+# processing_timeout stays at its default: a media send is given the fetch's timeouts on top.
+QUEUE = {"pacing_interval": 0.0, "max_retries": 2}
 
 
 @pytest.fixture

@@ -167,7 +167,12 @@ class Outbox:
         if self.in_flight is None:
             return False
         ctx = self.ctx
-        left = self.in_flight_at + ctx.cfg.queue.processing_timeout - ctx.clock.now()
+        allowed = ctx.cfg.queue.processing_timeout
+        if self.in_flight.record.media is not None:
+            # The driver fetches the media first, for up to [media] timeouts in real seconds.
+            m = ctx.cfg.media
+            allowed += (m.connect_timeout + m.timeout) / ctx.cfg.daemon.time_scale
+        left = self.in_flight_at + allowed - ctx.clock.now()
         if left > 0:
             ctx.timers.schedule("processing", left)
             return False
