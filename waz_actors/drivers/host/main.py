@@ -96,6 +96,7 @@ class Session:
         self.tasks: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.settled = threading.Event()
         self.ended = False
+        self.closing = False  # a close is queued: a send still preparing its media is dropped
         self.qr_count = 0
         self.jid = ""
         self.client: Any = None
@@ -223,6 +224,10 @@ class Session:
                 self.emit(ready)
                 return
             content, info = ready
+            if self.closing:
+                # The daemon already counts this send as outcome unknown and will send it again.
+                log.info("[%s] session closing: media message %s not sent", self.iid, mid)
+                return
         try:
             with LIB_LOCK:
                 resp = self.client.send_message(build_jid(user, server), content)
@@ -321,6 +326,8 @@ class Host:
                     self.post({"op": "event", "iid": msg["iid"], "gen": -1, "ev": to_wire(ev)})
                 return True
             args = {k: v for k, v in msg.items() if k not in ("op", "iid", "gen", "db")}
+            if op in ("close", "logout"):
+                found.closing = True
             found.tasks.put((op, args))
         return True
 

@@ -102,7 +102,9 @@ class SimDriver:
             info = self._fetched.get(message.message_id)
             if info is None:
                 # Fetched on a worker thread: the actor calling us must not wait on a URL.
-                media.submit(lambda: self._fetch_then_send(message))
+                with self._lock:
+                    gen = self._gen
+                media.submit(lambda: self._fetch_then_send(gen, message))
                 return
             message = dataclasses.replace(message, media={**message.media, **info})
         with self._lock:
@@ -113,10 +115,8 @@ class SimDriver:
         result = SendResult(message.message_id, ok=False, error="not connected", permanent=False)
         self._network.post(lambda: self._on_event(gen, result))
 
-    def _fetch_then_send(self, message: OutgoingMessage) -> None:
+    def _fetch_then_send(self, gen: int, message: OutgoingMessage) -> None:
         """The sim "uploads" nothing: it keeps what it fetched (size, sha256) and delivers that."""
-        with self._lock:
-            gen = self._gen
         try:
             fetched = media.fetch_for(message, self._limits)
         except FetchError as e:
@@ -130,6 +130,11 @@ class SimDriver:
             return
         fetched.discard()
         self._fetched.put(message.message_id, fetched.info())
+        with self._lock:
+            if gen != self._gen:
+                # The session closed during the fetch: the actor has put the message back in
+                # its queue, so sending it on a newer session now would deliver it twice.
+                return
         self.send(message)
 
     def logout(self) -> None:
