@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from waz_actors.errors import ConfigError
+from waz_actors.net.fetch import Limits
 
 KNOWN_DRIVERS = ("sim", "whatsmeow")
 
@@ -147,6 +148,29 @@ class WhatsmeowConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    """Fetching `message.send` media (waz_actors/net/fetch.py). Timeouts in real seconds."""
+
+    max_bytes: int = 16 * 1024 * 1024  # image, video, audio (voice notes), sticker
+    max_document_bytes: int = 100 * 1024 * 1024
+    connect_timeout: float = _dur(10.0)
+    timeout: float = _dur(120.0)  # the whole fetch, redirects included
+    max_redirects: int = 5
+    # Off: loopback, private, link-local, CGNAT, multicast and metadata addresses are refused.
+    allow_private_urls: bool = False
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_bytes=self.max_bytes,
+            max_document_bytes=self.max_document_bytes,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+            max_redirects=self.max_redirects,
+            allow_private=self.allow_private_urls,
+        )
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     id: str
     driver: str = "sim"
@@ -167,6 +191,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     instances: tuple[InstanceConfig, ...] = ()
 
     # -- derived paths ---------------------------------------------------------------------

@@ -60,6 +60,10 @@ def test_bad_arguments_name_the_field(core: Core) -> None:
     }
     code, details = a.error("message.send", instance_id="i1", to=PHONE)
     assert code == "bad_request" and details == {"field": "text"}  # neither text nor media
+    bad_ptt = {"url": "https://x.test/v.ogg", "ptt": "yes"}
+    assert a.error("message.send", instance_id="i1", to=PHONE, media=bad_ptt)[1] == {
+        "field": "media"
+    }
     assert a.error("queue.list", instance_id="i1", limit=0)[1] == {"field": "limit"}
     assert a.error("instance.pair", instance_id="i1", phone="12ab")[1] == {"field": "phone"}
     assert a.error("token.create")[1] == {"field": "tenant"}

@@ -131,7 +131,9 @@ class Daemon:
         from waz_actors.drivers.sim import make_sim_factory, network_from_config
 
         self.sim = self._shared_sim or network_from_config(self.cfg.sim, self.scheduler, self.clock)
-        drivers: dict[str, DriverFactory] = {"sim": make_sim_factory(self.sim)}
+        drivers: dict[str, DriverFactory] = {
+            "sim": make_sim_factory(self.sim, self.cfg.media.limits())
+        }
         if self._whatsmeow_available():
             drivers["whatsmeow"] = self._whatsmeow_factory
         return drivers

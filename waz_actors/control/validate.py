@@ -74,25 +74,32 @@ def url(value: Any) -> str:
     return text
 
 
-_MEDIA_FIELDS: dict[str, Callable[[Any], str]] = {
+def flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ArgError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+_MEDIA_FIELDS: dict[str, Callable[[Any], str | bool]] = {
     "url": url,
     "caption": lambda v: string(v, max_len=4096),
     "filename": lambda v: string(v, max_len=255),
     "mime": lambda v: string(v, max_len=127),
+    "ptt": flag,  # audio as a voice note
 }
 
 
-def media(value: Any) -> dict[str, str]:
+def media(value: Any) -> dict[str, str | bool]:
     if not isinstance(value, dict):
         raise ArgError(
-            f"expected a map with url, caption?, filename?, mime?, got {type(value).__name__}"
+            f"expected a map with url, caption?, filename?, mime?, ptt?, got {type(value).__name__}"
         )
     unknown = sorted(str(k) for k in value if k not in _MEDIA_FIELDS)
     if unknown:
         raise ArgError(f"unknown field {unknown[0]!r}")
     if "url" not in value:
         raise ArgError("url: required")
-    out = {}
+    out: dict[str, str | bool] = {}
     for key, conv in _MEDIA_FIELDS.items():
         if value.get(key) is not None:
             try:

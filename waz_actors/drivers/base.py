@@ -76,6 +76,9 @@ class SendResult:
     wa_id: str | None = None
     error: str | None = None
     permanent: bool = False
+    # The media the driver fetched for this send (ok or not): {"mime", "kind", "size", "sha256"}.
+    # None when the message has no media or its bytes were never fetched.
+    media: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,21 +113,25 @@ class WhatsmeowDriver:
             self._pool.close(self.instance_id, self.db)
 
     def send(self, message: OutgoingMessage) -> None:
-        error = None
-        if message.media:
-            error = "media is not supported by the whatsmeow driver yet"
-        elif not message.text:
+        if not message.text and not message.media:
             error = "empty message"
-        if error is not None:
             self._emit_now(SendResult(message.message_id, ok=False, error=error, permanent=True))
             return
+        # The host fetches the media itself, with the daemon's limits (drivers/host/media.py).
+        extra = (
+            {"media": dict(message.media), "limits": self._pool.config.media.limits().as_dict()}
+            if message.media
+            else {}
+        )
         with self._lock:
             if not self._live:
                 ev = SendResult(message.message_id, ok=False, error="not connected")
                 self._sink(ev)
                 return
             self._inflight.add(message.message_id)
-        self._pool.send(self.instance_id, message.message_id, message.to, message.text or "")
+        self._pool.send(
+            self.instance_id, message.message_id, message.to, message.text or "", **extra
+        )
 
     def logout(self) -> None:
         with self._lock:

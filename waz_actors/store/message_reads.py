@@ -19,7 +19,8 @@ MSG_COLUMNS = (
     "message_id, instance_id, tenant, recipient, text, media, status, attempts, last_error,"
     " wa_id, idempotency_key, created_at, updated_at, expires_at"
 )
-SELECT_MSG = f"SELECT {MSG_COLUMNS} FROM messages"
+# media_info is written by the send path only (never by an insert): read, not in MSG_COLUMNS.
+SELECT_MSG = f"SELECT {MSG_COLUMNS}, media_info FROM messages"
 PAGE_MAX = 1000
 
 

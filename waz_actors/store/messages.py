@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -199,6 +199,7 @@ class Messages:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
     ) -> Callable[[Tx], bool]:
         """The write of one status change; its arguments are checked here, before queueing."""
         new = need_status(status)
@@ -206,6 +207,7 @@ class Messages:
         if attempts is not None:
             need_non_negative(attempts, "attempts")
         now = self._wall()
+        info = to_json(dict(media_info), "media_info") if media_info is not None else None
 
         def op(tx: Tx) -> bool:
             c = tx.conn
@@ -234,8 +236,8 @@ class Messages:
             c.execute(
                 "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
                 " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
-                " updated_at = ? WHERE message_id = ?",
-                (new, attempts, error, wa_id, now, message_id),
+                " media_info = coalesce(?, media_info), updated_at = ? WHERE message_id = ?",
+                (new, attempts, error, wa_id, info, now, message_id),
             )
             add_history(c, message_id, new, now, reason)
             if row["owned"]:  # only the instance's own messages are counted

@@ -55,10 +55,13 @@ class MessageRecord:
     created_at: float
     updated_at: float
     expires_at: float | None
+    # What the driver fetched and sent for `media`: mime, kind, size, sha256 (None until then).
+    media_info: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> MessageRecord:
         media = row["media"]
+        info = row["media_info"] if "media_info" in row.keys() else None  # noqa: SIM118 (Row)
         return cls(
             message_id=row["message_id"],
             instance_id=row["instance_id"],
@@ -74,6 +77,7 @@ class MessageRecord:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             expires_at=row["expires_at"],
+            media_info=json.loads(info) if info is not None else None,
         )
 
 

@@ -154,7 +154,10 @@ def _v2_incarnations(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations)
+# Media fetched for a message (mime, kind, size, sha256), as JSON; see message.get.
+_V_MEDIA: list[str] = ["ALTER TABLE messages ADD COLUMN media_info TEXT"]
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations, _V_MEDIA)
 
 
 class SchemaTooNew(Exception):

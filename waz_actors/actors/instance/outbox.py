@@ -11,6 +11,7 @@ import dataclasses
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from waz_actors.actors.instance.context import Context
 from waz_actors.drivers import base as driver
@@ -127,11 +128,13 @@ class Outbox:
         rec = q.record
         attempts = rec.attempts + 1
         store = ctx.deps.store
+        # What the driver fetched goes to the store with the status (message.get shows it).
+        fetched: dict[str, Any] = {"media_info": dict(ev.media)} if ev.media else {}
         if ev.ok:
             self.sent += 1
             self.success.record(now, True)
             store.set_status(
-                rec.message_id, M.SENT, attempts=attempts, wa_id=ev.wa_id, reason="sent"
+                rec.message_id, M.SENT, attempts=attempts, wa_id=ev.wa_id, reason="sent", **fetched
             )
             ctx.emit_message(rec.message_id, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id)
         elif self.retry.should_retry(attempts, permanent=ev.permanent):
@@ -142,14 +145,19 @@ class Outbox:
             self.queued_ids.add(rec.message_id)
             reason = f"send failed, retry in {delay:.0f} s: {ev.error}"
             store.set_status(
-                rec.message_id, M.QUEUED, attempts=attempts, error=ev.error, reason=reason
+                rec.message_id,
+                M.QUEUED,
+                attempts=attempts,
+                error=ev.error,
+                reason=reason,
+                **fetched,
             )
             ctx.emit_message(rec.message_id, M.QUEUED, reason, attempts=attempts)
         else:
             self.success.record(now, False)
             why = "permanent error" if ev.permanent else "retries exhausted"
             rec = dataclasses.replace(rec, attempts=attempts, last_error=ev.error)
-            self._finish(rec, M.FAILED, f"{why}: {ev.error}")
+            self._finish(rec, M.FAILED, f"{why}: {ev.error}", **fetched)
         return True
 
     def send_timed_out(self) -> bool:
@@ -159,7 +167,12 @@ class Outbox:
         if self.in_flight is None:
             return False
         ctx = self.ctx
-        left = self.in_flight_at + ctx.cfg.queue.processing_timeout - ctx.clock.now()
+        allowed = ctx.cfg.queue.processing_timeout
+        if self.in_flight.record.media is not None:
+            # The driver fetches the media first, for up to [media] timeouts in real seconds.
+            m = ctx.cfg.media
+            allowed += (m.connect_timeout + m.timeout) / ctx.cfg.daemon.time_scale
+        left = self.in_flight_at + allowed - ctx.clock.now()
         if left > 0:
             ctx.timers.schedule("processing", left)
             return False
@@ -183,11 +196,16 @@ class Outbox:
         )
         self.ctx.emit_message(q.record.message_id, M.QUEUED, f"session closed: {reason}")
 
-    def _finish(self, rec: MessageRecord, status: M, reason: str) -> None:
+    def _finish(self, rec: MessageRecord, status: M, reason: str, **changes: Any) -> None:
         if status == M.FAILED:
             self.failed += 1
         self.ctx.deps.store.set_status(
-            rec.message_id, status, attempts=rec.attempts, error=rec.last_error, reason=reason
+            rec.message_id,
+            status,
+            attempts=rec.attempts,
+            error=rec.last_error,
+            reason=reason,
+            **changes,
         )
         self.ctx.emit_message(rec.message_id, status, reason, attempts=rec.attempts)
 

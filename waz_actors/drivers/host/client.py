@@ -162,10 +162,9 @@ class HostPool:
     def close(self, iid: str, db: str, remove: bool = False) -> None:
         self._cmds.put(lambda: self._close(iid, db, remove))
 
-    def send(self, iid: str, mid: str, to: str, text: str) -> None:
-        self._cmds.put(
-            lambda: self._to_inst_host(iid, {"op": "send", "mid": mid, "to": to, "text": text})
-        )
+    def send(self, iid: str, mid: str, to: str, text: str, **extra: Any) -> None:
+        msg = {"op": "send", "mid": mid, "to": to, "text": text, **extra}  # extra: media, limits
+        self._cmds.put(lambda: self._to_inst_host(iid, msg))
 
     def logout(self, iid: str) -> None:
         self._cmds.put(lambda: self._to_inst_host(iid, {"op": "logout"}))

@@ -25,6 +25,7 @@ from typing import Any
 import zmq
 
 from waz_actors.drivers.base import Connected, Disconnected, DriverEvent, SendResult
+from waz_actors.drivers.host import media as host_media
 from waz_actors.drivers.host.protocol import TO_HOST, ProtocolError, pack, unpack
 from waz_actors.drivers.whatsmeow_events import map_event, map_qr, to_wire
 
@@ -95,6 +96,7 @@ class Session:
         self.tasks: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.settled = threading.Event()
         self.ended = False
+        self.closing = False  # a close is queued: a send still preparing its media is dropped
         self.qr_count = 0
         self.jid = ""
         self.client: Any = None
@@ -196,7 +198,14 @@ class Session:
         self.jid = jid_to_str(me.JID)
         self.emit(Connected(jid=self.jid))
 
-    def _do_send(self, mid: str, to: str, text: str) -> None:
+    def _do_send(
+        self,
+        mid: str,
+        to: str,
+        text: str,
+        media: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
+    ) -> None:
         from neonize.utils.jid import build_jid
 
         try:
@@ -204,13 +213,29 @@ class Session:
         except ValueError as e:
             self.emit(SendResult(message_id=mid, ok=False, error=str(e), permanent=True))
             return
+        content: Any = text
+        info = None
+        if media:
+            # Fetched here, outside LIB_LOCK: only this session's worker waits on the URL.
+            ready = host_media.prepare(
+                self.client, LIB_LOCK, self.host.uploads, mid, text, media, limits
+            )
+            if isinstance(ready, SendResult):
+                self.emit(ready)
+                return
+            content, info = ready
+            if self.closing:
+                # The daemon already counts this send as outcome unknown and will send it again.
+                log.info("[%s] session closing: media message %s not sent", self.iid, mid)
+                return
         try:
             with LIB_LOCK:
-                resp = self.client.send_message(build_jid(user, server), text)
+                resp = self.client.send_message(build_jid(user, server), content)
         except Exception as e:
-            self.emit(SendResult(message_id=mid, ok=False, error=str(e) or type(e).__name__))
+            why = str(e) or type(e).__name__
+            self.emit(SendResult(message_id=mid, ok=False, error=why, media=info))
             return
-        self.emit(SendResult(message_id=mid, ok=True, wa_id=resp.ID))
+        self.emit(SendResult(message_id=mid, ok=True, wa_id=resp.ID, media=info))
 
     def _do_pair(self, phone: str) -> None:
         from waz_actors.drivers.base import DriverAlarm, PairCode
@@ -257,6 +282,7 @@ class Host:
         self.out: queue.Queue[dict[str, Any]] = queue.Queue()
         self.pending: dict[str, dict[str, Any]] = {}  # opens waiting for the old session's end
         self.guard = threading.Lock()  # protects the dicts, never held around a library call
+        self.uploads = host_media.Uploads()  # media uploaded by this host, for its life
 
     def post(self, msg: dict[str, Any]) -> None:
         self.out.put(msg)
@@ -300,6 +326,8 @@ class Host:
                     self.post({"op": "event", "iid": msg["iid"], "gen": -1, "ev": to_wire(ev)})
                 return True
             args = {k: v for k, v in msg.items() if k not in ("op", "iid", "gen", "db")}
+            if op in ("close", "logout"):
+                found.closing = True
             found.tasks.put((op, args))
         return True
 
@@ -327,7 +355,8 @@ def setup_logging(host_id: str) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)  # no media: not needed
+    # Media messages are built without neonize's ffmpeg helpers (host/media.py): not needed.
+    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 daemon -> host:
   {"op": "open", "iid", "gen", "db", "proxy", "phone"?}  connect (pairing when unpaired)
   {"op": "close", "iid", "remove"?}                 stop it; `remove` deletes its database file
-  {"op": "send", "iid", "mid", "to", "text"}
+  {"op": "send", "iid", "mid", "to", "text", "media"?, "limits"?}   media: see host/media.py
   {"op": "logout", "iid"}
   {"op": "pair", "iid", "phone"}                    ask for a phone pairing code
   {"op": "ping", "seq"}

@@ -8,6 +8,7 @@ had already decided to emit it.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from loguru import logger
 
 from waz_actors.clock import Clock
 from waz_actors.config import SimConfig
+from waz_actors.drivers import media
 from waz_actors.drivers.base import (
     DriverContext,
     DriverEvent,
@@ -28,6 +30,7 @@ from waz_actors.drivers.base import (
 from waz_actors.drivers.sim.checks import check_message, check_phone
 from waz_actors.drivers.sim.model import FINAL_EVENTS, TimerScheduler
 from waz_actors.drivers.sim.network import SimNetwork
+from waz_actors.net.fetch import FetchError, Limits
 
 
 class SimSessionLike(Protocol):
@@ -49,12 +52,16 @@ class SimNetworkLike(Protocol):
 
 
 class SimDriver:
-    def __init__(self, ctx: DriverContext, network: SimNetworkLike) -> None:
+    def __init__(
+        self, ctx: DriverContext, network: SimNetworkLike, limits: Limits | None = None
+    ) -> None:
         self._ctx = ctx
         self._network = network
         self._lock = threading.RLock()  # reentrant: the actor's sink may call back in
         self._gen = 0
         self._session: SimSessionLike | None = None
+        self._limits = limits or Limits()
+        self._fetched = media.FetchedInfos()
 
     @property
     def instance_id(self) -> str:
@@ -91,6 +98,15 @@ class SimDriver:
 
     def send(self, message: OutgoingMessage) -> None:
         check_message(message)
+        if message.media is not None:
+            info = self._fetched.get(message.message_id)
+            if info is None:
+                # Fetched on a worker thread: the actor calling us must not wait on a URL.
+                with self._lock:
+                    gen = self._gen
+                media.submit(lambda: self._fetch_then_send(gen, message))
+                return
+            message = dataclasses.replace(message, media={**message.media, **info})
         with self._lock:
             session, gen = self._session, self._gen
         if session is not None:
@@ -98,6 +114,28 @@ class SimDriver:
             return
         result = SendResult(message.message_id, ok=False, error="not connected", permanent=False)
         self._network.post(lambda: self._on_event(gen, result))
+
+    def _fetch_then_send(self, gen: int, message: OutgoingMessage) -> None:
+        """The sim "uploads" nothing: it keeps what it fetched (size, sha256) and delivers that."""
+        try:
+            fetched = media.fetch_for(message, self._limits)
+        except FetchError as e:
+            failed = media.media_error(message.message_id, e)
+            self._network.post(lambda: self._on_event(gen, failed))
+            return
+        except Exception as e:  # a bug here must fail the message, not leave it in flight
+            logger.exception("sim {}: media fetch crashed", self.instance_id)
+            failed = SendResult(message.message_id, ok=False, error=f"media: {e}")
+            self._network.post(lambda: self._on_event(gen, failed))
+            return
+        fetched.discard()
+        self._fetched.put(message.message_id, fetched.info())
+        with self._lock:
+            if gen != self._gen:
+                # The session closed during the fetch: the actor has put the message back in
+                # its queue, so sending it on a newer session now would deliver it twice.
+                return
+        self.send(message)
 
     def logout(self) -> None:
         with self._lock:
@@ -122,6 +160,10 @@ class SimDriver:
                 return
             if isinstance(event, FINAL_EVENTS):
                 self._session = None  # the network closed it; the next connect() is allowed
+            if isinstance(event, SendResult) and event.media is None:
+                info = self._fetched.get(event.message_id)
+                if info is not None:
+                    event = dataclasses.replace(event, media=info)
             self._ctx.sink(event)
 
 
@@ -134,9 +176,11 @@ def remove_session(state_dir: str | Path, instance_id: str) -> None:
     """Nothing to remove (see `has_session`)."""
 
 
-def make_sim_factory(network: SimNetworkLike) -> DriverFactory:
+def make_sim_factory(network: SimNetworkLike, limits: Limits | None = None) -> DriverFactory:
+    """`limits`: the daemon's [media] settings (default: Limits(), private URLs refused)."""
+
     def factory(ctx: DriverContext) -> SimDriver:
-        return SimDriver(ctx, network)
+        return SimDriver(ctx, network, limits)
 
     return factory
 

@@ -109,6 +109,8 @@ class SimNetwork:
         self._delivered: set[str] = set()
         # (message_id, instance_id, to, wall time): tuples, as benchmarks deliver millions
         self._log: list[tuple[str, str, str, float]] = []
+        # message_id -> size, sha256, mime, kind of the media it delivered (media messages only)
+        self._media: dict[str, dict[str, Any]] = {}
         self._faults: dict[str, int] = {}
         self._session_ids = itertools.count(1)
 
@@ -240,9 +242,18 @@ class SimNetwork:
     def delivered_log(self) -> list[dict[str, Any]]:
         with self._lock:
             log = list(self._log)
+            media = dict(self._media)
         return [
-            {"message_id": mid, "instance_id": iid, "to": to, "time": t} for mid, iid, to, t in log
+            {"message_id": mid, "instance_id": iid, "to": to, "time": t}
+            | ({"media": media[mid]} if mid in media else {})
+            for mid, iid, to, t in log
         ]
+
+    def delivered_media(self, message_id: str) -> dict[str, Any] | None:
+        """What the driver fetched and this network "delivered" for a media message."""
+        with self._lock:
+            found = self._media.get(message_id)
+        return dict(found) if found is not None else None
 
     def session_states(self, instance_id: str) -> list[str]:
         """States of the instance's open sessions, oldest first (diagnostics, invariant checks)."""
@@ -394,6 +405,9 @@ class SimNetwork:
             return
         self._delivered.add(message.message_id)
         inst.stats.delivered += 1
+        if message.media and "sha256" in message.media:
+            keys = ("size", "sha256", "mime", "kind")
+            self._media[message.message_id] = {k: message.media.get(k) for k in keys}
         self._log.append((message.message_id, inst.instance_id, message.to, self.clock.wall()))
 
     def _logout(self, session: SimSession) -> None:
