@@ -73,6 +73,10 @@ def _is_terminal(ev: DriverEvent) -> bool:
 
 
 class WhatsmeowDriver:
+    # neonize 0.5.2's send_message takes no SendRequestExtra: every send gets a new WhatsApp id,
+    # so a resend after an unknown outcome can reach the phone twice.
+    dedup_resends = False
+
     def __init__(
         self, ctx: DriverContext, pool: HostPool, clock: RealClock | FakeClock | None = None
     ) -> None:
@@ -204,7 +208,10 @@ class WhatsmeowDriver:
             return ev
         if isinstance(ev, Receipt):
             mid = self._wa_ids.get(ev.message_id)
-            return Receipt(message_id=mid, kind=ev.kind) if mid else None
+            if mid:
+                return Receipt(message_id=mid, kind=ev.kind, wa_id=ev.message_id)
+            # Sent before a restart (or evicted): the instance looks the wa_id up in the store.
+            return Receipt(message_id="", kind=ev.kind, wa_id=ev.message_id)
         return ev
 
     def _fail_inflight(self, error: str) -> None:

@@ -55,6 +55,10 @@ class MessageRecord:
     created_at: float
     updated_at: float
     expires_at: float | None
+    delivered_at: float | None = None  # wall time of the delivered receipt
+    read_at: float | None = None  # wall time of the read receipt
+    possible_duplicate: bool = False  # resent after an unknown outcome, no network dedup
+    outcome_unknown: bool = False  # the last attempt's outcome is unknown
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> MessageRecord:
@@ -74,6 +78,10 @@ class MessageRecord:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             expires_at=row["expires_at"],
+            delivered_at=row["delivered_at"],
+            read_at=row["read_at"],
+            possible_duplicate=bool(row["possible_duplicate"]),
+            outcome_unknown=bool(row["outcome_unknown"]),
         )
 
 

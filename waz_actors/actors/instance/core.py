@@ -46,6 +46,7 @@ from waz_actors.drivers import base as driver
 from waz_actors.errors import Internal, InvalidState, WazError
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState as S
+from waz_actors.types import MessageStatus as M
 
 _LATER = object()  # a command whose answer comes with a later event
 
@@ -77,6 +78,7 @@ class Instance:
             "connect_timeout": conn.on_connect_timeout,
             "pairing_deadline": conn.on_pairing_deadline,
             "stable": conn.on_stable,
+            "liveness": conn.on_liveness,
             "processing": self._on_processing,
             "pump": self._pump,
         }
@@ -145,6 +147,7 @@ class Instance:
 
     def _on_driver(self, ev: driver.DriverEvent) -> None:
         conn, pairing = self.connection, self.pairing
+        conn.liveness.progress(self.ctx.clock.now())  # anything heard: the link is alive
         match ev:
             case driver.SendResult():
                 self._on_send_result(ev)
@@ -321,12 +324,27 @@ class Instance:
 
     def _on_receipt(self, ev: driver.Receipt) -> None:
         ctx = self.ctx
+        store = ctx.deps.store
+        mid = ev.message_id
+        if not mid and ev.wa_id:
+            # Sent before a restart: the driver lost its wa_id map, the store kept the wa_id.
+            mid = store.message_by_wa_id(ctx.id, ev.wa_id) or ""
+        if not mid:
+            ctx.log.debug("receipt for unknown WhatsApp id {}", ev.wa_id)
+            return
+        wall = ctx.clock.wall()
         ctx.deps.bus.publish(
             f"message.{ctx.id}.receipt",
-            {
-                "time": ctx.clock.wall(),
-                "instance_id": ctx.id,
-                "message_id": ev.message_id,
-                "kind": ev.kind,
-            },
+            {"time": wall, "instance_id": ctx.id, "message_id": mid, "kind": ev.kind},
+        )
+        if ev.kind not in ("delivered", "read"):
+            return
+        store.record_receipt(mid, ev.kind, wall)
+        # A status event too, so one subscription follows a message to the phone's screen.
+        ctx.emit_message(
+            mid,
+            M.SENT,
+            ev.kind,
+            wa_id=ev.wa_id,
+            extra={"receipt": ev.kind, f"{ev.kind}_at": wall},
         )

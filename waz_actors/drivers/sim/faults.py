@@ -24,6 +24,7 @@ FAULT_KINDS = (
     "latency",
     "connect_fail",
     "hang",
+    "blackhole",
 )
 
 # Parameters each fault kind accepts; anything else is a ValueError.
@@ -36,6 +37,9 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "latency": ("connect", "send"),
     "connect_fail": ("count",),
     "hang": ("count",),
+    # The next `count` sends vanish: no answer ever comes ("connected but dead"). With
+    # deliver=true they still reach the recipient (the answer is what is lost).
+    "blackhole": ("count", "deliver"),
 }
 
 DEFAULT_BAN = 3600.0
@@ -61,8 +65,9 @@ def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         not isinstance(out["count"], int) or isinstance(out["count"], bool) or out["count"] < 1
     ):
         raise ValueError(f"{kind}: count must be an integer >= 1")
-    if "permanent" in out and not isinstance(out["permanent"], bool):
-        raise ValueError(f"{kind}: permanent must be true or false")
+    for flag in ("permanent", "deliver"):
+        if flag in out and not isinstance(out[flag], bool):
+            raise ValueError(f"{kind}: {flag} must be true or false")
     if "duration" in out:
         check_number(f"{kind}: duration", out["duration"], minimum=0.0, strict=True)
     for key in ("connect", "send"):
