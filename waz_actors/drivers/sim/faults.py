@@ -25,6 +25,7 @@ FAULT_KINDS = (
     "connect_fail",
     "hang",
     "blackhole",
+    "receipt",
 )
 
 # Parameters each fault kind accepts; anything else is a ValueError.
@@ -40,12 +41,16 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     # The next `count` sends vanish: no answer ever comes ("connected but dead"). With
     # deliver=true they still reach the recipient (the answer is what is lost).
     "blackhole": ("count", "deliver"),
+    # The phone reports a delivered/read receipt for a message id, by WhatsApp id only (the way
+    # whatsmeow reports one for a message sent before a restart).
+    "receipt": ("message_id", "status"),
 }
 
 DEFAULT_BAN = 3600.0
 
 # Faults a schedule aims at an instance with a live session; the others prepare the next attempt.
 NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban")
+RECEIPT_KINDS = ("delivered", "read")
 
 
 def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,6 +78,11 @@ def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("connect", "send"):
         if key in out:
             check_number(f"{kind}: {key}", out[key], minimum=0.0)
+    if kind == "receipt":
+        if not isinstance(out.get("message_id"), str) or not out["message_id"]:
+            raise ValueError("receipt: message_id must be a non-empty string")
+        if out.setdefault("status", "delivered") not in RECEIPT_KINDS:
+            raise ValueError(f"receipt: status must be one of {', '.join(RECEIPT_KINDS)}")
     if kind == "latency" and not out:
         raise ValueError("latency: give connect and/or send (daemon seconds)")
     return out

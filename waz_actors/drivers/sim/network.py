@@ -177,7 +177,7 @@ class SimNetwork:
         with self._lock:
             inst = self._instances.get(instance_id)
             live = inst.live_session() if inst else None
-            if kind in ("conflict", "disconnect") and live is None:
+            if kind in ("conflict", "disconnect", "receipt") and live is None:
                 raise ValueError(f"{kind}: instance {instance_id!r} has no live session")
             if kind == "logout" and live is None:
                 creds = inst.creds if inst else ("valid" if self.auto_pair else "none")
@@ -208,6 +208,10 @@ class SimNetwork:
             inst.creds = "none"
             self._close_locked(inst, live)
             return [(live, LoggedOut("device removed"))]
+        if kind == "receipt":
+            assert live is not None
+            wa_id = str(params["message_id"])  # the sim's WhatsApp id is our message id
+            return [(live, Receipt(message_id="", kind=str(params["status"]), wa_id=wa_id))]
         if kind == "ban":
             inst.banned_until = self.clock.now() + params.get("duration", DEFAULT_BAN)
             if live is None:
