@@ -86,6 +86,15 @@ class Receipt:
 
 
 @dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """The library's own keep-alive: ok=False after a missed ping (`errors` in a row), ok=True
+    when it answers again. A failing keep-alive is not progress for the liveness check."""
+
+    ok: bool
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DriverAlarm:
     """Something an operator must act on (client outdated, final connect failure)."""
 
@@ -105,6 +114,7 @@ DriverEvent = (
     | Banned
     | SendResult
     | Receipt
+    | KeepAlive
     | DriverAlarm
 )
 

@@ -207,11 +207,11 @@ class WhatsmeowDriver:
                     self._wa_ids.popitem(last=False)
             return ev
         if isinstance(ev, Receipt):
-            mid = self._wa_ids.get(ev.message_id)
-            if mid:
-                return Receipt(message_id=mid, kind=ev.kind, wa_id=ev.message_id)
-            # Sent before a restart (or evicted): the instance looks the wa_id up in the store.
-            return Receipt(message_id="", kind=ev.kind, wa_id=ev.message_id)
+            wa_id = ev.wa_id or ev.message_id
+            mid = self._wa_ids.get(wa_id, "")
+            # Not found (sent before a restart, or evicted): the instance looks the wa_id up in
+            # the store, where it was saved with the message when the send answered.
+            return Receipt(message_id=mid, kind=ev.kind, wa_id=wa_id)
         return ev
 
     def _fail_inflight(self, error: str) -> None:

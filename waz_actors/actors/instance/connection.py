@@ -35,6 +35,7 @@ class Connection:
         self.backoff = BackoffPolicy.from_config(cfg.connection)
         self.conflicts = ConflictHistory.from_config(cfg.conflict, self._restore(conflicts))
         self.liveness = Liveness.from_config(cfg.connection)
+        self.keepalive_failures = 0  # the library's keep-alive timeouts (whatsmeow)
         self.driver: driver.Driver | None = None
         self.generation = 0  # of the current session; bumped when one opens or closes
         self.online_at: float | None = None
@@ -285,6 +286,15 @@ class Connection:
             self.close("pairing timed out")
             self.ctx.set_state(S.LOGGED_OUT, "pairing timed out")
             self.pairing.fail_waiters(InvalidState("pairing timed out"))
+
+    def on_keepalive(self, ev: driver.KeepAlive) -> None:
+        """The library's keep-alive: logged and counted; a failing one is not progress, so the
+        liveness check recycles a session whose pings keep failing while sends wait."""
+        if ev.ok:
+            self.ctx.log.info("keep-alive restored")
+        else:
+            self.keepalive_failures += 1
+            self.ctx.log.warning("keep-alive timed out ({} in a row)", ev.errors)
 
     def on_liveness(self) -> None:
         """Online with sends pending and nothing heard for keepalive x 3: recycle the session.

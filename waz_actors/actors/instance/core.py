@@ -147,7 +147,8 @@ class Instance:
 
     def _on_driver(self, ev: driver.DriverEvent) -> None:
         conn, pairing = self.connection, self.pairing
-        conn.liveness.progress(self.ctx.clock.now())  # anything heard: the link is alive
+        if not (isinstance(ev, driver.KeepAlive) and not ev.ok):
+            conn.liveness.progress(self.ctx.clock.now())  # anything heard: the link is alive
         match ev:
             case driver.SendResult():
                 self._on_send_result(ev)
@@ -169,6 +170,8 @@ class Instance:
                 pairing.on_paired(ev)
             case driver.Receipt():
                 self._on_receipt(ev)
+            case driver.KeepAlive():
+                conn.on_keepalive(ev)
             case driver.DriverAlarm():
                 self.ctx.alarm(ev.kind, ev.message)
 
