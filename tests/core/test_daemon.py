@@ -313,7 +313,7 @@ def test_receipts_after_a_restart_reach_the_message(tmp_path: Path, shared_sim) 
         rec = d2.store.get_message(mid)
         assert rec.status == "sent" and rec.delivered_at <= rec.read_at
         wait_until(lambda: len(events) >= 2, what="status events", timeout=10.0)
-        assert [e["receipt"] for e in events] == ["delivered", "read"]
-        assert events[1]["read_at"] == rec.read_at and events[0]["status"] == "sent"
+        assert [e["status"] for e in events] == ["delivered", "read"]
+        assert events[1]["read_at"] == rec.read_at
     finally:
         d2.stop()

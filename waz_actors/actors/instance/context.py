@@ -83,7 +83,7 @@ class Context:
     def emit_message(
         self,
         message_id: str,
-        status: M,
+        status: M | str,
         reason: str,
         *,
         attempts: int | None = None,

@@ -46,7 +46,6 @@ from waz_actors.drivers import base as driver
 from waz_actors.errors import Internal, InvalidState, WazError
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState as S
-from waz_actors.types import MessageStatus as M
 
 _LATER = object()  # a command whose answer comes with a later event
 
@@ -343,11 +342,9 @@ class Instance:
         if ev.kind not in ("delivered", "read"):
             return
         store.record_receipt(mid, ev.kind, wall)
-        # A status event too, so one subscription follows a message to the phone's screen.
+        # A status event too, so one subscription follows a message to the phone's screen. Its
+        # status is the receipt ("delivered", "read"), not a MessageStatus: the message stays
+        # `sent`, and counters of `sent` events do not count it twice.
         ctx.emit_message(
-            mid,
-            M.SENT,
-            ev.kind,
-            wa_id=ev.wa_id,
-            extra={"receipt": ev.kind, f"{ev.kind}_at": wall},
+            mid, ev.kind, f"{ev.kind} receipt", wa_id=ev.wa_id, extra={f"{ev.kind}_at": wall}
         )
