@@ -1,11 +1,17 @@
-"""RSS of one whatsmeow driver host holding 8, 32 and 64 idle sessions; nothing leaves the machine.
+"""RSS per whatsmeow driver host with 8, 32 and 64 idle sessions; nothing leaves the machine.
 
-    .venv/bin/python bench/whatsmeow_rss.py [--sizes 8,32,64] [--settle 20]
+    .venv/bin/python bench/whatsmeow_rss.py [--sizes 8,32,64] [--settle 5]
 
-Each size gets a fresh HostPool with `sessions_per_host` = N, so all N instances share one host.
-Every instance connects through a loopback proxy that accepts and never answers: the session is
-created and its dial hangs, as when WhatsApp is unreachable. After the last open the script waits
-`--settle` seconds and reads the host's RSS, threads and fds from its heartbeat (pong).
+Per size N, two figures:
+
+1. `host`: a real HostPool with `sessions_per_host` = N, so all N instances share one driver host.
+   Every instance connects through a loopback proxy that refuses (WhatsApp unreachable); once
+   every first attempt has failed the script waits `--settle` s and reads the host's RSS,
+   threads and fds from its heartbeat. (A proxy that accepts and never answers would not do: a
+   hung connect holds the host's library lock, so the other N-1 sessions would never be
+   created.)
+2. `clients`: one process with the same library holding N created, idle clients (session
+   database open, Go client built, no dial): what N sessions cost the host before any traffic.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["WAZ_WHATSMEOW_OFFLINE"] = "1"
 
+from bench.whatsmeow_host import IDLE_CHILD  # noqa: E402
 from tests.whatsmeow.conftest import LoopbackProxy, Sink, make_driver  # noqa: E402
 from waz_actors.config import parse  # noqa: E402
+from waz_actors.drivers.base import Disconnected  # noqa: E402
 from waz_actors.drivers.host.client import HostPool  # noqa: E402
 
 
@@ -44,17 +52,14 @@ def one_host(proxy: LoopbackProxy, work: Path, n: int, settle: float) -> dict[st
             drv, sink = make_driver(pool, f"s{n}x{i}", proxy.url, work)
             drv.connect()
             sinks.append(sink)
-        hosts = list(pool.hosts.values())
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not all(h.ready and h.rss_kib for h in hosts):
-            time.sleep(0.1)
-        empty = {h.host_id: h.rss_kib for h in hosts}
+        for s in sinks:
+            s.wait(lambda evs: any(isinstance(e, Disconnected) for e in evs), timeout=300)
         time.sleep(settle)
         res: dict[str, object] = {
+            "what": "host",
             "sessions": n,
             "hosts": len(pool.hosts),
             "rss_mib": [round(h.rss_kib / 1024, 1) for h in pool.hosts.values()],
-            "rss_mib_at_ready": [round(v / 1024, 1) for v in empty.values()],
             "threads": [h.threads for h in pool.hosts.values()],
             "fds": [h.fds for h in pool.hosts.values()],
             "host_deaths": pool.deaths,
@@ -65,22 +70,37 @@ def one_host(proxy: LoopbackProxy, work: Path, n: int, settle: float) -> dict[st
         pool.stop()
 
 
+def clients(work: Path, n: int) -> dict[str, object]:
+    r = subprocess.run(
+        [sys.executable, "-c", IDLE_CHILD, str(n), "created", "", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = [x for x in r.stdout.splitlines() if x.startswith("{")]
+    res: dict[str, object] = {"what": "clients", "sessions": n}
+    res.update(json.loads(line[-1]) if line else {"error": r.stderr[-300:]})
+    print(json.dumps(res), flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="8,32,64")
-    ap.add_argument("--settle", type=float, default=20.0)
+    ap.add_argument("--settle", type=float, default=5.0)
     args = ap.parse_args()
     from loguru import logger
 
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     work = Path(tempfile.mkdtemp(prefix="wmr", dir="/tmp"))
-    stall = LoopbackProxy("stall")
+    refuse = LoopbackProxy("refuse")
     try:
         for n in (int(x) for x in args.sizes.split(",")):
-            one_host(stall, work, n, args.settle)
+            one_host(refuse, work, n, args.settle)
+            clients(work, n)
     finally:
-        stall.close()
+        refuse.close()
         threading.Thread(
             target=lambda: subprocess.run(["rm", "-rf", str(work)]), daemon=True
         ).start()
