@@ -114,6 +114,7 @@ def test_silent_session_with_a_send_pending_is_recycled(tmp_path: Path) -> None:
         b.run_until(lambda: inst.state != S.ONLINE, limit=window + 10)
         assert window - 1 <= b.clock.now() - started <= window + 1
         assert inst.connection.liveness.recycles == 1
+        assert inst.snapshot().recycles == 1
         state = [e for t, e in b.events if t.endswith(".state")][-1]
         assert state["previous"] == "online" and state["reason"].startswith("recycled: no progress")
         b.run_until(lambda: b.status_of(msg.message_id) == M.SENT, limit=3600)
