@@ -317,3 +317,33 @@ def test_receipts_after_a_restart_reach_the_message(tmp_path: Path, shared_sim) 
         assert events[1]["read_at"] == rec.read_at
     finally:
         d2.stop()
+
+
+@pytest.mark.parametrize("policy", ["always", "never"])
+def test_sim_configured_without_dedup_marks_or_withholds_the_resend(
+    tmp_path: Path, policy: str
+) -> None:
+    """`[sim] dedup_resends = false` through the config: a send that reached the phone but
+    whose answer never came times out; `always` resends it marked, `never` ends it unknown."""
+    cfg = fast_config(
+        tmp_path,
+        instances=1,
+        sim={"dedup_resends": False},
+        queue={"resend_unknown": policy, "processing_timeout": 300.0},
+    )
+    d = start(cfg)
+    try:
+        wait_until(lambda: state_of(d, "i0") == "online", what="online", timeout=10.0)
+        assert d.sim is not None
+        d.sim.inject("i0", "blackhole", deliver=True)
+        mid = send(d, "i0", "maybe twice").message_id
+        final = "sent" if policy == "always" else "unknown"
+        wait_until(lambda: statuses(d, [mid]) == [final], what=final, timeout=20.0)
+        rec = d.store.get_message(mid)
+        delivered = [e["message_id"] for e in d.sim.delivered_log()]
+        if policy == "always":
+            assert rec.possible_duplicate is True and delivered == [mid, mid]
+        else:
+            assert rec.possible_duplicate is False and delivered == [mid]
+    finally:
+        d.stop()
