@@ -104,6 +104,10 @@ class QueueConfig:
     pacing_jitter: float = _dur(0.25, allow_zero=True)  # fraction of the interval
     pacing_burst: int = 1
     max_text_length: int = 65536
+    # A send whose outcome is unknown (session closed or timed out mid-send, daemon restart),
+    # on a driver whose network does not drop a second copy: "always" resends it marked
+    # possible_duplicate (at least once); "never" ends it in status `unknown` (at most once).
+    resend_unknown: str = "always"
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,9 @@ class SimConfig:
     # A send whose answer the network loses (a dropped link) still reached the phone with this
     # probability: the daemon cannot know, resends with the same id, and the network drops it.
     lost_ack_delivery_rate: float = _dur(0.5, allow_zero=True)
+    # false: the network delivers a resend of a delivered id again, as whatsmeow's would (the
+    # daemon then marks such resends possible_duplicate; see queue.resend_unknown).
+    dedup_resends: bool = True
 
 
 @dataclass(frozen=True)
@@ -323,6 +330,10 @@ def parse(data: dict[str, Any]) -> Config:
     if cfg.daemon.log_format not in ("text", "json"):
         raise ConfigError(
             f"daemon.log_format: must be 'text' or 'json', got {cfg.daemon.log_format!r}"
+        )
+    if cfg.queue.resend_unknown not in ("always", "never"):
+        raise ConfigError(
+            f"queue.resend_unknown: must be always or never, got {cfg.queue.resend_unknown!r}"
         )
     if cfg.store.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigError(

@@ -260,3 +260,26 @@ def test_a_real_daemon_core_needs_no_sockets(tmp_path: Path) -> None:
         disp.close()
     finally:
         d.stop(timeout=5)
+
+
+def test_message_get_shows_receipts_and_the_duplicate_mark(core: Core) -> None:
+    a = core.admin
+    a.ok("instance.create", driver="sim", instance_id="r1")
+    core.online(a, "r1")
+    mid = a.ok("message.send", instance_id="r1", to=PHONE, text="hi")["message_id"]
+    wait_until(lambda: a.ok("message.get", message_id=mid)["status"] == "sent")
+    got = a.ok("message.get", message_id=mid)
+    assert got["delivered_at"] is None and got["read_at"] is None
+    assert got["possible_duplicate"] is False and got["wa_id"] == mid
+    params = {"message_id": mid, "status": "read"}
+    assert a.ok("sim.fault", instance_id="r1", kind="receipt", params=params) == {
+        "injected": "receipt"
+    }
+    wait_until(lambda: a.ok("message.get", message_id=mid)["read_at"] is not None)
+    got = a.ok("message.get", message_id=mid)
+    assert got["delivered_at"] == got["read_at"] and got["status"] == "sent"
+    listed = a.ok("queue.list", instance_id="r1")["messages"][0]
+    assert listed["read_at"] == got["read_at"]
+    bad = {"message_id": mid, "status": "played"}
+    code, _details = a.error("sim.fault", instance_id="r1", kind="receipt", params=bad)
+    assert code == "bad_request"

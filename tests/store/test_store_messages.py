@@ -205,6 +205,7 @@ def test_queue_stats_and_totals(store: Store, wall: FakeWall) -> None:
         "failed": 1,
         "cancelled": 1,
         "expired": 1,
+        "unknown": 0,
     }
 
 

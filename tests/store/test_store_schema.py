@@ -65,7 +65,7 @@ def test_reopen_keeps_data_and_runs_no_migration_again(db_path: Path, wall: obje
             got = s.get_message(rec.message_id)
             assert got is not None and got.text == "kept"
             assert s.pending_count("i1") == 1  # counters are reloaded at open
-    assert runs == [3]
+    assert runs == [3]  # the extra step ran once
 
 
 def test_failed_migration_leaves_old_version(db_path: Path) -> None:

@@ -18,7 +18,13 @@ from waz_actors.cli.common import (
     usage_error,
 )
 
-STATUS_COLOURS = {"sent": "green", "failed": "red", "expired": "red", "cancelled": "yellow"}
+STATUS_COLOURS = {
+    "sent": "green",
+    "failed": "red",
+    "expired": "red",
+    "cancelled": "yellow",
+    "unknown": "red",
+}
 
 
 @click.command()
@@ -102,6 +108,9 @@ def show(conn: Conn, message_id: str, as_json: bool) -> None:
                 ("attempts", data.get("attempts")),
                 ("last error", data.get("last_error")),
                 ("whatsapp id", data.get("wa_id")),
+                ("delivered", clock(data.get("delivered_at"))),
+                ("read", clock(data.get("read_at"))),
+                ("possible duplicate", "yes" if data.get("possible_duplicate") else None),
                 ("created", clock(data.get("created_at"))),
                 ("expires", clock(data.get("expires_at"))),
             ]

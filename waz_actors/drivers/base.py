@@ -83,8 +83,18 @@ class SendResult:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    message_id: str
+    message_id: str  # ours; "" when the driver knows only WhatsApp's id (after a restart)
     kind: str  # delivered, read, played
+    wa_id: str | None = None  # WhatsApp's id: the instance finds our message by it in the store
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """The library's own keep-alive: ok=False after a missed ping (`errors` in a row), ok=True
+    when it answers again. A failing keep-alive is not progress for the liveness check."""
+
+    ok: bool
+    errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,7 @@ DriverEvent = (
     | Banned
     | SendResult
     | Receipt
+    | KeepAlive
     | DriverAlarm
 )
 
@@ -115,6 +126,12 @@ Sink = Callable[[DriverEvent], None]
 
 class Driver(Protocol):
     """One WhatsApp session. Never blocks the calling actor."""
+
+    # True when a resend of a message id reaches the recipient at most once (the network drops
+    # the copy: the sim, or a driver that can choose the WhatsApp id). False (whatsmeow through
+    # neonize 0.5.2, which cannot choose it): a resend after an unknown outcome may be a second
+    # message, so the outbox marks it possible_duplicate or, by config, does not resend.
+    dedup_resends: bool
 
     def connect(self) -> None: ...
 

@@ -73,6 +73,10 @@ def _is_terminal(ev: DriverEvent) -> bool:
 
 
 class WhatsmeowDriver:
+    # neonize 0.5.2's send_message takes no SendRequestExtra: every send gets a new WhatsApp id,
+    # so a resend after an unknown outcome can reach the phone twice.
+    dedup_resends = False
+
     def __init__(
         self, ctx: DriverContext, pool: HostPool, clock: RealClock | FakeClock | None = None
     ) -> None:
@@ -207,8 +211,11 @@ class WhatsmeowDriver:
                     self._wa_ids.popitem(last=False)
             return ev
         if isinstance(ev, Receipt):
-            mid = self._wa_ids.get(ev.message_id)
-            return Receipt(message_id=mid, kind=ev.kind) if mid else None
+            wa_id = ev.wa_id or ev.message_id
+            mid = self._wa_ids.get(wa_id, "")
+            # Not found (sent before a restart, or evicted): the instance looks the wa_id up in
+            # the store, where it was saved with the message when the send answered.
+            return Receipt(message_id=mid, kind=ev.kind, wa_id=wa_id)
         return ev
 
     def _fail_inflight(self, error: str) -> None:

@@ -23,6 +23,7 @@ from waz_actors.drivers.base import (
     Disconnected,
     DriverAlarm,
     DriverEvent,
+    KeepAlive,
     LoggedOut,
     PairCode,
     Paired,
@@ -61,6 +62,7 @@ _EVENT_TYPES: dict[str, type[DriverEvent]] = {
         Connected,
         Disconnected,
         DriverAlarm,
+        KeepAlive,
         LoggedOut,
         PairCode,
         Paired,
@@ -136,7 +138,12 @@ def map_event(ev: Any, *, jid: str = "") -> list[DriverEvent]:
         kind = RECEIPT_KINDS.get(_enum_name(ev, "Type"))
         if kind is None:
             return []
-        return [Receipt(message_id=mid, kind=kind) for mid in ev.MessageIDs]
+        # WhatsApp's ids only: the driver (or, after a restart, the store) finds ours.
+        return [Receipt(message_id="", kind=kind, wa_id=mid) for mid in ev.MessageIDs]
+    if name == "KeepAliveTimeout":
+        return [KeepAlive(ok=False, errors=int(ev.ErrorCount))]
+    if name == "KeepAliveRestored":
+        return [KeepAlive(ok=True)]
     return []
 
 

@@ -91,6 +91,15 @@ class StoreAPI(Protocol):
         """The message's status changes, oldest first: maps of status, time and reason."""
         ...
 
+    def message_by_wa_id(self, instance_id: str, wa_id: str) -> str | None:
+        """Our message id for WhatsApp's message id on this instance (None if unknown)."""
+        ...
+
+    def record_receipt(self, message_id: str, kind: str, at: float) -> Future[bool]:
+        """Store a delivered/read receipt's wall time (first one wins; read implies delivered).
+        True if it changed the message."""
+        ...
+
     def update_message(
         self,
         message_id: str,
@@ -101,8 +110,10 @@ class StoreAPI(Protocol):
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Future[bool]:
-        """Set the status (and attempts/error/wa_id when given) and add a history row.
+        """Set the status (and attempts/error/wa_id/flags when given) and add a history row.
 
         With `only_if`, updates only when the current status is one of those (False otherwise).
         A final status never changes again, except failed -> queued (InvalidState otherwise).

@@ -168,6 +168,8 @@ class Store:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Future[bool]:
         return self._messages.update_message(
             message_id,
@@ -177,6 +179,8 @@ class Store:
             wa_id=wa_id,
             reason=reason,
             only_if=only_if,
+            possible_duplicate=possible_duplicate,
+            outcome_unknown=outcome_unknown,
         )
 
     def set_status(self, message_id: str, status: str, **changes: Any) -> None:
@@ -200,6 +204,12 @@ class Store:
 
     def history(self, message_id: str) -> list[dict[str, Any]]:
         return self._reads.history(message_id)
+
+    def message_by_wa_id(self, instance_id: str, wa_id: str) -> str | None:
+        return self._reads.message_by_wa_id(instance_id, wa_id)
+
+    def record_receipt(self, message_id: str, kind: str, at: float) -> Future[bool]:
+        return self._messages.record_receipt(message_id, kind, at)
 
     def pending_messages(self, instance_id: str) -> list[MessageRecord]:
         return self._reads.pending_messages(instance_id)

@@ -19,8 +19,9 @@ MSG_COLUMNS = (
     "message_id, instance_id, tenant, recipient, text, media, status, attempts, last_error,"
     " wa_id, idempotency_key, created_at, updated_at, expires_at"
 )
-# media_info is written by the send path only (never by an insert): read, not in MSG_COLUMNS.
-SELECT_MSG = f"SELECT {MSG_COLUMNS}, media_info FROM messages"
+# Read too, never written on insert (they start NULL / 0; media_info is written by the send path).
+LATER_COLUMNS = "delivered_at, read_at, possible_duplicate, outcome_unknown, media_info"
+SELECT_MSG = f"SELECT {MSG_COLUMNS}, {LATER_COLUMNS} FROM messages"
 PAGE_MAX = 1000
 
 
@@ -33,6 +34,16 @@ class MessageReads:
         with self._db.read() as conn:
             row = conn.execute(f"{SELECT_MSG} WHERE message_id = ?", (message_id,)).fetchone()
         return MessageRecord.from_row(row) if row else None
+
+    def message_by_wa_id(self, instance_id: str, wa_id: str) -> str | None:
+        """Our message id for WhatsApp's id on this instance (receipts after a restart)."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT message_id FROM messages WHERE instance_id = ? AND wa_id = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (instance_id, wa_id),
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def history(self, message_id: str) -> list[dict[str, Any]]:
         with self._db.read() as conn:

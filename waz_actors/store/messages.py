@@ -31,6 +31,8 @@ from waz_actors.store.writer import Tx
 from waz_actors.types import FINAL_STATUSES, MessageStatus
 
 QUEUED = MessageStatus.QUEUED.value
+RECEIPT_COLUMN = {"delivered": "delivered_at", "read": "read_at"}
+RECEIPT_KINDS = tuple(RECEIPT_COLUMN)
 
 
 def allowed(current: str, new: str) -> bool:
@@ -173,6 +175,8 @@ class Messages:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Future[bool]:
         return self._db.writer.submit(
             self.status_op(
@@ -183,6 +187,8 @@ class Messages:
                 wa_id=wa_id,
                 reason=reason,
                 only_if=only_if,
+                possible_duplicate=possible_duplicate,
+                outcome_unknown=outcome_unknown,
             )
         )
 
@@ -200,8 +206,13 @@ class Messages:
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
         media_info: Mapping[str, Any] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Callable[[Tx], bool]:
-        """The write of one status change; its arguments are checked here, before queueing."""
+        """The write of one status change; its arguments are checked here, before queueing.
+
+        possible_duplicate only ever turns on (a message once possibly doubled stays so);
+        outcome_unknown is set or cleared when given."""
         new = need_status(status)
         guard = None if only_if is None else {need_status(s, "only_if") for s in only_if}
         if attempts is not None:
@@ -236,8 +247,21 @@ class Messages:
             c.execute(
                 "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
                 " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
-                " media_info = coalesce(?, media_info), updated_at = ? WHERE message_id = ?",
-                (new, attempts, error, wa_id, info, now, message_id),
+                " media_info = coalesce(?, media_info),"
+                " possible_duplicate = max(possible_duplicate, coalesce(?, 0)),"
+                " outcome_unknown = coalesce(?, outcome_unknown),"
+                " updated_at = ? WHERE message_id = ?",
+                (
+                    new,
+                    attempts,
+                    error,
+                    wa_id,
+                    info,
+                    None if possible_duplicate is None else int(possible_duplicate),
+                    None if outcome_unknown is None else int(outcome_unknown),
+                    now,
+                    message_id,
+                ),
             )
             add_history(c, message_id, new, now, reason)
             if row["owned"]:  # only the instance's own messages are counted
@@ -245,6 +269,24 @@ class Messages:
             return True
 
         return op
+
+    def record_receipt(self, message_id: str, kind: str, at: float) -> Future[bool]:
+        """A delivered/read receipt's wall time (the first one counts; read implies delivered).
+        False if the message is unknown or already had that receipt."""
+        if kind not in RECEIPT_KINDS:
+            raise BadRequest(f"kind: unknown receipt kind {kind!r}", {"field": "kind"})
+        need_number(at, "at")
+
+        def op(tx: Tx) -> bool:
+            sets = "read_at = coalesce(read_at, ?), " if kind == "read" else ""
+            cur = tx.conn.execute(
+                f"UPDATE messages SET {sets}delivered_at = coalesce(delivered_at, ?)"
+                f" WHERE message_id = ? AND {RECEIPT_COLUMN[kind]} IS NULL",
+                ((at, at, message_id) if kind == "read" else (at, message_id)),
+            )
+            return cur.rowcount > 0
+
+        return self._db.writer.submit(op)
 
     def recover_sending(self) -> int:
         now = self._wall()
@@ -263,6 +305,10 @@ class Messages:
             # sending -> queued: both pending, so the counters do not move.
             ids = [r[0] for r in rows if r[2] and r[1] == "sending"]
             mark(tx.conn, ids, "queued", "recovered after restart", now)
+            # The daemon stopped mid-send: whether those left is unknown (see Outbox.pump).
+            tx.conn.executemany(
+                "UPDATE messages SET outcome_unknown = 1 WHERE message_id = ?", [(m,) for m in ids]
+            )
             return len(ids)
 
         return self._db.writer.call(op)

@@ -55,6 +55,10 @@ class MessageRecord:
     created_at: float
     updated_at: float
     expires_at: float | None
+    delivered_at: float | None = None  # wall time of the delivered receipt
+    read_at: float | None = None  # wall time of the read receipt
+    possible_duplicate: bool = False  # resent after an unknown outcome, no network dedup
+    outcome_unknown: bool = False  # the last attempt's outcome is unknown
     # What the driver fetched and sent for `media`: mime, kind, size, sha256 (None until then).
     media_info: dict[str, Any] | None = None
 
@@ -77,6 +81,10 @@ class MessageRecord:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             expires_at=row["expires_at"],
+            delivered_at=row["delivered_at"],
+            read_at=row["read_at"],
+            possible_duplicate=bool(row["possible_duplicate"]),
+            outcome_unknown=bool(row["outcome_unknown"]),
             media_info=json.loads(info) if info is not None else None,
         )
 

@@ -1,6 +1,6 @@
 """Retention: what is old enough to go, and the prune that deletes it in small batches.
 
-Only what is settled goes: final messages (sent, failed, cancelled, expired) untouched for
+Only what is settled goes: final messages (sent, failed, cancelled, expired, unknown) untouched for
 longer than the retention age, with their history; events older than it; and the idempotency
 keys of final messages accepted longer ago than the keys' age (the message stays, but a new
 send with the same key is a new message). A pending message is never touched.
@@ -28,7 +28,7 @@ from waz_actors.store.writer import Tx
 if TYPE_CHECKING:
     from waz_actors.store.api import StoreAPI
 
-FINAL = ("cancelled", "expired", "failed", "sent")
+FINAL = ("cancelled", "expired", "failed", "sent", "unknown")
 KINDS = ("messages", "history", "events", "idempotency_keys")
 BATCH_MAX = 5000  # rows per write at most (and SQL parameters per statement)
 DAY = 86400.0

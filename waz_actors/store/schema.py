@@ -157,7 +157,42 @@ def _v2_incarnations(conn: sqlite3.Connection) -> None:
 # Media fetched for a message (mime, kind, size, sha256), as JSON; see message.get.
 _V_MEDIA: list[str] = ["ALTER TABLE messages ADD COLUMN media_info TEXT"]
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations, _V_MEDIA)
+
+def _v3_receipts(conn: sqlite3.Connection) -> None:
+    """Receipts and honest resends (issue 12).
+
+    delivered_at / read_at: wall times of WhatsApp's receipts, found again after a restart by the
+    stored wa_id (indexed per instance). possible_duplicate: a resend after an unknown outcome
+    went out on a driver whose network does not deduplicate resends. outcome_unknown: the last
+    attempt's outcome is unknown (a session closed or the daemon stopped mid-send); cleared when
+    the message is sent again. The new final status `unknown` joins the status CHECK: SQLite
+    cannot alter a CHECK, so the stored table definition is edited in place (the procedure
+    sqlite.org/lang_altertable.html gives for loosening a constraint; no row changes).
+    """
+    conn.execute("ALTER TABLE messages ADD COLUMN delivered_at REAL")
+    conn.execute("ALTER TABLE messages ADD COLUMN read_at REAL")
+    conn.execute("ALTER TABLE messages ADD COLUMN possible_duplicate INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE messages ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        "CREATE INDEX messages_wa_id ON messages (instance_id, wa_id) WHERE wa_id IS NOT NULL"
+    )
+    old = "'cancelled', 'expired'))"
+    version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, ?, ?)"
+            " WHERE type = 'table' AND name = 'messages'",
+            (old, "'cancelled', 'expired', 'unknown'))"),
+        )
+        conn.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+
+
+_V_RECEIPTS: Migration = _v3_receipts
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations, _V_MEDIA, _V_RECEIPTS)
 
 
 class SchemaTooNew(Exception):

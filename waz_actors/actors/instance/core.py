@@ -77,6 +77,7 @@ class Instance:
             "connect_timeout": conn.on_connect_timeout,
             "pairing_deadline": conn.on_pairing_deadline,
             "stable": conn.on_stable,
+            "liveness": conn.on_liveness,
             "processing": self._on_processing,
             "pump": self._pump,
         }
@@ -145,6 +146,8 @@ class Instance:
 
     def _on_driver(self, ev: driver.DriverEvent) -> None:
         conn, pairing = self.connection, self.pairing
+        if not (isinstance(ev, driver.KeepAlive) and not ev.ok):
+            conn.liveness.progress(self.ctx.clock.now())  # anything heard: the link is alive
         match ev:
             case driver.SendResult():
                 self._on_send_result(ev)
@@ -166,6 +169,8 @@ class Instance:
                 pairing.on_paired(ev)
             case driver.Receipt():
                 self._on_receipt(ev)
+            case driver.KeepAlive():
+                conn.on_keepalive(ev)
             case driver.DriverAlarm():
                 self.ctx.alarm(ev.kind, ev.message)
 
@@ -321,12 +326,25 @@ class Instance:
 
     def _on_receipt(self, ev: driver.Receipt) -> None:
         ctx = self.ctx
+        store = ctx.deps.store
+        mid = ev.message_id
+        if not mid and ev.wa_id:
+            # Sent before a restart: the driver lost its wa_id map, the store kept the wa_id.
+            mid = store.message_by_wa_id(ctx.id, ev.wa_id) or ""
+        if not mid:
+            ctx.log.debug("receipt for unknown WhatsApp id {}", ev.wa_id)
+            return
+        wall = ctx.clock.wall()
         ctx.deps.bus.publish(
             f"message.{ctx.id}.receipt",
-            {
-                "time": ctx.clock.wall(),
-                "instance_id": ctx.id,
-                "message_id": ev.message_id,
-                "kind": ev.kind,
-            },
+            {"time": wall, "instance_id": ctx.id, "message_id": mid, "kind": ev.kind},
+        )
+        if ev.kind not in ("delivered", "read"):
+            return
+        store.record_receipt(mid, ev.kind, wall)
+        # A status event too, so one subscription follows a message to the phone's screen. Its
+        # status is the receipt ("delivered", "read"), not a MessageStatus: the message stays
+        # `sent`, and counters of `sent` events do not count it twice.
+        ctx.emit_message(
+            mid, ev.kind, f"{ev.kind} receipt", wa_id=ev.wa_id, extra={f"{ev.kind}_at": wall}
         )

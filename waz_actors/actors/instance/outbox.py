@@ -3,6 +3,11 @@
 The store holds the truth; this is the in-memory order of the instance's queued messages. A
 message goes out only while the instance is online, idle and the pacer allows it, one at a
 time. Only a send that reached WhatsApp and failed consumes a retry (invariant 4).
+
+A send whose outcome is unknown (the session closed or timed out with it in flight, the host died,
+the daemon stopped) goes again with the same id. On a driver whose network drops such a second
+copy (`dedup_resends`) that is harmless; on one that does not, queue.resend_unknown decides:
+"always" resends it marked possible_duplicate, "never" ends it in status `unknown`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from waz_actors.types import MessageStatus as M
 class Queued:
     record: MessageRecord
     not_before: float = 0.0  # daemon time before which a retry must not go
+    unknown: bool = False  # the last attempt's outcome is unknown: it may have reached the phone
 
 
 class Outbox:
@@ -61,7 +67,7 @@ class Outbox:
             return
         if self.in_flight is not None and self.in_flight.record.message_id == rec.message_id:
             return
-        self.queue.append(Queued(rec))
+        self.queue.append(Queued(rec, unknown=rec.outcome_unknown))
         self.queued_ids.add(rec.message_id)
 
     def drop(self, message_id: str) -> None:
@@ -99,14 +105,35 @@ class Outbox:
             if not ctx.timers.pending("pump"):
                 ctx.timers.schedule("pump", wait)
             return
+        doubled = ready.unknown and not session.dedup_resends
+        if doubled and ctx.cfg.queue.resend_unknown == "never":
+            # At most once: the operator prefers a missing message to a second copy.
+            self.queue.remove(ready)
+            self.queued_ids.discard(ready.record.message_id)
+            self._finish(
+                ready.record,
+                M.UNKNOWN,
+                "outcome unknown; not resent (queue.resend_unknown = never)",
+            )
+            self.pump(session)
+            return
         self.pacer.take(now)
         self.queue.remove(ready)
         self.queued_ids.discard(ready.record.message_id)
         self.in_flight = ready
         self.in_flight_at = now
         rec = ready.record
-        ctx.deps.store.set_status(rec.message_id, M.SENDING, reason="sending")
-        ctx.emit_message(rec.message_id, M.SENDING, "sending")
+        if doubled:
+            rec = ready.record = dataclasses.replace(rec, possible_duplicate=True)
+            why = "resending after an unknown outcome: possible duplicate"
+            ctx.log.warning("{}: {}", rec.message_id, why)
+            ctx.deps.store.set_status(
+                rec.message_id, M.SENDING, reason=why, possible_duplicate=True
+            )
+            ctx.emit_message(rec.message_id, M.SENDING, why, extra={"possible_duplicate": True})
+        else:
+            ctx.deps.store.set_status(rec.message_id, M.SENDING, reason="sending")
+            ctx.emit_message(rec.message_id, M.SENDING, "sending", extra=_flags(rec))
         if not ctx.timers.pending("processing"):
             ctx.timers.schedule("processing", ctx.cfg.queue.processing_timeout)
         session.send(
@@ -134,14 +161,29 @@ class Outbox:
             self.sent += 1
             self.success.record(now, True)
             store.set_status(
-                rec.message_id, M.SENT, attempts=attempts, wa_id=ev.wa_id, reason="sent", **fetched
+                rec.message_id,
+                M.SENT,
+                attempts=attempts,
+                wa_id=ev.wa_id,
+                reason="sent",
+                outcome_unknown=False,
+                **fetched,
             )
-            ctx.emit_message(rec.message_id, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id)
+            ctx.emit_message(
+                rec.message_id,
+                M.SENT,
+                "sent",
+                attempts=attempts,
+                wa_id=ev.wa_id,
+                extra=_flags(rec),
+            )
         elif self.retry.should_retry(attempts, permanent=ev.permanent):
             self.success.record(now, False)
             delay = self.retry.delay(attempts)
             rec = dataclasses.replace(rec, attempts=attempts, last_error=ev.error)
-            self.queue.appendleft(Queued(rec, not_before=now + delay))
+            # A driver that lost the answer says so ("outcome unknown: ..."): it may have left.
+            unknown = (ev.error or "").startswith("outcome unknown")
+            self.queue.appendleft(Queued(rec, not_before=now + delay, unknown=unknown))
             self.queued_ids.add(rec.message_id)
             reason = f"send failed, retry in {delay:.0f} s: {ev.error}"
             store.set_status(
@@ -150,6 +192,7 @@ class Outbox:
                 attempts=attempts,
                 error=ev.error,
                 reason=reason,
+                outcome_unknown=unknown,
                 **fetched,
             )
             ctx.emit_message(rec.message_id, M.QUEUED, reason, attempts=attempts)
@@ -186,6 +229,7 @@ class Outbox:
         if q is None:
             return
         self.in_flight = None
+        q.unknown = True
         self.queue.appendleft(q)
         self.queued_ids.add(q.record.message_id)
         self.ctx.deps.store.set_status(
@@ -193,6 +237,7 @@ class Outbox:
             M.QUEUED,
             reason=f"session closed: {reason}",
             only_if={M.SENDING},
+            outcome_unknown=True,
         )
         self.ctx.emit_message(q.record.message_id, M.QUEUED, f"session closed: {reason}")
 
@@ -207,7 +252,9 @@ class Outbox:
             reason=reason,
             **changes,
         )
-        self.ctx.emit_message(rec.message_id, status, reason, attempts=rec.attempts)
+        self.ctx.emit_message(
+            rec.message_id, status, reason, attempts=rec.attempts, extra=_flags(rec)
+        )
 
     # ------------------------------------------------------------------ operator commands
 
@@ -247,6 +294,11 @@ class Outbox:
                 self.add(rec)
                 ctx.emit_message(mid, M.QUEUED, "retried by operator")
         return ids
+
+
+def _flags(rec: MessageRecord) -> dict[str, bool] | None:
+    """What a message event adds for a possibly doubled message (nothing otherwise)."""
+    return {"possible_duplicate": True} if rec.possible_duplicate else None
 
 
 def _expired(rec: MessageRecord, wall: float) -> bool:

@@ -97,6 +97,9 @@ def message_dict(rec: Any) -> dict[str, Any]:
         "created_at": rec.created_at,
         "updated_at": rec.updated_at,
         "expires_at": rec.expires_at,
+        "delivered_at": rec.delivered_at,
+        "read_at": rec.read_at,
+        "possible_duplicate": rec.possible_duplicate,
     }
 
 

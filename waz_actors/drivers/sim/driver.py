@@ -50,6 +50,9 @@ class SimNetworkLike(Protocol):
     def stats(self) -> dict[str, Any]: ...
     def complete_pairing(self, instance_id: str) -> None: ...
 
+    # Whether a resend of a message id reaches the recipient once (see Driver.dedup_resends).
+    dedup_resends: bool
+
 
 class SimDriver:
     def __init__(
@@ -62,6 +65,8 @@ class SimDriver:
         self._session: SimSessionLike | None = None
         self._limits = limits or Limits()
         self._fetched = media.FetchedInfos()
+        # The sim network drops a resend of a delivered id unless configured not to.
+        self.dedup_resends = network.dedup_resends
 
     @property
     def instance_id(self) -> str:
@@ -198,4 +203,5 @@ def network_from_config(cfg: SimConfig, scheduler: TimerScheduler, clock: Clock)
         send_latency=cfg.send_latency,
         qr_interval=cfg.qr_interval,
         lost_ack_delivery_rate=cfg.lost_ack_delivery_rate,
+        dedup_resends=cfg.dedup_resends,
     )

@@ -24,6 +24,8 @@ FAULT_KINDS = (
     "latency",
     "connect_fail",
     "hang",
+    "blackhole",
+    "receipt",
 )
 
 # Parameters each fault kind accepts; anything else is a ValueError.
@@ -36,12 +38,19 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "latency": ("connect", "send"),
     "connect_fail": ("count",),
     "hang": ("count",),
+    # The next `count` sends vanish: no answer ever comes ("connected but dead"). With
+    # deliver=true they still reach the recipient (the answer is what is lost).
+    "blackhole": ("count", "deliver"),
+    # The phone reports a delivered/read receipt for a message id, by WhatsApp id only (the way
+    # whatsmeow reports one for a message sent before a restart).
+    "receipt": ("message_id", "status"),
 }
 
 DEFAULT_BAN = 3600.0
 
 # Faults a schedule aims at an instance with a live session; the others prepare the next attempt.
 NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban")
+RECEIPT_KINDS = ("delivered", "read")
 
 
 def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,13 +70,19 @@ def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         not isinstance(out["count"], int) or isinstance(out["count"], bool) or out["count"] < 1
     ):
         raise ValueError(f"{kind}: count must be an integer >= 1")
-    if "permanent" in out and not isinstance(out["permanent"], bool):
-        raise ValueError(f"{kind}: permanent must be true or false")
+    for flag in ("permanent", "deliver"):
+        if flag in out and not isinstance(out[flag], bool):
+            raise ValueError(f"{kind}: {flag} must be true or false")
     if "duration" in out:
         check_number(f"{kind}: duration", out["duration"], minimum=0.0, strict=True)
     for key in ("connect", "send"):
         if key in out:
             check_number(f"{kind}: {key}", out[key], minimum=0.0)
+    if kind == "receipt":
+        if not isinstance(out.get("message_id"), str) or not out["message_id"]:
+            raise ValueError("receipt: message_id must be a non-empty string")
+        if out.setdefault("status", "delivered") not in RECEIPT_KINDS:
+            raise ValueError(f"receipt: status must be one of {', '.join(RECEIPT_KINDS)}")
     if kind == "latency" and not out:
         raise ValueError("latency: give connect and/or send (daemon seconds)")
     return out

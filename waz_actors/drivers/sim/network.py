@@ -9,7 +9,8 @@ It models what the daemon's invariants are about, nothing more:
   normal and counts as `stale_replaced`). An injected conflict (the owner opened WhatsApp Web
   elsewhere) counts as `conflicts_injected`;
 - a message id is delivered once: a resend of a delivered id is accepted (ok) and counted as a
-  duplicate, never delivered twice;
+  duplicate, never delivered twice; with `dedup_resends=False` (a network like whatsmeow's,
+  where a resend gets a new WhatsApp id) it is counted as a duplicate AND delivered again;
 - a send whose answer is pending when its session drops loses its answer; the message reaches the
   recipient with probability `lost_ack_delivery_rate`, so the daemon's outcome-unknown path runs.
 
@@ -84,6 +85,7 @@ class SimNetwork:
         lost_ack_delivery_rate: float = 0.5,
         auto_pair: bool = True,
         receipts: bool = False,
+        dedup_resends: bool = True,
         rand: random.Random | None = None,
     ) -> None:
         for name, value in (
@@ -103,6 +105,7 @@ class SimNetwork:
         self.lost_ack_delivery_rate = float(lost_ack_delivery_rate)
         self.auto_pair = auto_pair
         self.receipts = receipts  # emit Receipt("delivered") a send latency after each ok
+        self.dedup_resends = dedup_resends
         self.rand = rand if rand is not None else random.Random()
         self._lock = threading.Lock()
         self._instances: dict[str, SimInstance] = {}
@@ -176,7 +179,7 @@ class SimNetwork:
         with self._lock:
             inst = self._instances.get(instance_id)
             live = inst.live_session() if inst else None
-            if kind in ("conflict", "disconnect") and live is None:
+            if kind in ("conflict", "disconnect", "receipt") and live is None:
                 raise ValueError(f"{kind}: instance {instance_id!r} has no live session")
             if kind == "logout" and live is None:
                 creds = inst.creds if inst else ("valid" if self.auto_pair else "none")
@@ -207,6 +210,10 @@ class SimNetwork:
             inst.creds = "none"
             self._close_locked(inst, live)
             return [(live, LoggedOut("device removed"))]
+        if kind == "receipt":
+            assert live is not None
+            wa_id = str(params["message_id"])  # the sim's WhatsApp id is our message id
+            return [(live, Receipt(message_id="", kind=str(params["status"]), wa_id=wa_id))]
         if kind == "ban":
             inst.banned_until = self.clock.now() + params.get("duration", DEFAULT_BAN)
             if live is None:
@@ -224,6 +231,8 @@ class SimNetwork:
             inst.connect_fails += params.get("count", 1)
         elif kind == "hang":
             inst.hangs += params.get("count", 1)
+        elif kind == "blackhole":
+            inst.blackholes += [bool(params.get("deliver", False))] * params.get("count", 1)
         return []
 
     # --- stats ------------------------------------------------------------------------------
@@ -377,6 +386,11 @@ class SimNetwork:
                 )
                 self._later(latency, lambda: [(session, failed)] if session.live else [])
                 return
+            if inst.blackholes:
+                # Swallowed: no answer, ever; the session stays up (connected but dead).
+                if inst.blackholes.pop(0):
+                    self._record(inst, message)
+                return
         self._later(latency, lambda: self._finish_send(inst, session, message))
 
     def _finish_send(
@@ -402,6 +416,11 @@ class SimNetwork:
     def _record(self, inst: SimInstance, message: OutgoingMessage) -> None:
         if message.message_id in self._delivered:
             inst.stats.duplicates += 1
+            if self.dedup_resends:
+                return
+            # No dedup: the phone shows it twice (delivered_ids lists the id twice).
+            inst.stats.delivered += 1
+            self._log.append((message.message_id, inst.instance_id, message.to, self.clock.wall()))
             return
         self._delivered.add(message.message_id)
         inst.stats.delivered += 1
