@@ -58,8 +58,6 @@ def watch(
     """Follow state changes, conflicts, breaker trips, message outcomes and alarms live,
     with conflicts/h, connection attempts/h, success rate and availability. Ctrl-C exits
     (with --json, one document with the final figures is printed at the end)."""
-    from waz_actors.control.client import EventStream
-
     board = Board()
     wanted = list(instances)
     topics = (
@@ -70,7 +68,8 @@ def watch(
     stream = None
     if not once:
         with daemon_errors(conn):
-            stream = EventStream(conn.events_endpoint, topics)
+            # The token's own stream (events.subscribe): a tenant sees its instances only.
+            stream = conn.client().subscribe(topics)
     events = 0
     started = time.monotonic()
     try:
