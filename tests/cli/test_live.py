@@ -118,6 +118,21 @@ def test_pair_json_and_timeout(run: Cli, admin: Client, fresh: Callable[..., str
     assert "invalid_state" in run("instance", "pair", other, "--wait", "1", code=1).stderr
 
 
+def test_pair_with_a_tenant_token_follows_rotating_codes(
+    run: Cli, admin: Client, fresh: Callable[..., str]
+) -> None:
+    # The rotating QR codes reach the CLI on its own stream (they are not on the PUB socket).
+    token = admin.token_create("pairer", "pair test")["token"]
+    admin.instance_create("sim", "pq1", tenant="pairer")
+    admin.instance_start("pq1")
+    wait_until(lambda: admin.instance_get("pq1")["state"] == "online")
+    admin.instance_logout("pq1")
+    r = Cli({**run.env, "WAZ_TOKEN": token})(
+        "instance", "pair", "pq1", "--wait", "1", "--json", code=1
+    )
+    assert json.loads(r.stdout or "{}").get("codes_shown", 0) >= 2, r.stderr
+
+
 def test_pair_with_phone_prints_code(run: Cli, admin: Client, fresh: Callable[..., str]) -> None:
     iid = fresh()
     admin.instance_logout(iid)

@@ -185,7 +185,7 @@ def event_line(topic: str, body: dict[str, Any]) -> str:
             "red",
         )
     elif topic.endswith(".qr"):
-        text = "new pairing code" if "code" in body else "new QR code"
+        text = "new pairing code" if body.get("kind") == "code" else "new QR code"
     elif topic.endswith(".status"):
         status = str(body.get("status"))
         colour = {"sent": "green", "failed": "red", "expired": "red"}.get(status)
