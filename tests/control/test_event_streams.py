@@ -194,3 +194,34 @@ def _states(events: list[dict[str, Any]], iid: str) -> list[str]:
         for e in events
         if e["topic"] == f"instance.{iid}.state" and e["body"].get("instance_id") == iid
     ]
+
+
+def test_a_reader_stays_subscribed_and_a_silent_one_expires(
+    daemon: TestDaemon, admin: Client
+) -> None:
+    from tests.control.conftest import Raw
+
+    assert daemon.control is not None
+    streams = daemon.control.dispatcher.streams
+    streams.ttl = 0.6  # renewed every 0.2 s by the client library
+
+    def subscriptions() -> int:
+        return int(admin.daemon_status()["control"]["subscriptions"])
+
+    raw = Raw(daemon.cfg.control_endpoint)
+    try:
+        tok = read_admin_token(daemon.cfg.state_dir)
+        req = {"v": 1, "id": 1, "cmd": "events.subscribe", "token": tok}
+        reply = raw.ask(msgpack.packb(req))
+        assert reply is not None and reply["ok"] and subscriptions() == 1
+        # never renewed: gone within ttl plus the once-a-second sweep
+        wait_until(lambda: subscriptions() == 0, timeout=5)
+        assert admin.daemon_status()["control"]["stream_expired"] >= 1
+    finally:
+        raw.close()
+    with admin.subscribe() as reading:
+        assert reading.ttl == 0.6
+        reading.recv(2.5)  # one long wait: it renews on the way
+        assert subscriptions() == 1
+        assert admin.call("events.renew", {"subscription_id": reading.id})  # still alive
+    assert subscriptions() == 0  # closed: unsubscribed

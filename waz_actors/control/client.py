@@ -353,25 +353,27 @@ class Subscription:
             self._pending.append((str(ev.get("topic", "")), dict(ev.get("body") or {})))
 
     def recv(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None:
-        if time.monotonic() >= self._renew_at:
-            self._call("events.renew", {"subscription_id": self.id})
-            self._renew_at = time.monotonic() + self.ttl / 3
-        if self._pending:
-            return self._pending.pop(0)
+        """The next event, or None after `timeout` s; renews on the way, however long it waits."""
         sock = self._client._socket()
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) >= 0:
-            if not sock.poll(int(left * 1000), zmq.POLLIN):
+        while True:
+            if time.monotonic() >= self._renew_at:
+                self._call("events.renew", {"subscription_id": self.id})
+                self._renew_at = time.monotonic() + self.ttl / 3
+            if self._pending:
+                return self._pending.pop(0)
+            now = time.monotonic()
+            if now > deadline:
                 return None
+            wait = min(deadline, self._renew_at) - now
+            if not sock.poll(max(0, int(wait * 1000)), zmq.POLLIN):
+                continue
             try:
                 reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
             except Exception:
                 continue
             if isinstance(reply, dict) and "event" in reply:
                 self._keep(reply)
-                if self._pending:
-                    return self._pending.pop(0)
-        return None
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
         while True:
