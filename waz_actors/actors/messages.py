@@ -128,6 +128,12 @@ InstanceCommand = (
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteSession:
+    """instance.delete: close the session and drop its stored login (the supervisor stops the
+    actor right after, then removes what is left on disk)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Submit:
     record: MessageRecord
 

@@ -152,7 +152,11 @@ class Daemon:
                 from waz_actors.drivers.whatsmeow import make_whatsmeow_factory
 
                 pool = HostPool(
-                    self.cfg, self.cfg.runtime_dir, self.cfg.state_dir, clock=self.clock
+                    self.cfg,
+                    self.cfg.runtime_dir,
+                    self.cfg.state_dir,
+                    clock=self.clock,
+                    on_alarm=self._pool_alarm,
                 )
                 pool.start()
                 self.host_pool = pool
@@ -160,6 +164,15 @@ class Daemon:
             factory = self._wm_factory
         assert factory is not None
         return factory(ctx)
+
+    def _pool_alarm(self, kind: str, message: str) -> None:
+        """A driver-host alarm (a failed spawn) as daemon.alarm, even with no instance waiting
+        for that host (the pool's I/O thread calls this: only quick, non-blocking work)."""
+        body = {"time": self.clock.wall(), "kind": kind, "message": message}
+        logger.warning("alarm {}: {}", kind, message)
+        self.sweep.alarms.append(body)
+        self.store.log_event("daemon.alarm", body)
+        self.bus.publish("daemon.alarm", body)
 
     def _seed_config_instances(self) -> None:
         """Instances declared in the config file exist in the store (created once)."""

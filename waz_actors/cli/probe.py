@@ -66,11 +66,10 @@ def probe(
     as_json: bool,
 ) -> None:
     """Send COUNT test messages INTERVAL seconds apart and report how they fared."""
-    from waz_actors.control.client import EventStream
-
     tally = ProbeTally()
     with daemon_errors(conn):
-        stream = EventStream(conn.events_endpoint, [f"message.{instance_id}.status"])
+        # The token's own stream on the control socket: works for a tenant token, remotely too.
+        stream = conn.client().subscribe([f"message.{instance_id}.status"])
     try:
         with Spinner(f"probing {instance_id}") as spin:
             _run(

@@ -58,8 +58,6 @@ def watch(
     """Follow state changes, conflicts, breaker trips, message outcomes and alarms live,
     with conflicts/h, connection attempts/h, success rate and availability. Ctrl-C exits
     (with --json, one document with the final figures is printed at the end)."""
-    from waz_actors.control.client import EventStream
-
     board = Board()
     wanted = list(instances)
     topics = (
@@ -70,7 +68,8 @@ def watch(
     stream = None
     if not once:
         with daemon_errors(conn):
-            stream = EventStream(conn.events_endpoint, topics)
+            # The token's own stream (events.subscribe): a tenant sees its instances only.
+            stream = conn.client().subscribe(topics)
     events = 0
     started = time.monotonic()
     try:
@@ -186,7 +185,7 @@ def event_line(topic: str, body: dict[str, Any]) -> str:
             "red",
         )
     elif topic.endswith(".qr"):
-        text = "new pairing code" if "code" in body else "new QR code"
+        text = "new pairing code" if body.get("kind") == "code" else "new QR code"
     elif topic.endswith(".status"):
         status = str(body.get("status"))
         colour = {"sent": "green", "failed": "red", "expired": "red"}.get(status)

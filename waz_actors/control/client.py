@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -211,7 +211,13 @@ class Client:
     def instance_reset(self, instance_id: str) -> str:
         return self._field("instance.reset", {"instance_id": instance_id}, "state", str)
 
-    def instance_pair(self, instance_id: str, phone: str | None = None) -> dict[str, Any]:
+    def instance_pair(
+        self, instance_id: str, phone: str | None = None, subscription_id: str | None = None
+    ) -> dict[str, Any]:
+        """With `subscription_id` (from `subscribe`), the codes shown later reach that stream."""
+        if subscription_id is not None:
+            args = _drop_none(instance_id=instance_id, phone=phone, subscription_id=subscription_id)
+            return self._map("instance.pair", args)
         return self._map("instance.pair", _drop_none(instance_id=instance_id, phone=phone))
 
     def instance_delete(self, instance_id: str) -> dict[str, Any]:
@@ -287,9 +293,112 @@ class Client:
     def token_revoke(self, token_id: str) -> dict[str, Any]:
         return self._map("token.revoke", {"token_id": token_id})
 
+    # -- events --------------------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] = ("",)) -> Subscription:
+        """An event stream of what this token may see (events.subscribe), on a connection of
+        its own; iterate it or call `recv()`. It renews itself while you read."""
+        return Subscription(self, list(topics))
+
+
+class Subscription:
+    """events.subscribe on a DEALER of its own: `recv()` gives (topic, body) or None.
+
+    Renews the subscription (events.renew) every third of its ttl while the caller reads; a
+    caller that stops reading lets it expire in the daemon."""
+
+    def __init__(self, client: Client, topics: list[str]) -> None:
+        self._client = Client(
+            client.endpoint,
+            client.token,
+            client.timeout,
+            retries=0,
+            curve_server_key=client._curve_server_key,
+            curve_keypair=client._curve_keypair,
+        )
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        result = self._call("events.subscribe", {"topics": topics})
+        self.id: str = str(result["subscription_id"])
+        self.ttl = float(result.get("ttl", 30.0))
+        self._renew_at = time.monotonic() + self.ttl / 3
+
+    def _call(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A request on the stream's socket; events arriving meanwhile are kept for recv."""
+        c = self._client
+        if c.endpoint.startswith("ipc://") and not Path(c.endpoint[6:]).exists():
+            raise Unreachable(c.endpoint, "no socket file (is the daemon running?)")
+        sock = c._socket()
+        rid = next(c._ids)
+        req = {"v": VERSION, "id": rid, "cmd": cmd, "token": c.token, "args": args}
+        sock.send(msgpack.packb(req, use_bin_type=True))
+        deadline = time.monotonic() + c.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                break
+            reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+            if not isinstance(reply, dict):
+                continue
+            if "event" in reply:
+                self._keep(reply)
+            elif reply.get("id") == rid:
+                result = Client._result(reply)
+                if not isinstance(result, dict):
+                    raise ClientError("internal", f"{cmd}: the result is not a map")
+                return result
+        raise Unreachable(c.endpoint, f"no reply to {cmd} within {c.timeout:g} s")
+
+    def _keep(self, reply: dict[str, Any]) -> None:
+        ev = reply["event"]
+        if isinstance(ev, dict) and ev.get("subscription_id") == getattr(self, "id", None):
+            self._pending.append((str(ev.get("topic", "")), dict(ev.get("body") or {})))
+
+    def recv(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None:
+        """The next event, or None after `timeout` s; renews on the way, however long it waits."""
+        sock = self._client._socket()
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() >= self._renew_at:
+                self._call("events.renew", {"subscription_id": self.id})
+                self._renew_at = time.monotonic() + self.ttl / 3
+            if self._pending:
+                return self._pending.pop(0)
+            now = time.monotonic()
+            if now > deadline:
+                return None
+            wait = min(deadline, self._renew_at) - now
+            if not sock.poll(max(0, int(wait * 1000)), zmq.POLLIN):
+                continue
+            try:
+                reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+            except Exception:
+                continue
+            if isinstance(reply, dict) and "event" in reply:
+                self._keep(reply)
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        while True:
+            ev = self.recv(1.0)
+            if ev is not None:
+                yield ev
+
+    def close(self) -> None:
+        try:
+            self._call("events.unsubscribe", {"subscription_id": self.id})
+        except (ClientError, Unreachable):
+            pass  # it expires on its own
+        finally:
+            self._client.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class EventStream:
-    """Subscribe to the daemon's PUB socket; `recv()` gives (topic, body) or None on timeout."""
+    """The daemon's PUB socket (local admin tools, no secrets on it): `recv()` gives (topic,
+    body) or None on timeout."""
 
     def __init__(self, endpoint: str, topics: Iterable[str] = ("",)) -> None:
         self.endpoint = endpoint

@@ -24,6 +24,7 @@ from waz_actors.control import protocol
 from waz_actors.control.auth import Auth, Identity
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import Later, ProtocolError, Registry, Request
+from waz_actors.control.streams import Origin, Streams, current_origin
 from waz_actors.errors import Busy, Internal, ShuttingDown, Unauthorized, WazError
 
 if TYPE_CHECKING:
@@ -78,6 +79,11 @@ class Dispatcher:
         self._inflight_cv = threading.Condition()
         self._contexts: dict[Identity, Context] = {}
         self._pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="waz-control")
+        self.streams = Streams(self._tenant_of)
+
+    def _tenant_of(self, instance_id: str) -> str | None:
+        snap = self.fleet.snapshot(instance_id) if self.fleet is not None else None
+        return snap.tenant if snap is not None else None
 
     # -- requests --------------------------------------------------------------------------
 
@@ -89,7 +95,11 @@ class Dispatcher:
             req = protocol.decode_request(frame, self.max_size)
         except ProtocolError as e:
             return self.error(e.request_id, e)
-        out = self._answer(req)
+        token = current_origin.set(Origin(peer, envelope or [], req.id))
+        try:
+            out = self._answer(req)
+        finally:
+            current_origin.reset(token)
         if type(out) is bytes:
             return out
         self._defer(req.id, out, peer, envelope)  # type: ignore[arg-type]
@@ -103,7 +113,12 @@ class Dispatcher:
             req = protocol.decode_request(frame, self.max_size)
         except ProtocolError as e:
             return self._decode(self.error(e.request_id, e))
-        out = self._answer(req)
+        # No socket here: a subscription's events wait in its queue (tests read them there).
+        token = current_origin.set(Origin(None, [], req.id))
+        try:
+            out = self._answer(req)
+        finally:
+            current_origin.reset(token)
         if isinstance(out, bytes):
             return self._decode(out)
         if not wait_futures([out.future], timeout).done:
@@ -167,6 +182,7 @@ class Dispatcher:
             identity=identity,
             started_at=self.started_at,
             server_stats=self.server_stats,
+            streams=self.streams,
         )
         if len(self._contexts) < MAX_CONTEXTS:
             self._contexts[identity] = ctx

@@ -67,6 +67,7 @@ class ControlServer:
         self._ready = threading.Event()
         self._closing = False
         self._unsubscribe: Callable[[], None] | None = None
+        self._next_expiry = 0.0
         self._stats: dict[str, int] = {
             "received": 0,
             "replied": 0,
@@ -101,8 +102,20 @@ class ControlServer:
         """Bind every socket (raising ConfigError/ZMQError here, not later) and serve."""
         self.auth.ensure_admin_token()
         self._sockets.open()
+        streams = self.dispatcher.streams
+        streams.wake = self._wake
         if self.bus is not None:
-            self._unsubscribe = self.bus.subscribe("", self.publisher.on_event)
+            unsubs = [
+                self.bus.subscribe("", self.publisher.on_event),
+                self.bus.subscribe("", streams.on_event),
+                self.bus.subscribe_private(streams.on_private),
+            ]
+
+            def unsubscribe() -> None:
+                for u in unsubs:
+                    u()
+
+            self._unsubscribe = unsubscribe
         self.dispatcher.started_at = time.monotonic()
         self.dispatcher.accepting = True
         self._thread = threading.Thread(target=self._run, name="waz-control-loop", daemon=True)
@@ -130,6 +143,8 @@ class ControlServer:
             **self._stats,
             "inflight": self.dispatcher.inflight,
             "pending_events": len(self.publisher),
+            "subscriptions": len(self.dispatcher.streams),
+            **self.dispatcher.streams.stats,
         }
 
     @property
@@ -159,10 +174,28 @@ class ControlServer:
                         self._recv_batch(sock)
                 self._flush_done()
                 self.publisher.flush(socks.pub)
+                self._flush_streams()
             self._flush_done()
             self.publisher.flush(socks.pub)
         finally:
             self._close_sockets()
+
+    def _flush_streams(self) -> None:
+        streams = self.dispatcher.streams
+        now = time.monotonic()
+        if now >= self._next_expiry:  # at most once a second: the poll wakes us at least that
+            self._next_expiry = now + 1.0
+            streams.expire()
+        streams.flush(self._send_event)
+
+    def _send_event(self, sock: Any, envelope: Envelope, frame: bytes) -> None:
+        # Like _send, counted apart: a peer gone or too slow loses the event, never blocks us.
+        try:
+            for part in envelope:
+                sock.send(part, _MORE)
+            sock.send(frame, _NOBLOCK)
+        except zmq.ZMQError:
+            self.dispatcher.streams.stats["stream_dropped"] += 1
 
     def _recv_batch(self, sock: zmq.Socket[Any]) -> None:
         for _ in range(RECV_BATCH):

@@ -48,6 +48,13 @@ def plan(config: Config) -> tuple[list[str], list[str]]:
             f"control.tcp_endpoints: {exposed[0]} is not on loopback; configure "
             "control.curve_secret_key_file and control.curve_clients_dir to use CURVE"
         )
+    # The same rule for the PUB socket: off loopback it uses CURVE (Sockets binds it with the
+    # server key), else anyone who reaches the port reads every tenant's events.
+    if not is_loopback(config.events_endpoint) and not curve:
+        raise ConfigError(
+            f"control.events_endpoint: {config.events_endpoint} is not on loopback; configure "
+            "control.curve_secret_key_file and control.curve_clients_dir to use CURVE"
+        )
     # With CURVE configured every tcp endpoint uses it (one socket, server key pair);
     # ipc stays plain: its file mode already limits it to the daemon's group.
     return every, [e for e in every if curve and e.startswith("tcp://")]
@@ -93,6 +100,8 @@ class Sockets:
         self.pub = self.ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, 10_000)
+        if not is_loopback(self.config.events_endpoint):
+            self._setup_curve(self.pub)  # plan() made sure CURVE is configured
         self._bind(self.pub, self.config.events_endpoint)
         self.wake_pull = self.ctx.socket(zmq.PULL)
         self.wake_pull.bind(self.wake_endpoint)
@@ -133,9 +142,10 @@ class Sockets:
             raise ConfigError(
                 f"control.curve_clients_dir: {ctl.curve_clients_dir} is not a directory"
             )
-        self._authenticator = ThreadAuthenticator(self.ctx)
-        self._authenticator.start()
-        self._authenticator.configure_curve(domain="*", location=ctl.curve_clients_dir)
+        if self._authenticator is None:  # one for the ROUTER and the PUB
+            self._authenticator = ThreadAuthenticator(self.ctx)
+            self._authenticator.start()
+            self._authenticator.configure_curve(domain="*", location=ctl.curve_clients_dir)
         sock.curve_secretkey = secret
         sock.curve_publickey = public
         sock.curve_server = True

@@ -41,4 +41,13 @@ def remove_session(driver: str, state_dir: str | Path, instance_id: str) -> None
     _functions(driver)[1](state_dir, instance_id)
 
 
-__all__ = ["has_session", "remove_session"]
+def describe(driver: str, state_dir: str | Path, instance_id: str) -> str:
+    """Where the driver keeps the session of `instance_id`, for an operator to remove it."""
+    if driver == "whatsmeow":
+        from waz_actors.drivers.whatsmeow import session_db_path
+
+        return f"{session_db_path(state_dir, instance_id)}*"
+    return f"the {driver} session of {instance_id} under {state_dir}"
+
+
+__all__ = ["describe", "has_session", "remove_session"]

@@ -134,8 +134,11 @@ class Connection:
 
     # ------------------------------------------------------------------ closing
 
-    def close(self, reason: str) -> None:
-        """Close the session fully before anything else may open one (invariant 1)."""
+    def close(self, reason: str, *, delete_session: bool = False) -> None:
+        """Close the session fully before anything else may open one (invariant 1).
+
+        `delete_session` (instance.delete): a driver that can drops its stored login with the
+        session (whatsmeow also frees its host slot); the supervisor removes the files after."""
         ctx = self.ctx
         ctx.timers.cancel("connect_timeout", "pairing_deadline", "stable", "processing", "liveness")
         if self.online_at is not None:
@@ -145,7 +148,11 @@ class Connection:
         self.generation += 1  # anything the old session still had in our mailbox is stale
         if drv is not None:
             try:
-                drv.disconnect()
+                forget = getattr(drv, "delete_session", None) if delete_session else None
+                if forget is not None:
+                    forget()
+                else:
+                    drv.disconnect()
             except Exception:
                 ctx.log.exception("driver disconnect failed")
         self.outbox.requeue_in_flight(reason)

@@ -27,6 +27,7 @@ from waz_actors.actors.messages import (
     Boot,
     Cancel,
     Crash,
+    DeleteSession,
     Drain,
     FromDriver,
     GetState,
@@ -135,6 +136,8 @@ class Instance:
             case TimerFired():
                 if self.ctx.timers.fired(msg):
                     self._on_timer[msg.name]()
+            case DeleteSession():
+                self.connection.close("instance deleted", delete_session=True)
             case Submit(record=record):
                 self.outbox.add(record)
                 self._pump()

@@ -18,6 +18,7 @@ from waz_actors.errors import NotFound, ShuttingDown
 if TYPE_CHECKING:
     from waz_actors.actors.board import InstanceSnapshot
     from waz_actors.actors.fleet import Fleet
+    from waz_actors.control.streams import Streams
     from waz_actors.store import StoreAPI
     from waz_actors.store.records import MessageRecord
 
@@ -31,6 +32,7 @@ class Context:
     identity: Identity
     started_at: float  # time.monotonic() when the server started
     server_stats: Callable[[], dict[str, Any]] = field(default=dict)
+    streams: Streams | None = None  # the server's event streams (events.subscribe)
 
     @property
     def timeout(self) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
+from waz_actors.control.commands.events import subscription_id as sid_arg
 from waz_actors.control.protocol import command, optional
 from waz_actors.errors import BadRequest, Busy
 
@@ -79,10 +80,22 @@ for _name in ("start", "stop", "restart", "logout", "reset"):
     _transition(_name)
 
 
-@command("instance.pair", blocking=True, args={**ID, "phone": optional(v.phone)})
-def pair(ctx: Context, instance_id: str, phone: str | None = None) -> dict[str, Any]:
+@command(
+    "instance.pair",
+    blocking=True,
+    args={**ID, "phone": optional(v.phone), "subscription_id": optional(sid_arg)},
+)
+def pair(
+    ctx: Context, instance_id: str, phone: str | None = None, subscription_id: str | None = None
+) -> dict[str, Any]:
     ctx.require_accepting()
     ctx.instance(instance_id)
+    if subscription_id is not None:
+        # The codes shown after this answer (a QR rotates) go to that stream only: they are
+        # never published on the PUB socket nor to other subscribers.
+        if ctx.streams is None:
+            raise BadRequest("no event streams here", {"field": "subscription_id"})
+        ctx.streams.follow_pairing(ctx.identity, subscription_id, instance_id)
     return dict(ctx.fleet.pair(instance_id, phone, ctx.timeout))
 
 

@@ -19,9 +19,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import zmq
 from loguru import logger
@@ -30,51 +29,13 @@ from waz_actors.clock import RealClock
 from waz_actors.config import Config
 from waz_actors.drivers.host.env import host_env
 from waz_actors.drivers.host.protocol import TO_POOL, ProtocolError, pack, pool_endpoint, unpack
+from waz_actors.drivers.host.state import HostInfo, HostListener, _Inst
 from waz_actors.policy.backoff import BackoffPolicy
 
 _SETTLED = {"Connected", "QrCode", "PairCode", "Disconnected", "LoggedOut", "Conflict"}
 _SETTLED |= {"Banned", "Paired", "DriverAlarm"}
 # A failed spawn (EAGAIN at systemd's TasksMax, ...) is retried after this, in daemon seconds.
 _SPAWN_BACKOFF = BackoffPolicy(initial=1.0, multiplier=2.0, maximum=60.0, jitter=0.2)
-
-
-class HostListener(Protocol):
-    """What the pool needs from a driver (WhatsmeowDriver implements it)."""
-
-    instance_id: str
-
-    def on_host_event(self, gen: int, body: dict[str, Any]) -> None: ...
-
-    def on_session_closed(self, gen: int) -> None: ...
-
-    def on_host_died(self, gen: int) -> None: ...
-
-
-@dataclass
-class _Inst:
-    listener: HostListener
-    host: str
-    gen: int = 0
-    open: bool = False  # a session of this instance may be live on its host
-    connect_deadline: float | None = None
-    pair_deadline: float | None = None
-    close_deadline: float | None = None
-
-
-@dataclass
-class HostInfo:
-    host_id: str
-    proc: subprocess.Popen[bytes] | None = None
-    ready: bool = False  # "hello" received: the ROUTER can route to it
-    started: float = 0.0
-    last_pong: float = 0.0
-    instances: set[str] = field(default_factory=set)
-    backlog: list[dict[str, Any]] = field(default_factory=list)
-    restarts: int = 0
-    fds: int = 0
-    rss_kib: int = 0
-    threads: int = 0
-    pid: int = 0
 
 
 class HostPool:
@@ -86,7 +47,9 @@ class HostPool:
         *,
         clock: RealClock | None = None,
         python: str = sys.executable,
+        on_alarm: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`on_alarm(kind, message)`: daemon alarms (a failed spawn), instances waiting or not."""
         self.config = config
         self.wm = config.whatsmeow
         self.runtime_dir = Path(runtime_dir)
@@ -94,6 +57,7 @@ class HostPool:
         self.clock = clock or RealClock(config.daemon.time_scale)
         self.time_scale = config.daemon.time_scale
         self.python = python
+        self.on_alarm = on_alarm
         self.endpoint = pool_endpoint(self.runtime_dir, os.getpid())
         self.hosts: dict[str, HostInfo] = {}
         self.deaths = 0
@@ -227,6 +191,8 @@ class HostPool:
         self._spawn_after = self.clock.now() + delay
         why = f"driver host {h.host_id} could not be started ({e}); retrying in {delay:.0f} s"
         logger.error("whatsmeow {} (failure {})", why, self._spawn_failures)
+        if self._spawn_failures == 1 and self.on_alarm is not None:
+            self.on_alarm("driver_host_spawn_failed", why)  # once per run of failures
         for iid in sorted(h.instances - self._alarmed):
             inst = self._insts.get(iid)
             if inst is not None and inst.open:
