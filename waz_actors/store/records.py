@@ -85,6 +85,7 @@ class TokenRecord:
     label: str
     created_at: float
     revoked: bool
+    max_instances: int | None = None  # this token's instance quota; None: the config's
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TokenRecord:
@@ -95,6 +96,7 @@ class TokenRecord:
             label=row["label"],
             created_at=row["created_at"],
             revoked=bool(row["revoked"]),
+            max_instances=row["max_instances"],
         )
 
 

@@ -154,7 +154,10 @@ def _v2_incarnations(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations)
+# A tenant token may carry its own instance quota (NULL: the config's tenants.max_instances).
+_V_TOKEN_QUOTA: list[str] = ["ALTER TABLE tokens ADD COLUMN max_instances INTEGER"]
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations, _V_TOKEN_QUOTA)
 
 
 class SchemaTooNew(Exception):
