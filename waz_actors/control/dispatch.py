@@ -63,9 +63,10 @@ LOG_BURST = 5
 LOG_INTERVAL = 60.0
 _log_limit = LogLimiter(LOG_BURST, LOG_INTERVAL)
 _log_lock = threading.Lock()
+_log_clock: Callable[[], float] = time.monotonic  # tests replace it
 
 
-def log_exception(message: str, clock: Callable[[], float] = time.monotonic) -> None:
+def log_exception(message: str) -> None:
     """logger.exception, limited per message and exception type (see LOG_BURST)."""
     import sys
 
@@ -74,7 +75,7 @@ def log_exception(message: str, clock: Callable[[], float] = time.monotonic) -> 
     exc = sys.exc_info()[1]
     key = f"{message}|{type(exc).__name__}"
     with _log_lock:
-        allowed, suppressed = _log_limit.check(key, clock())
+        allowed, suppressed = _log_limit.check(key, _log_clock())
     if not allowed:
         return
     if suppressed:
