@@ -129,6 +129,18 @@ class ControlConfig:
     curve_secret_key_file: str = ""
     curve_public_key_file: str = ""
     curve_clients_dir: str = ""
+    # Per tenant token: requests per second on average (0 turns it off), up to rate_burst at
+    # once; beyond it `busy` with details.retry_after. The admin token is exempt. Real seconds.
+    rate_limit: float = _dur(1000.0, allow_zero=True)
+    rate_burst: int = 2000
+    max_reply_bytes: int = 16777216  # a bigger reply is answered too_large: page instead
+
+
+@dataclass(frozen=True)
+class TenantsConfig:
+    # Instances a tenant token may have its tenant own; a token may carry its own limit
+    # (token.create max_instances). The admin token and [[instances]] are not counted against.
+    max_instances: int = 100
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,7 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    tenants: TenantsConfig = field(default_factory=TenantsConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
@@ -354,6 +367,12 @@ def parse(data: dict[str, Any]) -> Config:
     ):
         if value < 1:
             raise ConfigError(f"{name}: must be at least 1, got {value!r}")
+    if cfg.control.rate_burst < 1:
+        raise ConfigError(f"control.rate_burst: must be at least 1, got {cfg.control.rate_burst}")
+    if cfg.control.max_reply_bytes < 65536:
+        raise ConfigError(
+            f"control.max_reply_bytes: must be at least 65536, got {cfg.control.max_reply_bytes}"
+        )
     if not 1 <= cfg.store.prune_batch <= 5000:
         raise ConfigError(f"store.prune_batch: must be 1 to 5000, got {cfg.store.prune_batch!r}")
     if cfg.health.warning_success > cfg.health.healthy_success:

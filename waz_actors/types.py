@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     QUEUE_FULL = "queue_full"
     TOO_LARGE = "too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
     BUSY = "busy"
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"

@@ -284,14 +284,22 @@ class Client:
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def token_create(self, tenant: str, label: str | None = None) -> dict[str, Any]:
-        return self._map("token.create", _drop_none(tenant=tenant, label=label))
+    def token_create(
+        self, tenant: str, label: str | None = None, max_instances: int | None = None
+    ) -> dict[str, Any]:
+        args = _drop_none(tenant=tenant, label=label, max_instances=max_instances)
+        return self._map("token.create", args)
 
     def token_list(self) -> list[dict[str, Any]]:
         return self._field("token.list", None, "tokens", list)
 
     def token_revoke(self, token_id: str) -> dict[str, Any]:
         return self._map("token.revoke", {"token_id": token_id})
+
+    def token_rotate_admin(self) -> dict[str, Any]:
+        """A new admin token (also written to the daemon's admin.token); the old one is refused
+        from the next request on, so this client's token must be replaced after it."""
+        return self._map("token.rotate_admin")
 
     # -- events --------------------------------------------------------------------------
 

@@ -9,11 +9,16 @@ run on a small pool; a handler may also answer later through a future (`Later`: 
 returns the store's group-commit future). A request answered later counts as in flight until
 the server has sent its reply (`end`), so `wait_idle` (a stop) never misses it, and beyond
 `max_inflight` new ones are refused with `busy` (load shedding).
+
+Per tenant token, requests are rate-limited (`control.rate_limit`, a token bucket: `busy` with
+`details.retry_after`); a reply over `control.max_reply_bytes` is answered `too_large`. Heavy
+reads (queue.list) are `blocking` so they are read and packed on the pool, never on the loop.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -25,7 +30,16 @@ from waz_actors.control.auth import Auth, Identity
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import Later, ProtocolError, Registry, Request
 from waz_actors.control.streams import Origin, Streams, current_origin
-from waz_actors.errors import Busy, Internal, ShuttingDown, Unauthorized, WazError
+from waz_actors.errors import (
+    BadRequest,
+    Busy,
+    Internal,
+    ShuttingDown,
+    TooLarge,
+    Unauthorized,
+    WazError,
+)
+from waz_actors.policy.limits import LogLimiter, RateLimits
 
 if TYPE_CHECKING:
     from waz_actors.actors.fleet import Fleet
@@ -42,10 +56,35 @@ def _as_is(result: Any) -> Any:
     return result
 
 
-def _log_exception(message: str) -> None:
+PAGE_HINT = "ask for less: a smaller `limit`, then page on with `after` (each reply's `next`)"
+
+# Errors a client can cause over and over (a broken frame in a loop) are logged at most
+# LOG_BURST times per LOG_INTERVAL seconds each, then once more with the count left out.
+LOG_BURST = 5
+LOG_INTERVAL = 60.0
+_log_limit = LogLimiter(LOG_BURST, LOG_INTERVAL)
+_log_lock = threading.Lock()
+_log_clock: Callable[[], float] = time.monotonic  # tests replace it
+
+
+def log_exception(message: str) -> None:
+    """logger.exception, limited per message and exception type (see LOG_BURST)."""
+    import sys
+
     from loguru import logger
 
-    logger.exception(message)
+    exc = sys.exc_info()[1]
+    key = f"{message}|{type(exc).__name__}"
+    with _log_lock:
+        allowed, suppressed = _log_limit.check(key, _log_clock())
+    if not allowed:
+        return
+    if suppressed:
+        message += f" ({suppressed} similar errors not logged in the last {LOG_INTERVAL:g} s)"
+    logger.opt(depth=1).exception(message)
+
+
+_log_exception = log_exception
 
 
 class Dispatcher:
@@ -73,7 +112,13 @@ class Dispatcher:
         # Called on the thread that resolved a later answer: hands the reply to the server.
         self.deliver: Deliver | None = None
         self.max_size = config.control.max_message_size
+        self.max_reply = config.control.max_reply_bytes
         self.max_inflight = config.control.max_inflight
+        # Per tenant token; the admin token is exempt (the operator must be able to act on a
+        # daemon its tenants are flooding). Only the loop thread takes, but tests call in.
+        self.clock: Callable[[], float] = time.monotonic
+        self._rates = RateLimits(config.control.rate_limit, config.control.rate_burst)
+        self._rates_lock = threading.Lock()
         self.accepting = True
         self.inflight = 0
         self._inflight_cv = threading.Condition()
@@ -95,6 +140,9 @@ class Dispatcher:
             req = protocol.decode_request(frame, self.max_size)
         except ProtocolError as e:
             return self.error(e.request_id, e)
+        except Exception:  # a frame the parser did not foresee: still answered, never a crash
+            _log_exception("control: a request frame could not be parsed")
+            return self.error(None, BadRequest("malformed request", {"field": "frame"}))
         token = current_origin.set(Origin(peer, envelope or [], req.id))
         try:
             out = self._answer(req)
@@ -113,6 +161,9 @@ class Dispatcher:
             req = protocol.decode_request(frame, self.max_size)
         except ProtocolError as e:
             return self._decode(self.error(e.request_id, e))
+        except Exception:
+            _log_exception("control: a request frame could not be parsed")
+            return self._decode(self.error(None, BadRequest("malformed", {"field": "frame"})))
         # No socket here: a subscription's events wait in its queue (tests read them there).
         token = current_origin.set(Origin(None, [], req.id))
         try:
@@ -149,12 +200,14 @@ class Dispatcher:
         identity = self.auth.authenticate(req.token)
         if cmd.admin and not identity.admin:
             raise Unauthorized(f"{cmd.name} needs the admin token", {"field": "token"})
+        if not identity.admin:
+            self._admit(identity)
         args = cmd.parse_args(req.args)
         ctx = self._contexts.get(identity)
         if ctx is None:
             ctx = self._context(identity)
         if cmd.readonly and not cmd.blocking:
-            return protocol.ok_reply(req.id, cmd.handler(ctx, **args))
+            return self.ok(req.id, cmd.handler(ctx, **args))
         # Count the request in flight *before* it can start, so a stop never misses it.
         self.begin()
         try:
@@ -170,7 +223,35 @@ class Dispatcher:
         if isinstance(result, Future):
             return Later(result, _as_is)
         self.end(1)
-        return protocol.ok_reply(req.id, result)
+        return self.ok(req.id, result)
+
+    def _admit(self, identity: Identity) -> None:
+        """The tenant token's rate limit: busy with retry_after when its bucket is empty."""
+        with self._rates_lock:
+            wait = self._rates.take(identity.token_hash, self.clock())
+        if wait > 0:
+            self.stats["rate_limited"] = self.stats.get("rate_limited", 0) + 1
+            raise Busy(
+                "request rate limit reached for this token; retry later",
+                {
+                    "retry_after": round(wait, 3),
+                    "rate_limit": self._rates.rate,
+                    "rate_burst": int(self._rates.burst),
+                },
+            )
+
+    def ok(self, rid: str | int, result: Any) -> bytes:
+        """The ok reply, or too_large when it would pass control.max_reply_bytes."""
+        reply = protocol.ok_reply(rid, result)
+        if len(reply) > self.max_reply:
+            return self.error(
+                rid,
+                TooLarge(
+                    f"the reply would be {len(reply)} bytes, over control.max_reply_bytes",
+                    {"size": len(reply), "max_reply_bytes": self.max_reply, "hint": PAGE_HINT},
+                ),
+            )
+        return reply
 
     def _context(self, identity: Identity) -> Context:
         # One per identity: everything else in it is the server's.
@@ -203,11 +284,10 @@ class Dispatcher:
 
         later.future.add_done_callback(done)
 
-    @staticmethod
-    def _settle(rid: str | int, later: Later) -> bytes:
+    def _settle(self, rid: str | int, later: Later) -> bytes:
         """The reply to a request whose future has resolved."""
         try:
-            return protocol.ok_reply(rid, later.shape(later.future.result()))
+            return self.ok(rid, later.shape(later.future.result()))
         except WazError as e:
             return protocol.error_reply(rid, e)
         except Exception:

@@ -19,7 +19,7 @@ import zmq
 
 from waz_actors.config import Config
 from waz_actors.control.auth import Auth
-from waz_actors.control.dispatch import Dispatcher
+from waz_actors.control.dispatch import Dispatcher, log_exception
 from waz_actors.control.protocol import Registry
 from waz_actors.control.publisher import Publisher
 from waz_actors.control.sockets import Sockets, is_loopback
@@ -75,6 +75,7 @@ class ControlServer:
             "dropped": 0,
             "send_dropped": 0,
             "busy": 0,
+            "rate_limited": 0,
             "events_published": 0,
             "events_dropped": 0,
         }
@@ -298,6 +299,4 @@ class ControlServer:
 
 
 def _log_exception(message: str) -> None:
-    from loguru import logger
-
-    logger.exception(message)
+    log_exception(message)  # limited: a client can make the same error happen in a loop

@@ -132,6 +132,18 @@ def limit(value: Any) -> int:
     return value
 
 
+MAX_QUOTA = 1_000_000
+
+
+def quota(value: Any) -> int:
+    """An instance quota: 0 (no instances at all) up to MAX_QUOTA."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgError(f"expected an integer, got {type(value).__name__}")
+    if not 0 <= value <= MAX_QUOTA:
+        raise ArgError(f"must be between 0 and {MAX_QUOTA}")
+    return value
+
+
 def driver(value: Any) -> str:
     text = string(value, max_len=32, what="a driver name")
     if text not in KNOWN_DRIVERS:

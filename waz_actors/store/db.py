@@ -283,6 +283,9 @@ class Store:
     def add_token(self, rec: TokenRecord) -> None:
         self._tokens.add_token(rec)
 
+    def set_admin_token(self, rec: TokenRecord) -> int:
+        return self._tokens.set_admin_token(rec)
+
     def find_token(self, token_hash: str) -> TokenRecord | None:
         return self._tokens.find_token(token_hash)
 

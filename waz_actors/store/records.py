@@ -97,6 +97,7 @@ class TokenRecord:
     label: str
     created_at: float
     revoked: bool
+    max_instances: int | None = None  # this token's instance quota; None: the config's
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TokenRecord:
@@ -107,6 +108,7 @@ class TokenRecord:
             label=row["label"],
             created_at=row["created_at"],
             revoked=bool(row["revoked"]),
+            max_instances=row["max_instances"],
         )
 
 

@@ -192,7 +192,10 @@ def _v3_receipts(conn: sqlite3.Connection) -> None:
 
 _V_RECEIPTS: Migration = _v3_receipts
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations, _V_MEDIA, _V_RECEIPTS)
+# A tenant token may carry its own instance quota (NULL: the config's tenants.max_instances).
+_V_TOKEN_QUOTA: list[str] = ["ALTER TABLE tokens ADD COLUMN max_instances INTEGER"]
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations, _V_MEDIA, _V_RECEIPTS, _V_TOKEN_QUOTA)
 
 
 class SchemaTooNew(Exception):

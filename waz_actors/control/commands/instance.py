@@ -9,6 +9,7 @@ from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
 from waz_actors.control.commands.events import subscription_id as sid_arg
 from waz_actors.control.protocol import command, optional
+from waz_actors.control.quotas import room_for_instance
 from waz_actors.errors import BadRequest, Busy
 
 ID = {"instance_id": v.ident}
@@ -38,8 +39,9 @@ def create(
                 "tenant: only an admin token may choose the tenant", {"field": "tenant"}
             )
         tenant = ctx.identity.tenant
-    new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
-    _wait_visible(ctx, new_id)
+    with room_for_instance(ctx, tenant or "default"):  # quota_exceeded when the tenant is full
+        new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
+        _wait_visible(ctx, new_id)
     return {"instance_id": new_id}
 
 

@@ -58,6 +58,7 @@ def status(ctx: Context, instance_id: str) -> dict[str, Any]:
 @command(
     "queue.list",
     readonly=True,
+    blocking=True,  # up to 1000 messages read and packed: on the pool, never on the socket loop
     args={
         **ID,
         "status": optional(v.message_status),
