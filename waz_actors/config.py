@@ -147,6 +147,14 @@ class WhatsmeowConfig:
 
 
 @dataclass(frozen=True)
+class InboxConfig:
+    # Store the media bytes of received messages (fetched right after the message is stored);
+    # false keeps the metadata only and `message.download` fetches the bytes on demand.
+    keep_media: bool = False
+    max_media_bytes: int = 16 * 1024 * 1024  # larger media is not kept (still downloadable)
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     id: str
     driver: str = "sim"
@@ -167,6 +175,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
+    inbox: InboxConfig = field(default_factory=InboxConfig)
     instances: tuple[InstanceConfig, ...] = ()
 
     # -- derived paths ---------------------------------------------------------------------

@@ -23,11 +23,13 @@ from waz_actors.drivers.base import (
     Disconnected,
     DriverAlarm,
     DriverEvent,
+    IncomingMessage,
     LoggedOut,
     PairCode,
     Paired,
     QrCode,
     Receipt,
+    RequestDone,
     SendResult,
 )
 
@@ -67,6 +69,8 @@ _EVENT_TYPES: dict[str, type[DriverEvent]] = {
         QrCode,
         Receipt,
         SendResult,
+        IncomingMessage,
+        RequestDone,
     )
 }
 

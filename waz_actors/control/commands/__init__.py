@@ -1,6 +1,6 @@
 """Command handlers, one module per group; importing this package registers them all."""
 
-from waz_actors.control.commands import daemon, instance, message, queue, sim, token
+from waz_actors.control.commands import daemon, inbox, instance, message, queue, sim, token
 from waz_actors.control.protocol import REGISTRY
 
-__all__ = ["REGISTRY", "daemon", "instance", "message", "queue", "sim", "token"]
+__all__ = ["REGISTRY", "daemon", "inbox", "instance", "message", "queue", "sim", "token"]

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from waz_actors.clock import Clock, TimerHandle
 from waz_actors.drivers.sim.checks import check_number
+from waz_actors.drivers.sim.inbound import INCOMING_PARAMS, validate_incoming
 from waz_actors.drivers.sim.model import TimerScheduler
 
 FAULT_KINDS = (
@@ -24,6 +25,7 @@ FAULT_KINDS = (
     "latency",
     "connect_fail",
     "hang",
+    "incoming",
 )
 
 # Parameters each fault kind accepts; anything else is a ValueError.
@@ -36,12 +38,13 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "latency": ("connect", "send"),
     "connect_fail": ("count",),
     "hang": ("count",),
+    "incoming": INCOMING_PARAMS,
 }
 
 DEFAULT_BAN = 3600.0
 
 # Faults a schedule aims at an instance with a live session; the others prepare the next attempt.
-NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban")
+NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban", "incoming")
 
 
 def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,6 +59,8 @@ def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         accepted = ", ".join(allowed) or "none"
         raise ValueError(f"{kind}: unknown parameter(s) {', '.join(unknown)}; accepted: {accepted}")
+    if kind == "incoming":
+        return validate_incoming(params)
     out = dict(params)
     if "count" in out and (
         not isinstance(out["count"], int) or isinstance(out["count"], bool) or out["count"] < 1
