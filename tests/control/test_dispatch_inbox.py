@@ -177,7 +177,7 @@ def keeping(tmp_path: Path) -> Any:
 
 
 def test_keep_media_serves_from_the_store(keeping: Any) -> None:
-    d, a = keeping
+    _d, a = keeping
     a.ok("instance.create", driver="sim", instance_id="k1")
     a.ok("instance.start", instance_id="k1")
     wait_until(lambda: a.ok("instance.get", instance_id="k1")["state"] == "online")
