@@ -163,12 +163,13 @@ class HostPool:
         self._cmds.put(lambda: self._close(iid, db, remove))
 
     def send(self, iid: str, mid: str, to: str, text: str) -> None:
-        self._cmds.put(
-            lambda: self._to_inst_host(iid, {"op": "send", "mid": mid, "to": to, "text": text})
-        )
+        self.to_session(iid, {"op": "send", "mid": mid, "to": to, "text": text})
 
     def logout(self, iid: str) -> None:
-        self._cmds.put(lambda: self._to_inst_host(iid, {"op": "logout"}))
+        self.to_session(iid, {"op": "logout"})
+
+    def to_session(self, iid: str, msg: dict[str, Any]) -> None:  # send, logout, query
+        self._cmds.put(lambda: self._to_inst_host(iid, msg))
 
     def pair(self, iid: str, phone: str) -> None:
         self._cmds.put(lambda: self._pair(iid, phone))
