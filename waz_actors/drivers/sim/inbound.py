@@ -61,6 +61,10 @@ def user_jid(phone_or_jid: str) -> str:
 def validate_incoming(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check an `incoming` fault's parameters; ValueError names the bad one."""
     out = dict(params)
+    # from the command line, `from=5511...` reads as a JSON number and `text=42` too
+    for key in ("from", "text"):
+        if isinstance(out.get(key), int | float) and not isinstance(out.get(key), bool):
+            out[key] = str(out[key])
     sender = out.get("from")
     if sender is not None:
         if not isinstance(sender, str):
