@@ -61,16 +61,21 @@ class Inbound:
         data = ev.media_data
         if not keep or data is None or len(data) > ctx.cfg.inbox.max_media_bytes:
             data = None
-        fut = ctx.deps.store.add_incoming(
-            ctx.id,
-            wa_id=ev.wa_id,
-            chat=ev.chat,
-            sender=ev.sender,
-            sent_at=ev.time,
-            text=ev.text,
-            media=dict(ev.media) if ev.media is not None else None,
-            media_data=data,
-        )
+        try:
+            fut = ctx.deps.store.add_incoming(
+                ctx.id,
+                wa_id=ev.wa_id,
+                chat=ev.chat,
+                sender=ev.sender,
+                sent_at=ev.time,
+                text=ev.text,
+                media=dict(ev.media) if ev.media is not None else None,
+                media_data=data,
+            )
+        except WazError as e:
+            # a driver's malformed event must not take the instance down with it
+            ctx.log.error("received message dropped: {}", e)
+            return
         fut.add_done_callback(self._stored)
 
     def _stored(self, fut: Future[tuple[InboxRecord, bool]]) -> None:
