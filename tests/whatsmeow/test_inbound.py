@@ -154,3 +154,10 @@ def test_host_answers_groups_contacts_and_media() -> None:
     )
     failed = answer(client, lock, "r4", "media", {"media": {"mime": "x"}})
     assert failed.result is None and failed.error and "cannot be downloaded" in failed.error
+
+
+def test_host_send_path_accepts_group_jids() -> None:
+    from waz_actors.drivers.host.main import parse_to
+
+    assert parse_to("120363012345678901@g.us") == ("120363012345678901", "g.us")
+    assert parse_to("5511988887777-1600000000@g.us") == ("5511988887777-1600000000", "g.us")
