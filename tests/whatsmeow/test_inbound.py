@@ -161,3 +161,15 @@ def test_host_send_path_accepts_group_jids() -> None:
 
     assert parse_to("120363012345678901@g.us") == ("120363012345678901", "g.us")
     assert parse_to("5511988887777-1600000000@g.us") == ("5511988887777-1600000000", "g.us")
+
+
+def test_host_answers_a_query_without_a_session() -> None:
+    from waz_actors.drivers.host.main import Host
+    from waz_actors.drivers.host.protocol import TO_HOST, pack, unpack
+
+    frame = pack({"op": "query", "iid": "x", "rid": "r9", "kind": "groups", "args": {}})
+    host = Host("h1")
+    assert host.handle(unpack(frame, TO_HOST)) is True
+    out = host.out.get_nowait()
+    assert out["op"] == "event" and out["gen"] == -1
+    assert from_wire(out["ev"]) == RequestDone("r9", error="no session on host")
