@@ -196,3 +196,43 @@ def test_keep_media_serves_from_the_store(keeping: Any) -> None:
         "source": "store",
         "data": b"kept bytes",
     }
+
+
+def test_driver_requests_time_out_busy_and_end_with_the_session(tmp_path: Path) -> None:
+    import threading
+
+    from waz_actors.drivers.base import ListGroups
+    from waz_actors.errors import InvalidState
+
+    cfg = make_config(tmp_path / "state", tmp_path / "run", control={"ask_timeout": 0.5})
+    d = TestDaemon(cfg, with_control=False)
+    d.start()
+    auth = Auth(d.store, d.cfg.state_dir)
+    dispatcher = Dispatcher(d.cfg, d.fleet, d.store, auth, REGISTRY, started_at=0.0)
+    a = Caller(dispatcher, auth.ensure_admin_token())
+    try:
+        a.ok("instance.create", driver="sim", instance_id="s1")
+        a.ok("instance.start", instance_id="s1")
+        wait_until(lambda: a.ok("instance.get", instance_id="s1")["state"] == "online")
+        # the sim answers a send latency later: 300 daemon s = 3 real s, past the 0.5 s wait
+        a.ok("sim.fault", instance_id="s1", kind="latency", params={"send": 300.0})
+        assert a.error("group.list", instance_id="s1")[0] == "busy"
+        # a request still waiting when the session ends is answered invalid_state at once
+        outcome: list[BaseException] = []
+
+        def ask() -> None:
+            try:
+                d.fleet.query("s1", ListGroups(""), timeout=30.0)
+            except BaseException as e:
+                outcome.append(e)
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        # pending when the session drops, or arriving after: invalid_state either way, at once
+        a.ok("sim.fault", instance_id="s1", kind="disconnect")
+        asker.join(10)
+        assert not asker.is_alive() and len(outcome) == 1
+        assert isinstance(outcome[0], InvalidState)
+    finally:
+        dispatcher.close()
+        d.stop(timeout=5)
