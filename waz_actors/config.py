@@ -190,6 +190,14 @@ class MediaConfig:
 
 
 @dataclass(frozen=True)
+class InboxConfig:
+    # Store the media bytes of received messages (fetched right after the message is stored);
+    # false keeps the metadata only and `message.download` fetches the bytes on demand.
+    keep_media: bool = False
+    max_media_bytes: int = 16 * 1024 * 1024  # larger media is not kept (still downloadable)
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     id: str
     driver: str = "sim"
@@ -212,6 +220,7 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    inbox: InboxConfig = field(default_factory=InboxConfig)
     instances: tuple[InstanceConfig, ...] = ()
 
     # -- derived paths ---------------------------------------------------------------------

@@ -46,7 +46,13 @@ def test_prune_dry_run_then_prune(tmp_path: Path) -> None:
     before = counts(db)
     doc = json.loads(run("prune", "--dry-run", "--json").stdout)
     assert doc["dry_run"] is True and doc["db"] == str(db)
-    assert doc["counts"] == {"messages": 2, "history": 6, "events": 1, "idempotency_keys": 0}
+    assert doc["counts"] == {
+        "messages": 2,
+        "history": 6,
+        "events": 1,
+        "idempotency_keys": 0,
+        "inbox": 0,
+    }
     assert counts(db) == before
     text = run("prune", "--dry-run").stdout
     assert "would delete 2 final messages" in text and "would delete 6 history rows" in text
@@ -72,7 +78,13 @@ def test_prune_options(tmp_path: Path) -> None:
             "prune", "--state-dir", str(state), "--days", "0", "--idempotency-days", "1", "--json"
         ).stdout
     )
-    assert doc["counts"] == {"messages": 0, "history": 0, "events": 0, "idempotency_keys": 2}
+    assert doc["counts"] == {
+        "messages": 0,
+        "history": 0,
+        "events": 0,
+        "idempotency_keys": 2,
+        "inbox": 0,
+    }
     assert doc["older_than"] is None
     missing = run("prune", "--state-dir", str(tmp_path / "nope"), code=2)
     assert "no database" in missing.stderr

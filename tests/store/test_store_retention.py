@@ -51,7 +51,7 @@ def test_prune_deletes_old_final_messages_history_and_events_never_pending(
     cut = NEW - 30 * DAY
     history_before = rows(store, "message_history")
     dry = store.prune(cut, dry_run=True)
-    assert dry == {"messages": 3, "history": 9, "events": 1, "idempotency_keys": 0}
+    assert dry == {"messages": 3, "history": 9, "events": 1, "idempotency_keys": 0, "inbox": 0}
     assert rows(store, "message_history") == history_before  # a dry run writes nothing
     assert store.get_message(msgs["old-sent"].message_id) is not None
 
@@ -64,7 +64,13 @@ def test_prune_deletes_old_final_messages_history_and_events_never_pending(
         assert store.history(msgs[name].message_id), name
     assert store.pending_count("i1") == 2
     assert [e["topic"] for e in store.recent_events()] == ["new.event"]
-    assert store.prune(cut) == {"messages": 0, "history": 0, "events": 0, "idempotency_keys": 0}
+    assert store.prune(cut) == {
+        "messages": 0,
+        "history": 0,
+        "events": 0,
+        "idempotency_keys": 0,
+        "inbox": 0,
+    }
 
 
 def test_prune_works_in_batches_each_its_own_commit(store: Store, wall: FakeWall) -> None:
@@ -95,7 +101,7 @@ def test_expired_idempotency_keys_are_cleared_on_final_messages_only(
     waiting = settle(store, wall, "queued", OLD, idempotency_key="k-waiting")
     wall.t = NEW
     counts = store.prune(None, keys_older_than=NEW - DAY)
-    assert counts == {"messages": 0, "history": 0, "events": 0, "idempotency_keys": 1}
+    assert counts == {"messages": 0, "history": 0, "events": 0, "idempotency_keys": 1, "inbox": 0}
     kept = store.get_message(done.message_id)
     assert kept is not None and kept.idempotency_key is None and kept.status == "sent"
     # the key is free again; the pending message still answers a replay

@@ -26,6 +26,7 @@ from waz_actors.actors.messages import (
     Pair,
     Probe,
     Purge,
+    Query,
     Reset,
     Respawn,
     Restart,
@@ -38,6 +39,7 @@ from waz_actors.actors.messages import (
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.clock import Clock
 from waz_actors.config import Config
+from waz_actors.drivers.base import DriverRequest
 from waz_actors.errors import BadRequest, Busy, NotFound
 from waz_actors.store import StoreAPI
 from waz_actors.store.records import MessageRecord
@@ -196,6 +198,13 @@ class Fleet:
     def purge(self, instance_id: str, status: str = "queued", timeout: float | None = None) -> int:
         f: Future[int] = Future()
         return self._ask(instance_id, Purge(status, f), f, timeout)
+
+    def query(self, instance_id: str, request: DriverRequest, timeout: float | None = None) -> Any:
+        """Ask the instance's driver (group list, contact check, media download). The answer
+        comes with a later driver event; `busy` when none came within the timeout,
+        `invalid_state` when the instance is not online or its session ended meanwhile."""
+        f: Future[Any] = Future()
+        return self._ask(instance_id, Query(request, f), f, timeout)
 
     def crash(self, instance_id: str) -> None:
         """Test hook (admin, sim): make the instance's actor raise."""

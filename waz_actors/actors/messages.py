@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from waz_actors.drivers.base import DriverEvent
+from waz_actors.drivers.base import DriverEvent, DriverRequest
 from waz_actors.store.records import MessageRecord
 
 # --- to an instance ---------------------------------------------------------------------------
@@ -111,6 +111,15 @@ class Crash:
     reply: Future[None] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A request the driver answers later (group list, contact check, media download): the
+    reply is completed by the driver's RequestDone, never while the actor waits."""
+
+    request: DriverRequest
+    reply: Future[Any] | None = None
+
+
 InstanceCommand = (
     Start
     | Stop
@@ -124,6 +133,7 @@ InstanceCommand = (
     | Drain
     | GetState
     | Crash
+    | Query
 )
 
 

@@ -23,6 +23,7 @@ LABELS = {
     "history": "history rows",
     "events": "events",
     "idempotency_keys": "idempotency keys",
+    "inbox": "received messages",
 }
 
 

@@ -192,6 +192,11 @@ def event_line(topic: str, body: dict[str, Any]) -> str:
         text = f"message {body.get('message_id')} {coloured(status, colour)}"
         if status in ("failed", "expired") and body.get("reason"):
             text += f" ({body['reason']})"
+    elif topic.endswith(".in"):
+        from waz_actors.cli.inbox import summary
+
+        where = f" in {body.get('chat')}" if body.get("group") else ""
+        text = f"received from {body.get('from')}{where}: {summary(body)}"
     else:
         text = topic
     return f"{stamp}  {iid}  {text}"

@@ -273,6 +273,26 @@ class Client:
         args = _drop_none(instance_id=instance_id, status=status)
         return self._field("queue.purge", args, "cancelled", int)
 
+    # -- inbox, groups, contacts -----------------------------------------------------------
+
+    def inbox_list(
+        self, instance_id: str, after: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """Received messages, oldest first: {messages, next, last}."""
+        args = _drop_none(instance_id=instance_id, after=after, limit=limit)
+        return self._map("inbox.list", args)
+
+    def message_download(self, instance_id: str, inbox_id: str) -> dict[str, Any]:
+        """{inbox_id, mime, filename, size, source, data (bytes)}."""
+        return self._map("message.download", {"instance_id": instance_id, "inbox_id": inbox_id})
+
+    def group_list(self, instance_id: str) -> list[dict[str, Any]]:
+        return self._field("group.list", {"instance_id": instance_id}, "groups", list)
+
+    def contact_check(self, instance_id: str, numbers: list[str]) -> list[dict[str, Any]]:
+        args = {"instance_id": instance_id, "numbers": numbers}
+        return self._field("contact.check", args, "contacts", list)
+
     # -- simulator -------------------------------------------------------------------------
 
     def sim_fault(self, instance_id: str, kind: str, **params: Any) -> dict[str, Any]:

@@ -306,6 +306,7 @@ READONLY_COMMANDS = frozenset(
         "message.get",
         "queue.status",
         "queue.list",
+        "inbox.list",
         "token.list",
         "sim.stats",
     }

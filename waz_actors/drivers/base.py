@@ -106,6 +106,34 @@ class DriverAlarm:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message someone sent to this instance (a person, or a group the account is in).
+
+    `wa_id` is WhatsApp's id of the message: the inbox deduplicates on it, so a driver may emit
+    the same message again (a redelivery) without harm. `media` is metadata only (mime, size,
+    caption, filename, and whatever the driver needs to fetch the bytes later under `ref`);
+    `media_data` carries the bytes when the driver has them at no cost (the sim), else None.
+    """
+
+    wa_id: str
+    chat: str  # the JID the message belongs to: the sender's, or the group's (@g.us)
+    sender: str  # the JID of who wrote it (in a group: the member)
+    time: float  # Unix time WhatsApp gives the message
+    text: str | None = None
+    media: Mapping[str, Any] | None = None
+    media_data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDone:
+    """The answer to a driver request (`Queryable.query`): a result, or an error text."""
+
+    request_id: str
+    result: Any = None
+    error: str | None = None
+
+
 DriverEvent = (
     Connected
     | Disconnected
@@ -119,6 +147,8 @@ DriverEvent = (
     | Receipt
     | KeepAlive
     | DriverAlarm
+    | IncomingMessage
+    | RequestDone
 )
 
 Sink = Callable[[DriverEvent], None]
@@ -144,6 +174,45 @@ class Driver(Protocol):
     def logout(self) -> None: ...
 
     def request_pair_code(self, phone: str) -> None: ...
+
+
+# --- requests that need an answer (actor -> driver, answered with RequestDone) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListGroups:
+    """The groups the account is in: a list of {id, subject, participants}."""
+
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContacts:
+    """Which of these phone numbers (digits) are on WhatsApp: a list of {number, on_whatsapp,
+    jid}."""
+
+    request_id: str
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchMedia:
+    """The bytes of an incoming message's media (its `media` metadata as the driver gave it)."""
+
+    request_id: str
+    wa_id: str
+    media: Mapping[str, Any]
+
+
+DriverRequest = ListGroups | CheckContacts | FetchMedia
+
+
+class Queryable(Protocol):
+    """A driver that answers requests. Non-blocking like the rest: the answer is a
+    `RequestDone` event with the same request_id, passed to the sink (only while the session
+    that got the request is open; the actor fails what is pending when the session ends)."""
+
+    def query(self, request: DriverRequest) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

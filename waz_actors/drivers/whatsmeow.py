@@ -23,14 +23,18 @@ from loguru import logger
 from waz_actors.clock import FakeClock, RealClock
 from waz_actors.drivers.base import (
     Banned,
+    CheckContacts,
     Conflict,
     Disconnected,
     DriverContext,
     DriverEvent,
     DriverFactory,
+    DriverRequest,
+    ListGroups,
     LoggedOut,
     OutgoingMessage,
     Receipt,
+    RequestDone,
     SendResult,
 )
 from waz_actors.drivers.host.client import HostPool
@@ -137,6 +141,24 @@ class WhatsmeowDriver:
             self.instance_id, message.message_id, message.to, message.text or "", **extra
         )
 
+    def query(self, request: DriverRequest) -> None:
+        """Groups, contact checks and media downloads, answered by the host (RequestDone)."""
+        rid = request.request_id
+        args: dict[str, Any]
+        if isinstance(request, ListGroups):
+            kind, args = "groups", {}
+        elif isinstance(request, CheckContacts):
+            kind, args = "contacts", {"numbers": list(request.numbers)}
+        else:
+            kind, args = "media", {"media": dict(request.media)}
+        with self._lock:
+            if not self._live:
+                self._sink(RequestDone(rid, error="not connected"))
+                return
+        self._pool.to_session(
+            self.instance_id, {"op": "query", "rid": rid, "kind": kind, "args": args}
+        )
+
     def logout(self) -> None:
         with self._lock:
             live = self._live
@@ -163,7 +185,7 @@ class WhatsmeowDriver:
             except WireError as e:
                 logger.error("[{}] bad event from whatsmeow host: {}", self.instance_id, e)
                 return
-            if gen == -1 and not isinstance(ev, SendResult):
+            if gen == -1 and not isinstance(ev, SendResult | RequestDone):
                 return
             out = self._translate(ev)
             if out is None:

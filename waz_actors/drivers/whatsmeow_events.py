@@ -23,12 +23,14 @@ from waz_actors.drivers.base import (
     Disconnected,
     DriverAlarm,
     DriverEvent,
+    IncomingMessage,
     KeepAlive,
     LoggedOut,
     PairCode,
     Paired,
     QrCode,
     Receipt,
+    RequestDone,
     SendResult,
 )
 
@@ -69,6 +71,8 @@ _EVENT_TYPES: dict[str, type[DriverEvent]] = {
         QrCode,
         Receipt,
         SendResult,
+        IncomingMessage,
+        RequestDone,
     )
 }
 
@@ -134,6 +138,13 @@ def map_event(ev: Any, *, jid: str = "") -> list[DriverEvent]:
         if _enum_name(ev, "Status") == "SUCCESS":
             return [Paired(jid=jid_to_str(ev.ID))]
         return [DriverAlarm(kind="pair_failed", message=ev.Error or "pairing failed")]
+    if name == "Message":
+        from waz_actors.drivers.whatsmeow_inbound import map_message
+
+        incoming = map_message(ev)
+        return [incoming] if incoming is not None else []
+    # HistorySync is not mapped on purpose: past chats never become inbox rows
+    # (whatsmeow_inbound.py).
     if name == "Receipt":
         kind = RECEIPT_KINDS.get(_enum_name(ev, "Type"))
         if kind is None:

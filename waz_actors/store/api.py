@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from waz_actors.store.inbox import InboxRecord
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
 
 
@@ -178,6 +179,45 @@ class StoreAPI(Protocol):
 
     def log_event(self, topic: str, body: dict[str, Any]) -> Future[None]: ...
 
+    # -- inbox (store/inbox.py) ---------------------------------------------------------------
+
+    def add_incoming(
+        self,
+        instance_id: str,
+        *,
+        wa_id: str,
+        chat: str,
+        sender: str,
+        sent_at: float,
+        text: str | None = None,
+        media: dict[str, Any] | None = None,
+        media_data: bytes | None = None,
+    ) -> Future[tuple[InboxRecord, bool]]:
+        """Store a received message under the instance's tenant and incarnation; the Future
+        resolves after the commit with (the row, True when new). The same WhatsApp id again
+        gives the first row and False, and changes nothing."""
+        ...
+
+    def keep_media(self, inbox_id: str, data: bytes) -> Future[None]:
+        """Attach media bytes to a stored message that has none yet."""
+        ...
+
+    def get_inbox(self, inbox_id: str) -> InboxRecord | None: ...
+
+    def inbox_media(self, inbox_id: str) -> bytes | None:
+        """The kept media bytes of a received message, None when not kept."""
+        ...
+
+    def inbox_owned(self, instance_id: str, inbox_id: str) -> bool:
+        """The row belongs to the instance's current tenant and incarnation."""
+        ...
+
+    def list_inbox(
+        self, instance_id: str, *, after: str | None = None, limit: int = 100
+    ) -> list[InboxRecord]:
+        """The instance's own received messages, oldest first, after the row `after`."""
+        ...
+
     # -- retention ---------------------------------------------------------------------------
 
     def prune(
@@ -196,7 +236,8 @@ class StoreAPI(Protocol):
 
         Works in writes of at most `batch` rows, each committed alone, so other writes never
         wait long; `stop_when` is asked between batches. Returns the counts per kind: messages,
-        history, events, idempotency_keys. With `dry_run`, counts what would go and writes
+        history, events, idempotency_keys, inbox (received
+        messages stored before `older_than`). With `dry_run`, counts what would go and writes
         nothing.
         """
         ...

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from waz_actors.store import backup as _backup
 from waz_actors.store.connection import Connections, read_pragmas
 from waz_actors.store.events import Conflicts, EventLog
+from waz_actors.store.inbox import Inbox, InboxRecord
 from waz_actors.store.instances import Instances
 from waz_actors.store.message_reads import MessageReads
 from waz_actors.store.messages import Messages
@@ -66,6 +67,7 @@ class Store:
         self._events = EventLog(self._db, wall)
         self._tokens = Tokens(self._db)
         self._retention = Retention(self._db)
+        self._inbox = Inbox(self._db, wall)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -258,6 +260,48 @@ class Store:
     def prune_events(self, older_than: float) -> int:
         """Delete the events older than `older_than` (wall seconds); how many went."""
         return self._events.prune_events(older_than)
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    def add_incoming(
+        self,
+        instance_id: str,
+        *,
+        wa_id: str,
+        chat: str,
+        sender: str,
+        sent_at: float,
+        text: str | None = None,
+        media: dict[str, Any] | None = None,
+        media_data: bytes | None = None,
+    ) -> Future[tuple[InboxRecord, bool]]:
+        return self._inbox.add_incoming(
+            instance_id,
+            wa_id=wa_id,
+            chat=chat,
+            sender=sender,
+            sent_at=sent_at,
+            text=text,
+            media=media,
+            media_data=media_data,
+        )
+
+    def keep_media(self, inbox_id: str, data: bytes) -> Future[None]:
+        return self._inbox.keep_media(inbox_id, data)
+
+    def get_inbox(self, inbox_id: str) -> InboxRecord | None:
+        return self._inbox.get_inbox(inbox_id)
+
+    def inbox_media(self, inbox_id: str) -> bytes | None:
+        return self._inbox.inbox_media(inbox_id)
+
+    def inbox_owned(self, instance_id: str, inbox_id: str) -> bool:
+        return self._inbox.owns(instance_id, inbox_id)
+
+    def list_inbox(
+        self, instance_id: str, *, after: str | None = None, limit: int = 100
+    ) -> list[InboxRecord]:
+        return self._inbox.list_inbox(instance_id, after=after, limit=limit)
 
     # -- retention ---------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Retention: what is old enough to go, and the prune that deletes it in small batches.
 
 Only what is settled goes: final messages (sent, failed, cancelled, expired, unknown) untouched for
-longer than the retention age, with their history; events older than it; and the idempotency
+longer than the retention age, with their history; events and received messages (the inbox)
+older than it; and the idempotency
 keys of final messages accepted longer ago than the keys' age (the message stays, but a new
 send with the same key is a new message). A pending message is never touched.
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from waz_actors.store.api import StoreAPI
 
 FINAL = ("cancelled", "expired", "failed", "sent", "unknown")
-KINDS = ("messages", "history", "events", "idempotency_keys")
+KINDS = ("messages", "history", "events", "idempotency_keys", "inbox")
 BATCH_MAX = 5000  # rows per write at most (and SQL parameters per statement)
 DAY = 86400.0
 
@@ -66,6 +67,9 @@ def count_prunable(
             *old,
         )
         out["events"] = one("SELECT count(*) FROM events WHERE time < ?", older_than)
+        # a dry run reads an unmigrated database as it is: it may predate the inbox
+        if one("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox'"):
+            out["inbox"] = one("SELECT count(*) FROM inbox WHERE received_at < ?", older_than)
     if keys_older_than is not None:
         # keys of messages deleted anyway are not counted twice
         gone = "" if older_than is None else " AND updated_at >= ?"
@@ -109,6 +113,11 @@ class Retention:
             while not stop():
                 n = self._db.writer.call(_delete_events(older_than, batch))
                 out["events"] += n
+                if n < batch:
+                    break
+            while not stop():
+                n = self._db.writer.call(_delete_inbox(older_than, batch))
+                out["inbox"] += n
                 if n < batch:
                     break
         if keys_older_than is not None:
@@ -186,6 +195,18 @@ def _delete_events(older_than: float, batch: int) -> Callable[[Tx], int]:
         return tx.conn.execute(
             "DELETE FROM events WHERE id IN"
             " (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ?)",
+            (older_than, batch),
+        ).rowcount
+
+    return op
+
+
+def _delete_inbox(older_than: float, batch: int) -> Callable[[Tx], int]:
+    # Received messages are settled the moment they are stored: they go by age alone.
+    def op(tx: Tx) -> int:
+        return tx.conn.execute(
+            "DELETE FROM inbox WHERE seq IN"
+            " (SELECT seq FROM inbox WHERE received_at < ? ORDER BY received_at LIMIT ?)",
             (older_than, batch),
         ).rowcount
 

@@ -195,7 +195,37 @@ _V_RECEIPTS: Migration = _v3_receipts
 # A tenant token may carry its own instance quota (NULL: the config's tenants.max_instances).
 _V_TOKEN_QUOTA: list[str] = ["ALTER TABLE tokens ADD COLUMN max_instances INTEGER"]
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_incarnations, _V_MEDIA, _V_RECEIPTS, _V_TOKEN_QUOTA)
+# The inbox of received messages (store/inbox.py says what a row is). Unique per instance,
+# incarnation and WhatsApp id: a redelivered message is stored once.
+_V_INBOX: list[str] = [
+    """CREATE TABLE inbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        inbox_id TEXT NOT NULL UNIQUE,
+        instance_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        incarnation INTEGER NOT NULL,
+        wa_id TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT,
+        media TEXT,
+        media_data BLOB,
+        sent_at REAL NOT NULL,
+        received_at REAL NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX inbox_wa_id ON inbox (instance_id, incarnation, wa_id)",
+    "CREATE INDEX inbox_owner_seq ON inbox (instance_id, incarnation, seq)",
+    "CREATE INDEX inbox_received ON inbox (received_at)",  # retention
+]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1,
+    _v2_incarnations,
+    _V_MEDIA,
+    _V_RECEIPTS,
+    _V_TOKEN_QUOTA,
+    _V_INBOX,
+)
 
 
 class SchemaTooNew(Exception):

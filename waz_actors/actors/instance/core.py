@@ -20,6 +20,7 @@ from waz_actors.actors.board import InstanceSnapshot
 from waz_actors.actors.instance.connection import Connection
 from waz_actors.actors.instance.context import Context
 from waz_actors.actors.instance.deps import InstanceDeps
+from waz_actors.actors.instance.inbound import Inbound
 from waz_actors.actors.instance.outbox import Outbox
 from waz_actors.actors.instance.pairing import Pairing
 from waz_actors.actors.instance.snapshot import Snapshots
@@ -35,6 +36,7 @@ from waz_actors.actors.messages import (
     Logout,
     Pair,
     Purge,
+    Query,
     Reset,
     Restart,
     Retry,
@@ -67,6 +69,7 @@ class Instance:
         self.outbox = Outbox(self.ctx)
         self.pairing = Pairing(self.ctx)
         self.connection = Connection(self.ctx, self.outbox, self.pairing, conflicts)
+        self.inbound = Inbound(self.ctx, self.connection)
         self._snapshots = Snapshots(self.ctx, self.connection, self.outbox, self.pairing)
         self._restart_tripped = restart_tripped
         self.booted = False
@@ -114,11 +117,15 @@ class Instance:
         self.connection.close("daemon stopping")
         self.ctx.timers.cancel_all()
         self.pairing.fail_waiters(InvalidState("instance is stopping"))
+        self.inbound.fail_all(InvalidState("instance is stopping"))
 
     # ------------------------------------------------------------------ routing
 
     def handle(self, msg: object) -> None:
         self._handle(msg)
+        if self.inbound.pending and self.state != S.ONLINE:
+            # the session that was asked is gone: its answers will never come
+            self.inbound.fail_all(InvalidState(f"instance {self.id} is {self.state}"))
         self.ctx.flush_light()
 
     def _handle(self, msg: object) -> None:
@@ -176,6 +183,10 @@ class Instance:
                 conn.on_keepalive(ev)
             case driver.DriverAlarm():
                 self.ctx.alarm(ev.kind, ev.message)
+            case driver.IncomingMessage():
+                self.inbound.on_incoming(ev)
+            case driver.RequestDone():
+                self.inbound.on_done(ev)
 
     def _on_command(self, cmd: InstanceCommand) -> None:
         reply: Future[Any] | None = cmd.reply
@@ -221,6 +232,9 @@ class Instance:
                 return str(self.state)
             case Crash():
                 raise RuntimeError(f"crash requested for {self.id}")
+            case Query(request=request, reply=reply):
+                self.inbound.query(request, reply)
+                return _LATER
 
     # ------------------------------------------------------------------ commands
 

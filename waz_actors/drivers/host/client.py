@@ -127,11 +127,14 @@ class HostPool:
         self._cmds.put(lambda: self._close(iid, db, remove))
 
     def send(self, iid: str, mid: str, to: str, text: str, **extra: Any) -> None:
-        msg = {"op": "send", "mid": mid, "to": to, "text": text, **extra}  # extra: media, limits
-        self._cmds.put(lambda: self._to_inst_host(iid, msg))
+        # extra: media, limits
+        self.to_session(iid, {"op": "send", "mid": mid, "to": to, "text": text, **extra})
 
     def logout(self, iid: str) -> None:
-        self._cmds.put(lambda: self._to_inst_host(iid, {"op": "logout"}))
+        self.to_session(iid, {"op": "logout"})
+
+    def to_session(self, iid: str, msg: dict[str, Any]) -> None:  # send, logout, query
+        self._cmds.put(lambda: self._to_inst_host(iid, msg))
 
     def pair(self, iid: str, phone: str) -> None:
         self._cmds.put(lambda: self._pair(iid, phone))

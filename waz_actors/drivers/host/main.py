@@ -24,7 +24,13 @@ from typing import Any
 
 import zmq
 
-from waz_actors.drivers.base import Connected, Disconnected, DriverEvent, SendResult
+from waz_actors.drivers.base import (
+    Connected,
+    Disconnected,
+    DriverEvent,
+    RequestDone,
+    SendResult,
+)
 from waz_actors.drivers.host import media as host_media
 from waz_actors.drivers.host.protocol import TO_HOST, ProtocolError, pack, unpack
 from waz_actors.drivers.whatsmeow_events import map_event, map_qr, to_wire
@@ -248,6 +254,11 @@ class Session:
             return
         self.emit(PairCode(code=code))
 
+    def _do_query(self, rid: str, kind: str, args: dict[str, Any]) -> None:
+        from waz_actors.drivers.host.queries import answer
+
+        self.emit(answer(self.client, LIB_LOCK, rid, kind, args))
+
     def _do_logout(self) -> None:
         from waz_actors.drivers.base import LoggedOut
 
@@ -321,8 +332,13 @@ class Host:
                     if msg.get("remove") and msg.get("db"):
                         remove_db(msg["db"])
                     self.post({"op": "closed", "iid": msg["iid"], "gen": msg.get("gen", -1)})
-                elif op == "send":
-                    ev = SendResult(message_id=msg["mid"], ok=False, error="no session on host")
+                elif op in ("send", "query"):
+                    error = "no session on host"
+                    ev: DriverEvent = (
+                        SendResult(message_id=msg["mid"], ok=False, error=error)
+                        if op == "send"
+                        else RequestDone(request_id=msg["rid"], error=error)
+                    )
                     self.post({"op": "event", "iid": msg["iid"], "gen": -1, "ev": to_wire(ev)})
                 return True
             args = {k: v for k, v in msg.items() if k not in ("op", "iid", "gen", "db")}

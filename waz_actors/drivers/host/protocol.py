@@ -6,6 +6,8 @@ daemon -> host:
   {"op": "send", "iid", "mid", "to", "text", "media"?, "limits"?}   media: see host/media.py
   {"op": "logout", "iid"}
   {"op": "pair", "iid", "phone"}                    ask for a phone pairing code
+  {"op": "query", "iid", "rid", "kind", "args"}     groups | contacts {numbers} | media {ref};
+                                                    answered by a RequestDone event
   {"op": "ping", "seq"}
   {"op": "exit"}
 host -> daemon:
@@ -24,7 +26,7 @@ from typing import Any
 
 import msgpack
 
-TO_HOST = {"open", "close", "send", "logout", "pair", "ping", "exit"}
+TO_HOST = {"open", "close", "send", "logout", "pair", "query", "ping", "exit"}
 TO_POOL = {"hello", "pong", "event", "closed"}
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "open": ("iid", "gen", "db", "proxy"),
@@ -32,6 +34,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "send": ("iid", "mid", "to", "text"),
     "logout": ("iid",),
     "pair": ("iid", "phone"),
+    "query": ("iid", "rid", "kind", "args"),
     "ping": ("seq",),
     "exit": (),
     "hello": ("pid",),

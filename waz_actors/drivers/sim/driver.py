@@ -23,7 +23,9 @@ from waz_actors.drivers.base import (
     DriverContext,
     DriverEvent,
     DriverFactory,
+    DriverRequest,
     OutgoingMessage,
+    RequestDone,
     SendResult,
     Sink,
 )
@@ -158,6 +160,19 @@ class SimDriver:
             session = self._session
         assert session is not None
         session.request_pair_code(phone)
+
+    def query(self, request: DriverRequest) -> None:
+        """Groups, contact checks and media: answered by the in-process network (a remote sim
+        server does not answer requests: the answer is an error)."""
+        with self._lock:
+            session, gen = self._session, self._gen
+        ask = getattr(self._network, "query", None)
+        if session is None or ask is None:
+            error = "not connected" if session is None else "the remote sim answers no requests"
+            done = RequestDone(request.request_id, error=error)
+            self._network.post(lambda: self._on_event(gen, done))
+            return
+        ask(self.instance_id, request, lambda event: self._on_event(gen, event))
 
     def _on_event(self, gen: int, event: DriverEvent) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from waz_actors.clock import Clock, TimerHandle
 from waz_actors.drivers.sim.checks import check_number
+from waz_actors.drivers.sim.inbound import INCOMING_PARAMS, validate_incoming
 from waz_actors.drivers.sim.model import TimerScheduler
 
 FAULT_KINDS = (
@@ -26,6 +27,7 @@ FAULT_KINDS = (
     "hang",
     "blackhole",
     "receipt",
+    "incoming",
 )
 
 # Parameters each fault kind accepts; anything else is a ValueError.
@@ -44,12 +46,13 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     # The phone reports a delivered/read receipt for a message id, by WhatsApp id only (the way
     # whatsmeow reports one for a message sent before a restart).
     "receipt": ("message_id", "status"),
+    "incoming": INCOMING_PARAMS,
 }
 
 DEFAULT_BAN = 3600.0
 
 # Faults a schedule aims at an instance with a live session; the others prepare the next attempt.
-NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban")
+NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban", "incoming")
 RECEIPT_KINDS = ("delivered", "read")
 
 
@@ -65,6 +68,8 @@ def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         accepted = ", ".join(allowed) or "none"
         raise ValueError(f"{kind}: unknown parameter(s) {', '.join(unknown)}; accepted: {accepted}")
+    if kind == "incoming":
+        return validate_incoming(params)
     out = dict(params)
     if "count" in out and (
         not isinstance(out["count"], int) or isinstance(out["count"], bool) or out["count"] < 1

@@ -39,6 +39,8 @@ from waz_actors.drivers.base import (
     Connected,
     Disconnected,
     DriverAlarm,
+    DriverRequest,
+    FetchMedia,
     LoggedOut,
     OutgoingMessage,
     PairCode,
@@ -55,6 +57,7 @@ from waz_actors.drivers.sim.checks import (
     check_phone,
 )
 from waz_actors.drivers.sim.faults import DEFAULT_BAN, validate_fault
+from waz_actors.drivers.sim.inbound import MediaShelf, answer, fetch_url, make_incoming
 from waz_actors.drivers.sim.model import (
     CLOSED,
     CONNECTING,
@@ -116,6 +119,8 @@ class SimNetwork:
         self._media: dict[str, dict[str, Any]] = {}
         self._faults: dict[str, int] = {}
         self._session_ids = itertools.count(1)
+        self.media = MediaShelf()
+        self.incoming = 0  # messages delivered to the daemon by `incoming` faults
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -179,7 +184,7 @@ class SimNetwork:
         with self._lock:
             inst = self._instances.get(instance_id)
             live = inst.live_session() if inst else None
-            if kind in ("conflict", "disconnect", "receipt") and live is None:
+            if kind in ("conflict", "disconnect", "receipt", "incoming") and live is None:
                 raise ValueError(f"{kind}: instance {instance_id!r} has no live session")
             if kind == "logout" and live is None:
                 creds = inst.creds if inst else ("valid" if self.auto_pair else "none")
@@ -214,6 +219,13 @@ class SimNetwork:
             assert live is not None
             wa_id = str(params["message_id"])  # the sim's WhatsApp id is our message id
             return [(live, Receipt(message_id="", kind=str(params["status"]), wa_id=wa_id))]
+        if kind == "incoming":
+            assert live is not None
+            msg = make_incoming(params, self.clock.wall(), self.rand)
+            if msg.media_data is not None:
+                self.media.put(msg.wa_id, msg.media_data)
+            self.incoming += 1
+            return [(live, msg)]
         if kind == "ban":
             inst.banned_until = self.clock.now() + params.get("duration", DEFAULT_BAN)
             if live is None:
@@ -235,6 +247,26 @@ class SimNetwork:
             inst.blackholes += [bool(params.get("deliver", False))] * params.get("count", 1)
         return []
 
+    # --- requests (group list, contact check, media) ------------------------------------------
+
+    def query(self, instance_id: str, request: DriverRequest, reply: Sink) -> None:
+        """Answer a driver request through `reply` after a send latency (a URL-backed media
+        after its download, on a thread of its own)."""
+        done = answer(instance_id, request, self.media)
+        if done is None:
+            assert isinstance(request, FetchMedia)
+
+            def fetch() -> None:
+                result = fetch_url(request)
+                self.post(lambda: safe_call(reply, result))
+
+            threading.Thread(target=fetch, name="sim-media", daemon=True).start()
+            return
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            latency = self._latency(inst, "send") if inst else self.send_latency
+        self.scheduler.call_later(latency, lambda: safe_call(reply, done))
+
     # --- stats ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -242,7 +274,7 @@ class SimNetwork:
             per = {iid: inst.stats.as_dict() for iid, inst in self._instances.items()}
             faults = dict(self._faults)
         totals = {key: sum(s[key] for s in per.values()) for key in STAT_KEYS}
-        return {"instances": per, "totals": totals, "faults": faults}
+        return {"instances": per, "totals": totals, "faults": faults, "incoming": self.incoming}
 
     def delivered_ids(self, instance_id: str) -> list[str]:
         with self._lock:
