@@ -1,0 +1,133 @@
+"""An asyncio client of the control socket: one DEALER, many requests in flight, matched by id.
+
+HTTP handlers run concurrently on one event loop; each `call` sends its request and awaits a
+Future that the single reader task resolves when the reply with that id arrives. Replies that
+come after their caller gave up (timeout) find no Future and are dropped, so a late reply can
+never answer a later request. The request codec is control/protocol.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from waz_actors.control.protocol import encode_request, unpack
+from waz_actors.errors import WazError
+
+
+class DaemonError(Exception):
+    """The daemon answered with an error: `code` is the protocol code."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+class DaemonUnreachable(Exception):
+    """No reply in time: the daemon is down, restarting, or the endpoint is wrong."""
+
+
+class AsyncControlClient:
+    def __init__(
+        self,
+        endpoint: str,
+        timeout: float = 10.0,
+        *,
+        curve_server_key: bytes | None = None,
+        curve_keypair: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._ctx = zmq.asyncio.Context()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        # Requests queue in libzmq while the daemon restarts; bounded so a long outage turns
+        # into prompt 503s (send raises Again) instead of a growing backlog.
+        self._sock.setsockopt(zmq.SNDHWM, 10_000)
+        if curve_server_key is not None and curve_keypair is not None:
+            self._sock.curve_serverkey = curve_server_key
+            self._sock.curve_publickey, self._sock.curve_secretkey = curve_keypair
+        self._sock.connect(endpoint)
+        # Ids unique across gateway restarts too, so a reply to a dead gateway's request that
+        # reaches a new socket (it cannot: ROUTER routes by connection) would still not match.
+        self._prefix = f"g{os.getpid()}-"
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+            self._reader = None
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(DaemonUnreachable("gateway stopping"))
+        self._pending.clear()
+        self._sock.close(linger=0)
+        self._ctx.term()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def _read(self) -> None:
+        while True:
+            frames = await self._sock.recv_multipart()
+            try:
+                reply = unpack(frames[-1])
+            except WazError:
+                continue  # not ours to answer; the caller times out
+            if not isinstance(reply, dict):
+                continue
+            fut = self._pending.pop(str(reply.get("id")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(reply)
+
+    async def call(
+        self,
+        cmd: str,
+        args: dict[str, Any] | None,
+        token: str | None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """The command's result, or DaemonError / DaemonUnreachable."""
+        self.start()
+        rid = f"{self._prefix}{next(self._ids)}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            try:
+                await self._sock.send(encode_request(rid, cmd, token, args), zmq.NOBLOCK)
+            except zmq.Again:
+                raise DaemonUnreachable("the daemon is not accepting requests") from None
+            try:
+                reply = await asyncio.wait_for(fut, self.timeout if timeout is None else timeout)
+            except TimeoutError:
+                raise DaemonUnreachable(f"no reply to {cmd} from {self.endpoint}") from None
+        finally:
+            self._pending.pop(rid, None)
+        if reply.get("ok"):
+            return reply.get("result")
+        err = reply.get("error") or {}
+        details = err.get("details")
+        raise DaemonError(
+            str(err.get("code", "internal")),
+            str(err.get("message", "")),
+            details if isinstance(details, dict) else {},
+        )
