@@ -173,8 +173,7 @@ def endpoint(gw: Gateway, handler: Handler) -> Callable[[Request], Awaitable[Res
         except HttpError as e:
             return failed(e.code, e.message, e.details)
         except DaemonError as e:
-            extra = {"relogin": True} if e.code == "invalid_state" and handler is get_qrcode else {}
-            return failed(e.code, e.message, e.details, **extra)
+            return failed(e.code, e.message, e.details)
 
     handle.__name__ = handler.__name__
     return handle
