@@ -97,9 +97,7 @@ def start_stack(root: Path, run: Path, port: int, **sections: dict[str, Any]) ->
     d.start()
     token = read_admin_token(cfg.state_dir)
     base = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: _healthy(base), timeout=30, what=f"the gateway on {base} answers /healthz"
-    )
+    wait_until(lambda: _healthy(base), timeout=30, what=f"the gateway on {base} answers /healthz")
     return Stack(d, base, port, token, Client(cfg.control_endpoint, token, timeout=5))
 
 

@@ -109,11 +109,17 @@ class AsyncControlClient:
         """The command's result, or DaemonError / DaemonUnreachable."""
         self.start()
         rid = f"{self._prefix}{next(self._ids)}"
+        try:
+            frame = encode_request(rid, cmd, token, args)
+        except (OverflowError, ValueError, TypeError) as e:
+            # JSON allows what msgpack cannot carry (integers beyond 64 bits, nesting past
+            # msgpack's limit): the caller's input, so a bad_request like the daemon's own.
+            raise DaemonError("bad_request", f"an argument cannot be encoded: {e}", {}) from None
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
             try:
-                await self._sock.send(encode_request(rid, cmd, token, args), zmq.NOBLOCK)
+                await self._sock.send(frame, zmq.NOBLOCK)
             except zmq.Again:
                 raise DaemonUnreachable("the daemon is not accepting requests") from None
             try:

@@ -50,8 +50,12 @@ COMPAT_FIELDS = {
 }  # fmt: skip
 
 
+# The daemon's id rule (addressing.ID_RULE), so generated requests reach the commands.
+ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$"}
+
+
 def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {"name": name, "in": "path", "required": True, "schema": ID_SCHEMA}
 
 
 def _body(fields: dict[str, str], required: tuple[str, ...], form: bool) -> dict[str, Any]:
@@ -97,7 +101,7 @@ def _rest_op(op: rest.Op) -> dict[str, Any]:
     return out
 
 
-def _compat_op(method: str, path: str, name: str, summary: str) -> dict[str, Any]:
+def _compat_op(method: str, path: str, summary: str) -> dict[str, Any]:
     params = [_path_param(p.strip("{}")) for p in path.split("/") if p.startswith("{")]
     if "{instance_id}" not in path:
         params.append(
@@ -106,7 +110,7 @@ def _compat_op(method: str, path: str, name: str, summary: str) -> dict[str, Any
         )  # fmt: skip
     params.append(TOKEN_PARAM)
     out: dict[str, Any] = {
-        "operationId": f"compat_{name}_{method.lower()}",
+        "operationId": "compat_" + path.split("/")[1],
         "summary": summary,
         "tags": ["compat"],
         "parameters": params,
@@ -124,10 +128,8 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in rest.OPS:
         paths.setdefault(op.path, {})[op.method.lower()] = _rest_op(op)
-    for method, path, handler, summary in compat.ROUTES:
-        paths.setdefault(path, {})[method.lower()] = _compat_op(
-            method, path, handler.__name__, summary
-        )
+    for method, path, _handler, summary in compat.ROUTES:
+        paths.setdefault(path, {})[method.lower()] = _compat_op(method, path, summary)
     return {
         "openapi": "3.0.3",
         "info": {
