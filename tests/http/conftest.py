@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from tests.control.conftest import TestDaemon, make_config
+from tests.control.conftest import (  # noqa: F401 - fixtures the tests here use too
+    TestDaemon,
+    admin,
+    core,
+    daemon,
+    make_config,
+    short_dir,
+    start_daemon,
+)
 from tests.waiting import wait_until
 from waz_actors.control.auth import read_admin_token
 from waz_actors.control.client import Client
