@@ -42,6 +42,7 @@ from bench._common import (  # noqa: E402
     free_port,
     machine_line,
     pct,
+    proc_sample,
     wait_until,
 )
 from waz_actors.control.client import Client  # noqa: E402
@@ -56,12 +57,33 @@ def args_for(i: int) -> dict[str, str]:
     return {"instance_id": INSTANCE, "to": TO, "text": f"{TEXT} {i}"}
 
 
-def summary(name: str, lat: list[float], wall: float) -> dict[str, float | str | None]:
+def gateway_pid(daemon_pid: int) -> int:
+    """The gateway is the daemon's child running `waz_actors http`."""
+    for task in Path(f"/proc/{daemon_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"http" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+                return int(child)
+    raise RuntimeError("no gateway process")
+
+
+def cpu(pids: tuple[int, int]) -> tuple[float, float]:
+    return proc_sample(pids[0]).cpu_seconds, proc_sample(pids[1]).cpu_seconds
+
+
+def summary(
+    name: str,
+    lat: list[float],
+    wall: float,
+    before: tuple[float, float],
+    after: tuple[float, float],
+) -> dict[str, float | str | None]:
     return {
         "name": name,
         "rate": len(lat) / wall,
         "p50_ms": (pct(lat, 0.50) or 0) * 1000,
         "p99_ms": (pct(lat, 0.99) or 0) * 1000,
+        "daemon_us": (after[0] - before[0]) / len(lat) * 1e6,
+        "gateway_us": (after[1] - before[1]) / len(lat) * 1e6,
     }
 
 
@@ -196,6 +218,7 @@ def main() -> None:
                 return False
 
         wait_until(gateway_up, 30, "the gateway")
+        pids = (daemon.pid, gateway_pid(daemon.pid))
         print(machine_line())
         rows = []
         # Warm both paths (imports, first connections, SQLite pages).
@@ -205,20 +228,23 @@ def main() -> None:
             ("zmq   1 conn", lambda: zmq_sequential(daemon.endpoint, token, a.sequential)),
             ("http  1 conn", lambda: http_sequential(port, token, a.sequential)),
         ):
-            t0 = time.perf_counter()
+            before, t0 = cpu(pids), time.perf_counter()
             lat = fn()
-            rows.append(summary(name, lat, time.perf_counter() - t0))
+            rows.append(summary(name, lat, time.perf_counter() - t0, before, cpu(pids)))
         n, per = a.connections, a.per_connection
         for name, coro in (
             (f"zmq {n:>3} conc", lambda: zmq_concurrent(daemon.endpoint, token, n, per)),
             (f"http {n:>3} conn", lambda: http_concurrent(port, token, n, per)),
         ):
+            before = cpu(pids)
             lat, wall = asyncio.run(coro())
-            rows.append(summary(name, lat, wall))
-        print(f"{'':16} {'sends/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+            rows.append(summary(name, lat, wall, before, cpu(pids)))
+        print("CPU per send in µs: the daemon's and the gateway's process (utime + stime)")
+        print(f"{'':16} {'sends/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'daemon':>8} {'gateway':>8}")
         for r in rows:
             print(
-                f"{r['name']:16} {fmt(r['rate'], 0):>9} {fmt(r['p50_ms']):>8} {fmt(r['p99_ms']):>8}"
+                f"{r['name']:16} {fmt(r['rate'], 0):>9} {fmt(r['p50_ms']):>8} "
+                f"{fmt(r['p99_ms']):>8} {fmt(r['daemon_us'], 0):>8} {fmt(r['gateway_us'], 0):>8}"
             )
         for i in (0, 2):
             z, h = rows[i], rows[i + 1]

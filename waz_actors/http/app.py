@@ -19,7 +19,7 @@ from waz_actors.http.openapi import document
 
 
 def build_app(settings: Settings, extra_routes: list[BaseRoute] | None = None) -> Starlette:
-    """`extra_routes`: a later module (the dashboard) adds its pages here, ahead of ours."""
+    """`extra_routes`: a later module (the dashboard) adds its pages, ahead of `/` and `/docs`."""
     gw = Gateway(settings)
     spec = document()
 
@@ -43,13 +43,13 @@ def build_app(settings: Settings, extra_routes: list[BaseRoute] | None = None) -
     async def internal(_request: Request, _exc: Exception) -> Response:
         return error_response("internal", "the gateway failed; it logged the error")
 
-    routes: list[BaseRoute] = [
-        *(extra_routes or []),
-        *pages.routes(),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        *metrics.routes(),
+    routes: list[BaseRoute] = [  # API first: the hot paths match after fewer tries
         *rest.routes(gw),
         *compat.routes(gw),
+        *metrics.routes(),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *(extra_routes or []),  # ahead of the placeholder pages, so a dashboard can take "/"
+        *pages.routes(),
     ]
     handlers: dict[Any, Any] = {HTTPException: http_error, Exception: internal}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
