@@ -30,6 +30,8 @@ def no_500(ctx, response, case: Case) -> None:
 '''
 
 
+# One worker: schemathesis' threads compile code concurrently, which CPython 3.11 can get wrong
+# ("AST constructor recursion depth mismatch", a Runtime Error of the run, not of the gateway).
 def test_no_server_errors(stack: Stack, tmp_path: Path) -> None:
     hooks = tmp_path / "st_hooks.py"
     hooks.write_text(HOOKS)
@@ -38,7 +40,7 @@ def test_no_server_errors(stack: Stack, tmp_path: Path) -> None:
         [str(ST), "run", stack.url("/openapi.json"), "--checks", "no_500",
          "--max-examples", "30", "--phases", "examples,coverage,fuzzing",
          "--header", f"Authorization: Bearer {stack.admin_token}",
-         "--generation-deterministic", "--no-color", "--workers", "2",
+         "--generation-deterministic", "--no-color", "--workers", "1",
          "--suppress-health-check", "all"],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
     )  # fmt: skip
