@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,7 +41,11 @@ def build_app(settings: Settings, extra_routes: list[BaseRoute] | None = None) -
         detail = "no such route" if exc.status_code == 404 else str(exc.detail)
         return error_response(code, detail, {}, status=exc.status_code)
 
-    async def internal(_request: Request, _exc: Exception) -> Response:
+    async def internal(request: Request, exc: Exception) -> Response:
+        # uvicorn's error logger: configured by uvicorn, lands in the journal with the rest.
+        logging.getLogger("uvicorn.error").error(
+            "%s %s failed", request.method, request.url.path, exc_info=exc
+        )
         return error_response("internal", "the gateway failed; it logged the error")
 
     routes: list[BaseRoute] = [  # API first: the hot paths match after fewer tries
