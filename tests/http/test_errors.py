@@ -90,6 +90,20 @@ def test_429_queue_full_with_retry_after(stack: Stack, shop: str) -> None:
     assert int(r.headers["retry-after"]) > 0
 
 
+def test_429_busy_with_retry_after(stack: Stack, shop: str) -> None:
+    control = stack.daemon.control
+    assert control is not None
+    limit = control.dispatcher.max_inflight
+    control.dispatcher.max_inflight = 0  # as if max_inflight requests were in flight already
+    try:
+        r = http("POST", stack.url("/v1/instances/err-1/messages"), token=shop,
+                 json_body={"to": "6281234567890", "text": "shed"})  # fmt: skip
+    finally:
+        control.dispatcher.max_inflight = limit
+    err(r, 429, "busy")
+    assert r.headers["retry-after"] == "1"
+
+
 def test_503_shutting_down_with_retry_after(stack: Stack, shop: str) -> None:
     fleet = stack.daemon.fleet
     assert fleet is not None
@@ -134,9 +148,8 @@ def test_503_when_the_daemon_is_unreachable(tmp_path) -> None:  # type: ignore[n
 
 
 def test_status_table() -> None:
-    """Codes a live daemon cannot be made to answer on demand here (busy needs a stuck
-    instance, quota_exceeded and storage_full come from other branches, internal from a bug)
-    map like the live ones."""
+    """Codes a live daemon cannot be made to answer on demand here (quota_exceeded and
+    storage_full come from other branches, internal from a bug) map like the live ones."""
     assert errors.status_for("busy") == errors.status_for("quota_exceeded") == 429
     assert errors.status_for("storage_full") == errors.status_for("shutting_down") == 503
     assert errors.status_for("internal") == errors.status_for("some_new_code") == 500
@@ -145,3 +158,32 @@ def test_status_table() -> None:
     assert errors.retry_after("not_found", {}) is None
     r = errors.error_response("internal", "boom")
     assert r.status_code == 500 and "retry-after" not in r.headers
+
+
+def test_500_internal_when_the_gateway_itself_fails(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A bug in a route (here a dashboard-like extra route that raises) is a logged 500 with
+    the error body, and the gateway keeps serving. uvicorn in a thread, on 127.0.0.1."""
+    import threading
+
+    import uvicorn
+    from starlette.routing import Route
+
+    from waz_actors.http.app import build_app
+    from waz_actors.http.gateway import Settings
+
+    async def boom(_request: object) -> None:
+        raise RuntimeError("a bug")
+
+    app = build_app(Settings(endpoint=f"ipc://{tmp_path}/none.sock"), [Route("/boom", boom)])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=30, what="uvicorn started")
+        r = http("GET", f"http://127.0.0.1:{port}/boom")
+        err(r, 500, "internal")
+        assert http("GET", f"http://127.0.0.1:{port}/openapi.json").status == 200
+    finally:
+        server.should_exit = True
+        thread.join(10)
