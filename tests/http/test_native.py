@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 
 from tests.http.conftest import Stack, http
 from tests.waiting import wait_until
@@ -99,3 +105,24 @@ def test_bearer_wins_over_access_token(stack: Stack) -> None:
     tok = stack.tenant_token("both")
     r = http("GET", stack.url("/v1/ping?access_token=waz_wrong"), token=tok)
     assert r.status == 200 and r.json()["pong"] is True
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_docs_page_script_renders_every_operation(stack: Stack, tmp_path: Path) -> None:
+    """The /docs script run by node with a stub document: one form per operation."""
+    page = http("GET", stack.url("/docs")).body.decode()
+    script = re.search(r"<script>(.*)</script>", page, re.S)
+    assert script
+    doc = http("GET", stack.url("/openapi.json")).body.decode()
+    harness = tmp_path / "docs.js"
+    harness.write_text(
+        "const el = {innerHTML: ''};\n"
+        "globalThis.document = {getElementById: () => el};\n"
+        f"globalThis.fetch = async () => ({{json: async () => ({doc})}});\n"
+        + script.group(1)
+        + "\nsetTimeout(() => console.log((el.innerHTML.match(/<details>/g) || []).length), 50);\n"
+    )
+    out = subprocess.run(["node", str(harness)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    ops = sum(len(p) for p in json.loads(doc)["paths"].values())
+    assert int(out.stdout.strip()) == ops
