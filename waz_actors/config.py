@@ -198,6 +198,25 @@ class InboxConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The HTTP gateway (docs/http.md): a separate process, a ZeroMQ client of the daemon."""
+
+    listen: str = ""  # "127.0.0.1:8000"; empty: `waz-actors run` starts no gateway
+    control_endpoint: str = ""  # default: the daemon's control.endpoint
+    # The token the gateway itself uses for /metrics (daemon.metrics is admin-only);
+    # default: <state_dir>/admin.token. Requests always carry their caller's own token.
+    admin_token_file: str = ""
+    request_timeout: float = _dur(10.0)  # real seconds the gateway waits for the daemon
+    max_body: int = 1048576  # bytes; a larger request body is 413 too_large
+    # WAZIPER's /get_qrcode on an unknown instance creates it with this driver (the panel makes
+    # up the instance id and asks for a QR code); empty: such a call answers not_found.
+    create_driver: str = "whatsmeow"
+    # CURVE, when the control endpoint is tcp on another host (docs/operations.md).
+    curve_server_public_key_file: str = ""  # the daemon's NAME.key
+    curve_client_secret_key_file: str = ""  # the gateway's own NAME.key_secret
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     id: str
     driver: str = "sim"
@@ -221,6 +240,7 @@ class Config:
     whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     instances: tuple[InstanceConfig, ...] = ()
 
     # -- derived paths ---------------------------------------------------------------------
@@ -384,6 +404,12 @@ def parse(data: dict[str, Any]) -> Config:
         )
     if not 1 <= cfg.store.prune_batch <= 5000:
         raise ConfigError(f"store.prune_batch: must be 1 to 5000, got {cfg.store.prune_batch!r}")
+    if cfg.http.listen:
+        from waz_actors.http.listen import parse_listen
+
+        parse_listen(cfg.http.listen)  # raises ConfigError naming http.listen
+    if cfg.http.create_driver not in ("", *KNOWN_DRIVERS):
+        raise ConfigError(f"http.create_driver: unknown driver {cfg.http.create_driver!r}")
     if cfg.health.warning_success > cfg.health.healthy_success:
         raise ConfigError("health.warning_success: must not exceed health.healthy_success")
     return cfg

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from waz_actors.control.server import ControlServer
     from waz_actors.drivers.host.client import HostPool
     from waz_actors.drivers.sim import SimNetworkLike
+    from waz_actors.http.supervise import GatewayProcess
 
 
 class Daemon:
@@ -61,6 +62,7 @@ class Daemon:
         self.supervisor: pykka.ActorRef[SupervisorActor] | None = None
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
+        self.http: GatewayProcess | None = None
         self.pruner = Pruner(
             self.store,
             retention_days=cfg.store.retention_days,
@@ -119,6 +121,11 @@ class Daemon:
 
             self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
             self.control.start()
+            if cfg.http.listen:  # the HTTP gateway: a supervised subprocess (docs/http.md)
+                from waz_actors.http.supervise import GatewayProcess
+
+                self.http = GatewayProcess(cfg)
+                self.http.start()
         logger.info(
             "waz-actors {} started: {} instance(s), state {}, control {}",
             __version__,
@@ -223,6 +230,8 @@ class Daemon:
         self.stopped.set()
 
     def _teardown(self) -> None:
+        if self.http is not None:
+            self.http.stop()
         if self.control is not None:
             try:
                 self.control.stop()

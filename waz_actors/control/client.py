@@ -177,6 +177,9 @@ class Client:
     def daemon_status(self) -> dict[str, Any]:
         return self._map("daemon.status")
 
+    def daemon_metrics(self) -> dict[str, Any]:
+        return self._map("daemon.metrics")
+
     # -- instances -------------------------------------------------------------------------
 
     def instance_create(

@@ -301,6 +301,7 @@ READONLY_COMMANDS = frozenset(
     {
         "ping",
         "daemon.status",
+        "daemon.metrics",
         "instance.list",
         "instance.get",
         "message.get",
