@@ -36,9 +36,10 @@ class Runs:
         bad = []
         for i, s in by.items():
             s.sort()
-            for (_a1, b1, n1), (a2, _b2, n2) in zip(s, s[1:], strict=False):
-                if a2 < b1 and n1 != n2:
-                    bad.append(f"{i}: {n1} until {b1:.3f}, {n2} from {a2:.3f}")
+            for k, (a2, _b2, n2) in enumerate(s):
+                for _a1, b1, n1 in s[:k]:  # every earlier span, not just the previous one
+                    if a2 < b1 and n1 != n2:
+                        bad.append(f"{i}: {n1} until {b1:.3f}, {n2} from {a2:.3f}")
         return bad
 
 
