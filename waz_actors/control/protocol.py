@@ -309,5 +309,6 @@ READONLY_COMMANDS = frozenset(
         "inbox.list",
         "token.list",
         "sim.stats",
+        "cluster.status",
     }
 )
