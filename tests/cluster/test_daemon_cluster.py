@@ -61,9 +61,9 @@ def running(d: Daemon) -> set[str]:
 
 
 def test_cluster_needs_a_postgresql_url() -> None:
-    with pytest.raises(ConfigError, match=r"cluster.enabled: needs a PostgreSQL store.url"):
+    with pytest.raises(ConfigError, match=r"cluster\.enabled: needs a PostgreSQL store\.url"):
         parse({"cluster": {"enabled": True}})
-    with pytest.raises(ConfigError, match="cluster.lease_ttl"):
+    with pytest.raises(ConfigError, match=r"cluster\.lease_ttl"):
         parse(
             {
                 "store": {"url": "postgresql://x/y"},
