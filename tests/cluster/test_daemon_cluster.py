@@ -197,3 +197,50 @@ def test_cluster_commands_over_the_socket(tmp_path: Path, pg_url: str) -> None:
             d.stop()
     finally:
         shutil.rmtree(run, ignore_errors=True)
+
+
+def test_any_node_answers_for_every_instance_by_forwarding_to_its_owner(
+    tmp_path: Path, pg_url: str, shared_sim: SimNetwork
+) -> None:
+    """One control plane: commands sent to a for instances b owns are answered by b (its live
+    state, its session); a message sent through a is sent by b's session."""
+    import shutil
+    import tempfile
+
+    run = Path(tempfile.mkdtemp(prefix="wz", dir="/tmp"))
+    started: list[Daemon] = []
+    try:
+        cfgs = [
+            cluster_config(tmp_path, pg_url, n).with_overrides(runtime_dir=str(run / n))
+            for n in ("a", "b")
+        ]
+        a = Daemon(cfgs[0], sim=shared_sim)
+        a.start()
+        started.append(a)
+        # Each daemon keeps its tokens in its own SQLite here: give b a's admin token (with
+        # the PostgreSQL store they share the tokens table).
+        cfgs[1].state_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cfgs[0].state_dir / "admin.token", cfgs[1].state_dir / "admin.token")
+        b = Daemon(cfgs[1], sim=shared_sim)
+        b.start()
+        started.append(b)
+        wait_until(lambda: len(running(a)) == len(running(b)) == N // 2, timeout=20, what="split")
+        theirs = sorted(running(b))[0]
+        wait_until(lambda: b.board.get(theirs).state == "online", timeout=20, what="online")  # type: ignore[union-attr]
+        with Client(cfgs[0].control_endpoint, read_admin_token(cfgs[0].state_dir)) as c:
+            assert c.call("instance.get", {"instance_id": theirs})["state"] == "online"
+            sent = c.call(
+                "message.send", {"instance_id": theirs, "to": "6281234567890", "text": "hi"}
+            )
+            mid = sent["message_id"]
+            wait_until(
+                lambda: mid in shared_sim.delivered_ids(theirs), timeout=20, what="sent by b"
+            )
+            assert b.store.get_message(mid) is not None  # accepted by the owner's store
+            c.call("instance.stop", {"instance_id": theirs})
+            wait_until(lambda: b.board.get(theirs).state == "stopped", what="stopped on b")  # type: ignore[union-attr]
+            assert theirs in running(b) and theirs not in running(a)
+    finally:
+        for d in started:
+            d.stop()
+        shutil.rmtree(run, ignore_errors=True)

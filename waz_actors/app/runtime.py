@@ -129,6 +129,8 @@ class Daemon:
             from waz_actors.control.server import ControlServer
 
             self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
+            if self.cluster is not None:
+                self.control.dispatcher.forward = self.cluster.forwarder()
             self.control.start()
         logger.info(
             "waz-actors {} started: {} instance(s), state {}, control {}",

@@ -15,6 +15,7 @@ from typing import Any
 import pykka
 
 from waz_actors.actors.messages import ClusterStart, ClusterStop
+from waz_actors.cluster.forward import Forwarder
 from waz_actors.cluster.lease_policy import LeaseTiming, Placement
 from waz_actors.cluster.leases import LeaseStore
 from waz_actors.cluster.node import ClusterNode
@@ -67,6 +68,7 @@ class Cluster:
             instances=instances,
         )
         self.hooks.on_stopped = self.node.stopped
+        self._forwarder: Forwarder | None = None
 
     # The supervisor's ClusterSeam: told when instances are created or deleted here.
     def created(self, instance_id: str) -> None:
@@ -83,6 +85,8 @@ class Cluster:
         self.node.halt()
 
     def hand_over(self) -> int:
+        if self._forwarder is not None:
+            self._forwarder.close()
         return self.node.hand_over()
 
     def epoch(self, instance_id: str) -> int | None:
@@ -95,6 +99,12 @@ class Cluster:
             return cluster_status(admin, self.node)
         finally:
             admin.close()
+
+    def forwarder(self) -> Forwarder:
+        """For the control plane (Dispatcher.forward)."""
+        if self._forwarder is None:
+            self._forwarder = Forwarder(self.cfg, self.node_id, self.timing.ttl)
+        return self._forwarder
 
     def drain(self, node_id: str, draining: bool = True) -> bool:
         admin = LeaseStore(self.cfg.store.url, "drain", self.timing.ttl)
