@@ -106,3 +106,16 @@ def test_placement_gives_back_above_the_share_and_all_when_draining() -> None:
     d = Placement(rate=5.0, burst=5)
     assert d.plan(PlacementView(30, 2, 10, True), 0.0).release == 5
     assert d.plan(PlacementView(30, 2, 5, True), 0.2).release == 1  # the bucket refills slowly
+
+
+def test_which_commands_go_to_the_owner() -> None:
+    from waz_actors.cluster.forward import needs_owner
+
+    assert needs_owner("instance.get", {"instance_id": "a"}) == "a"
+    assert needs_owner("message.send", {"instance_id": "a", "to": "1"}) == "a"
+    assert needs_owner("queue.list", {"instance_id": "a"}) == "a"
+    for local in ("instance.create", "instance.list", "daemon.status", "ping"):
+        assert needs_owner(local, {"instance_id": "a"}) is None
+    assert needs_owner("cluster.drain", {"node_id": "a"}) is None
+    assert needs_owner("events.subscribe", {"instance_id": "a"}) is None
+    assert needs_owner("message.get", {"message_id": "m"}) is None  # the shared store answers

@@ -10,7 +10,7 @@ node takes the released leases at once, with no expiry wait and no conflict.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -21,6 +21,9 @@ from waz_actors.cluster.leases import LeaseStore
 from waz_actors.cluster.node import ClusterNode
 from waz_actors.cluster.status import cluster_status
 from waz_actors.config import Config
+
+if TYPE_CHECKING:
+    from waz_actors.cluster.wake import WakeListener
 
 
 class SupervisorHooks:
@@ -69,6 +72,7 @@ class Cluster:
         )
         self.hooks.on_stopped = self.node.stopped
         self._forwarder: Forwarder | None = None
+        self._listener: WakeListener | None = None
 
     # The supervisor's ClusterSeam: told when instances are created or deleted here.
     def created(self, instance_id: str) -> None:
@@ -85,6 +89,8 @@ class Cluster:
         self.node.halt()
 
     def hand_over(self) -> int:
+        if self._listener is not None:
+            self._listener.stop()
         if self._forwarder is not None:
             self._forwarder.close()
         return self.node.hand_over()
@@ -99,6 +105,15 @@ class Cluster:
             return cluster_status(admin, self.node)
         finally:
             admin.close()
+
+    def listen(self, on_wake: Callable[[str], None], on_resync: Callable[[], None]) -> None:
+        """Outbox wake-ups for this node (cluster/wake.py): `on_wake(instance_id)` when a send
+        for one of its instances committed on any node; `on_resync()` after every (re)connect.
+        The PostgreSQL store's integration calls this (both must only tell)."""
+        from waz_actors.cluster.wake import WakeListener
+
+        self._listener = WakeListener(self.cfg.store.url, self.node_id, on_wake, on_resync)
+        self._listener.start()
 
     def forwarder(self) -> Forwarder:
         """For the control plane (Dispatcher.forward)."""
