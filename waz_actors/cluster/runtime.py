@@ -34,14 +34,18 @@ class SupervisorHooks:
         self.on_stopped: Callable[[str], None] | None = None
 
     def start(self, instance_id: str, epoch: int) -> None:
-        if self.supervisor is not None:
-            self.supervisor.tell(ClusterStart(instance_id))
+        self._tell(ClusterStart(instance_id))
 
     def stop(self, instance_id: str, reason: str, release: bool) -> None:
-        if self.supervisor is not None:
-            self.supervisor.tell(
-                ClusterStop(instance_id, reason, self.on_stopped if release else None)
-            )
+        self._tell(ClusterStop(instance_id, reason, self.on_stopped if release else None))
+
+    def _tell(self, message: object) -> None:
+        if self.supervisor is None:
+            return
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:
+            pass  # the daemon is stopping: its sessions are closed (or closing) anyway
 
 
 def timing_from(cfg: Config) -> LeaseTiming:
