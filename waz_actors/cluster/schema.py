@@ -8,6 +8,8 @@ migration (`_V_CLUSTER`); until then `apply` creates it in the connection's sear
 - `leases`: one row per instance: its owner (NULL when released), the fencing epoch (only ever
   grows: every acquisition adds one) and the expiry, `now() + ttl` of the database at the last
   renew.
+  No index on expires_at and room left on each page (fillfactor 50): a renew changes only
+  expires_at, so PostgreSQL updates the rows in place (HOT) without touching any index.
 - `waz_fence(instance, epoch)`: a write made for an instance runs this in its transaction; it
   raises SQLSTATE WZ409 unless the epoch is the current one of a held, unexpired lease. It
   locks the lease row FOR SHARE, so a takeover (an UPDATE of that row) waits for the write's
@@ -33,9 +35,8 @@ CREATE TABLE IF NOT EXISTS leases (
     owner       text,
     epoch       bigint NOT NULL DEFAULT 0,
     expires_at  timestamptz NOT NULL DEFAULT '-infinity'
-);
+) WITH (fillfactor = 50);
 CREATE INDEX IF NOT EXISTS leases_owner ON leases (owner);
-CREATE INDEX IF NOT EXISTS leases_expires ON leases (expires_at);
 
 CREATE OR REPLACE FUNCTION waz_fence(p_instance text, p_epoch bigint) RETURNS void
 LANGUAGE plpgsql AS $$
