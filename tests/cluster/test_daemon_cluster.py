@@ -193,6 +193,19 @@ def test_cluster_commands_over_the_socket(tmp_path: Path, pg_url: str) -> None:
                 wait_until(lambda: not running(d), timeout=20, what="solo drained")
                 assert c.cluster_drain("solo", undo=True)["draining"] is False
                 wait_until(lambda: len(running(d)) == N, timeout=20, what="solo back")
+            # The CLI over the same socket.
+            from click.testing import CliRunner
+
+            from waz_actors.cli.main import cli
+
+            env = {"WAZ_ENDPOINT": cfg.control_endpoint, "WAZ_STATE_DIR": str(cfg.state_dir)}
+            out = CliRunner().invoke(cli, ["cluster", "status", "--leases"], env=env)
+            assert out.exit_code == 0, out.output
+            assert "solo *" in out.output and "i0" in out.output
+            out = CliRunner().invoke(cli, ["cluster", "drain", "solo"], env=env)
+            assert out.exit_code == 0 and "solo draining" in out.output
+            out = CliRunner().invoke(cli, ["cluster", "drain", "ghost"], env=env)
+            assert out.exit_code != 0 and "not_found" in out.output + str(out.stderr)
         finally:
             d.stop()
     finally:
