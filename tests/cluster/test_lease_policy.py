@@ -119,3 +119,30 @@ def test_which_commands_go_to_the_owner() -> None:
     assert needs_owner("cluster.drain", {"node_id": "a"}) is None
     assert needs_owner("events.subscribe", {"instance_id": "a"}) is None
     assert needs_owner("message.get", {"message_id": "m"}) is None  # the shared store answers
+
+
+@pytest.mark.parametrize("rate", [0.6, 0.8, 0.9, 1.0, 1.1, 1.5])
+def test_a_fence_precedes_the_database_expiry_for_clock_drift_within_the_margin(
+    rate: float,
+) -> None:
+    """The node's clock runs `rate` times as fast as the database's. A renew sent at true time
+    T executes at T + d (d >= 0, unknown), so the database expires the lease at T + d + ttl.
+    The node fences at its own sent_at + ttl - margin (plus up to one watchdog tick); in true
+    time that is T + (ttl - margin + tick) / rate, which stays before T + ttl as long as the
+    drift is within the margin: rate > (ttl - margin + tick) / ttl."""
+    timing = LeaseTiming(ttl=30.0, renew_every=5.0, margin=10.0)
+    tick = min(timing.margin / 4, timing.renew_every / 2)
+    k = LeaseKeeper(timing)
+    true_send = 50.0
+    k.acquired("a", 1, sent_at=true_send * rate)  # the node's clock reading at the send
+    db_expiry = true_send + 0.0 + timing.ttl  # d = 0: the earliest possible expiry
+    local = true_send * rate
+    while not k.to_fence(local):
+        local += tick  # the watchdog wakes once a tick
+    true_fence = local / rate
+    safe = rate > (timing.ttl - timing.margin + tick) / timing.ttl
+    assert safe == (rate >= 0.8)  # 0.6 drifts more than a 10 s margin on a 30 s ttl covers
+    if safe:
+        assert true_fence < db_expiry
+    else:
+        assert true_fence > db_expiry  # why the margin must cover the drift
