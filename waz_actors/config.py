@@ -57,6 +57,8 @@ class StoreConfig:
     idempotency_days: float = _dur(30.0, allow_zero=True)
     prune_interval: float = _dur(3600.0)  # real seconds between prunes of the running daemon
     prune_batch: int = 500  # rows per prune write (each its own short commit)
+    # postgresql://... : the shared database of a cluster of daemons ([cluster]).
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,26 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several daemons on one PostgreSQL (store.url), each instance run by exactly one of them
+    under a lease (docs/design.md, Cluster). Durations in daemon seconds like every other."""
+
+    enabled: bool = False
+    node_id: str = ""  # stable across restarts; default: the host name
+    endpoint: str = ""  # the control endpoint other daemons forward commands to
+    lease_ttl: float = _dur(30.0)  # a lease lives this long past its last renew
+    renew_every: float = _dur(5.0)  # one batched renew round this often
+    fence_margin: float = _dur(10.0)  # close sessions this long before a lease could expire
+    takeover_delay: float = _dur(5.0, allow_zero=True)  # after an expiry, before connecting
+    acquire_rate: float = _dur(10.0)  # leases taken (or handed over) per real second at most
+
+    def resolved_node_id(self) -> str:
+        import socket
+
+        return self.node_id or socket.gethostname()
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     id: str
     driver: str = "sim"
@@ -241,6 +263,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     instances: tuple[InstanceConfig, ...] = ()
 
     # -- derived paths ---------------------------------------------------------------------
@@ -410,9 +433,26 @@ def parse(data: dict[str, Any]) -> Config:
         parse_listen(cfg.http.listen)  # raises ConfigError naming http.listen
     if cfg.http.create_driver not in ("", *KNOWN_DRIVERS):
         raise ConfigError(f"http.create_driver: unknown driver {cfg.http.create_driver!r}")
+    _check_cluster(cfg)
     if cfg.health.warning_success > cfg.health.healthy_success:
         raise ConfigError("health.warning_success: must not exceed health.healthy_success")
     return cfg
+
+
+def _check_cluster(cfg: Config) -> None:
+    c = cfg.cluster
+    if not c.enabled:
+        return
+    if not cfg.store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "cluster.enabled: needs a PostgreSQL store.url (postgresql://...), "
+            f"got {cfg.store.url or 'none'!r}"
+        )
+    if 2 * c.renew_every + c.fence_margin > c.lease_ttl:
+        raise ConfigError(
+            f"cluster.lease_ttl: must exceed 2 x cluster.renew_every + cluster.fence_margin "
+            f"({2 * c.renew_every + c.fence_margin:g}), got {c.lease_ttl:g}"
+        )
 
 
 def load(path: str | Path | None) -> Config:

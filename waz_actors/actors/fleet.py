@@ -46,6 +46,7 @@ from waz_actors.store.records import MessageRecord
 from waz_actors.types import InstanceState, new_instance_id
 
 if TYPE_CHECKING:
+    from waz_actors.cluster.runtime import Cluster
     from waz_actors.drivers.sim import SimNetworkLike
 
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class Fleet:
         self.sweep = sweep
         self.sim = sim
         self.accepting = True
+        self.cluster: Cluster | None = None  # set by the runtime when [cluster] is enabled
         self.started_at = time.time()
         self.started_at_monotonic = time.monotonic()
 

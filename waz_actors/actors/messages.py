@@ -6,6 +6,7 @@ on an actor `ask`, so a reply can come later (after a driver event) without the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -196,6 +197,23 @@ class StopAll:
 
     timeout: float
     reply: Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStart:
+    """Cluster: this node holds the instance's lease now; run it."""
+
+    instance_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStop:
+    """Cluster: the lease is lost, fenced or being handed over; close the session. `on_stopped`
+    (a hand-over) is called once the session is closed, so the lease can be released."""
+
+    instance_id: str
+    reason: str
+    on_stopped: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

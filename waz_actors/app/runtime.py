@@ -31,6 +31,7 @@ from waz_actors.store.retention import Pruner
 from waz_actors.types import InstanceState
 
 if TYPE_CHECKING:
+    from waz_actors.cluster.runtime import Cluster
     from waz_actors.control.server import ControlServer
     from waz_actors.drivers.host.client import HostPool
     from waz_actors.drivers.sim import SimNetworkLike
@@ -63,6 +64,7 @@ class Daemon:
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
         self.http: GatewayProcess | None = None
+        self.cluster: Cluster | None = None  # [cluster] enabled: leases decide what runs here
         self.pruner = Pruner(
             self.store,
             retention_days=cfg.store.retention_days,
@@ -105,7 +107,13 @@ class Daemon:
             gate=ConnectGate(cfg.daemon.connect_rate),
             drivers=drivers,
         )
-        self.supervisor = SupervisorActor.start(deps, self.children, self.sweep)
+        if cfg.cluster.enabled:
+            from waz_actors.cluster.runtime import Cluster
+
+            self.cluster = Cluster(
+                cfg, lambda: [r.instance_id for r in self.store.list_instances()]
+            )
+        self.supervisor = SupervisorActor.start(deps, self.children, self.sweep, self.cluster)
         self.fleet = Fleet(
             cfg,
             self.clock,
@@ -116,10 +124,15 @@ class Daemon:
             self.sweep,
             sim=self.sim,
         )
+        self.fleet.cluster = self.cluster
+        if self.cluster is not None:
+            self.cluster.start(self.supervisor)
         if self.with_control:
             from waz_actors.control.server import ControlServer
 
             self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
+            if self.cluster is not None:
+                self.control.dispatcher.forward = self.cluster.forwarder()
             self.control.start()
             if cfg.http.listen:  # the HTTP gateway: a supervised subprocess (docs/http.md)
                 from waz_actors.http.supervise import GatewayProcess
@@ -215,6 +228,8 @@ class Daemon:
         logger.info("stopping: draining in-flight sends (up to {:g} s)", t)
         if self.fleet is not None:
             self.fleet.accepting = False
+        if self.cluster is not None:
+            self.cluster.halt()  # take no more leases while the sessions close
         if self.supervisor is not None:
             from concurrent.futures import Future
 
@@ -225,6 +240,9 @@ class Daemon:
                 logger.info("{} instance(s) stopped", n)
             except Exception as e:
                 logger.error("instances did not stop cleanly: {}", e)
+        if self.cluster is not None:
+            self.cluster.hand_over()  # sessions closed: release every lease at once
+            self.cluster = None
         self._teardown()
         logger.info("stopped")
         self.stopped.set()
@@ -232,6 +250,11 @@ class Daemon:
     def _teardown(self) -> None:
         if self.http is not None:
             self.http.stop()
+        if self.cluster is not None:  # a failed start: stop the rounds, release what was held
+            try:
+                self.cluster.hand_over()
+            except Exception:
+                logger.exception("cluster hand-over failed")
         if self.control is not None:
             try:
                 self.control.stop()

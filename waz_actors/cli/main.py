@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
     "prune": "waz_actors.cli.prune:prune",
     "sim": "waz_actors.cli.sim:sim",
     "http": "waz_actors.cli.http:http",
+    "cluster": "waz_actors.cli.cluster:cluster",
 }
 
 

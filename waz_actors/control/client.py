@@ -180,6 +180,12 @@ class Client:
     def daemon_metrics(self) -> dict[str, Any]:
         return self._map("daemon.metrics")
 
+    def cluster_status(self) -> dict[str, Any]:
+        return self._map("cluster.status")
+
+    def cluster_drain(self, node_id: str, undo: bool = False) -> dict[str, Any]:
+        return self._map("cluster.drain", {"node_id": node_id, "undo": undo})
+
     # -- instances -------------------------------------------------------------------------
 
     def instance_create(

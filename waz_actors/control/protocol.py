@@ -310,5 +310,6 @@ READONLY_COMMANDS = frozenset(
         "inbox.list",
         "token.list",
         "sim.stats",
+        "cluster.status",
     }
 )
