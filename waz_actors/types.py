@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     BUSY = "busy"
     SHUTTING_DOWN = "shutting_down"
+    STORAGE_FULL = "storage_full"
     INTERNAL = "internal"
 
 

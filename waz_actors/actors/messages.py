@@ -133,6 +133,29 @@ class Submit:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """One status change of a message, as an instance's outbox asks the store for it."""
+
+    message_id: str
+    status: str
+    reason: str
+    attempts: int | None = None
+    error: str | None = None
+    wa_id: str | None = None
+    only_if: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The store's answer to a StatusWrite, posted back from the writer thread: every failure,
+    and the commit of a `sending` write (the send waits for it)."""
+
+    write: StatusWrite
+    token: int
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     seq: int
 

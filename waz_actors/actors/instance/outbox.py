@@ -2,7 +2,9 @@
 
 The store holds the truth; this is the in-memory order of the instance's queued messages. A
 message goes out only while the instance is online, idle and the pacer allows it, one at a
-time. Only a send that reached WhatsApp and failed consumes a retry (invariant 4).
+time, and only once its `sending` status is durable (see saving.py: a status lost to a full
+disk would make the next daemon resend it). Only a send that reached WhatsApp and failed
+consumes a retry (invariant 4).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from waz_actors.actors.instance.context import Context
+from waz_actors.actors.instance.saving import Saver
+from waz_actors.actors.messages import StatusWrite, Written
 from waz_actors.drivers import base as driver
 from waz_actors.errors import InvalidState
 from waz_actors.policy.health import HealthThresholds, SuccessWindow
@@ -40,7 +44,11 @@ class Outbox:
         self.queue: deque[Queued] = deque()
         self.queued_ids: set[str] = set()
         self.in_flight: Queued | None = None
-        self.in_flight_at = 0.0  # daemon time the send in flight started
+        self.in_flight_at = 0.0  # daemon time the send in flight went to the driver
+        # The token of the in-flight message's `sending` write while the send waits for its
+        # commit; 0 once handed to the driver.
+        self.awaiting = 0
+        self.saver = Saver(ctx)
         self.sent = 0
         self.failed = 0
         # Set by a drain (shutdown): nothing new is sent, nor any connection opened.
@@ -65,6 +73,7 @@ class Outbox:
 
     def drop(self, message_id: str) -> None:
         self.queued_ids.discard(message_id)
+        self.saver.forget(message_id)
         self.queue = deque(q for q in self.queue if q.record.message_id != message_id)
 
     # ------------------------------------------------------------------ sending
@@ -77,6 +86,7 @@ class Outbox:
             or self.in_flight is not None
             or session is None
             or self.draining is not None
+            or self.saver.paused
             or not self.queue
         ):
             return
@@ -102,9 +112,47 @@ class Outbox:
         self.queue.remove(ready)
         self.queued_ids.discard(ready.record.message_id)
         self.in_flight = ready
-        self.in_flight_at = now
-        rec = ready.record
-        ctx.deps.store.set_status(rec.message_id, M.SENDING, reason="sending")
+        # The send waits for this write's commit (on_written): many instances' `sending`
+        # writes share one group commit, and the actor handles other messages meanwhile.
+        self.awaiting = self.saver.write(
+            StatusWrite(ready.record.message_id, M.SENDING, "sending"), confirm=True
+        )
+        ctx.publish_snapshot(light=True)
+
+    @property
+    def handed_over(self) -> bool:
+        """A message is in flight and the driver has it (its outcome is out of our hands)."""
+        return self.in_flight is not None and not self.awaiting
+
+    def on_written(self, msg: Written, session: driver.Driver | None) -> None:
+        """The store's answer to a status write: send once `sending` is durable; pause when
+        the store cannot write."""
+        q = self.in_flight
+        ours = q is not None and self.awaiting == msg.token
+        if msg.error is None:
+            self.saver.committed()
+            if ours and q is not None:
+                self._hand_over(q, session)
+            return
+        storage = self.saver.failed(msg)
+        if not ours or q is None:
+            return
+        # Not sent: nothing happened to it but a failed write, so no retry is consumed.
+        self.in_flight = None
+        self.awaiting = 0
+        if storage:
+            self.queue.appendleft(q)
+            self.queued_ids.add(q.record.message_id)
+        # Else the store refused `sending` (the message is final or gone): it leaves the queue.
+
+    def _hand_over(self, q: Queued, session: driver.Driver | None) -> None:
+        ctx = self.ctx
+        self.awaiting = 0
+        rec = q.record
+        if session is None:  # cannot be: closing the session requeues the message in flight
+            self.requeue_in_flight("no session")
+            return
+        self.in_flight_at = ctx.clock.now()
         ctx.emit_message(rec.message_id, M.SENDING, "sending")
         if not ctx.timers.pending("processing"):
             ctx.timers.schedule("processing", ctx.cfg.queue.processing_timeout)
@@ -115,24 +163,26 @@ class Outbox:
         )
         ctx.publish_snapshot(light=True)
 
+    def retry_store(self) -> None:
+        """The `store_retry` timer (the caller pumps)."""
+        self.saver.retry()
+
     def on_send_result(self, ev: driver.SendResult) -> bool:
         """Settle the send in flight; False for a late result of one already settled."""
         ctx = self.ctx
         q = self.in_flight
-        if q is None or q.record.message_id != ev.message_id:
+        if q is None or q.record.message_id != ev.message_id or self.awaiting:
             ctx.log.debug("late send result for {}", ev.message_id)
             return False
         self.in_flight = None
         now = ctx.clock.now()
         rec = q.record
         attempts = rec.attempts + 1
-        store = ctx.deps.store
+        save = self.saver.write
         if ev.ok:
             self.sent += 1
             self.success.record(now, True)
-            store.set_status(
-                rec.message_id, M.SENT, attempts=attempts, wa_id=ev.wa_id, reason="sent"
-            )
+            save(StatusWrite(rec.message_id, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id))
             ctx.emit_message(rec.message_id, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id)
         elif self.retry.should_retry(attempts, permanent=ev.permanent):
             self.success.record(now, False)
@@ -141,9 +191,7 @@ class Outbox:
             self.queue.appendleft(Queued(rec, not_before=now + delay))
             self.queued_ids.add(rec.message_id)
             reason = f"send failed, retry in {delay:.0f} s: {ev.error}"
-            store.set_status(
-                rec.message_id, M.QUEUED, attempts=attempts, error=ev.error, reason=reason
-            )
+            save(StatusWrite(rec.message_id, M.QUEUED, reason, attempts=attempts, error=ev.error))
             ctx.emit_message(rec.message_id, M.QUEUED, reason, attempts=attempts)
         else:
             self.success.record(now, False)
@@ -159,6 +207,9 @@ class Outbox:
         if self.in_flight is None:
             return False
         ctx = self.ctx
+        if self.awaiting:  # not sent yet: the send has not started to take long
+            ctx.timers.schedule("processing", ctx.cfg.queue.processing_timeout)
+            return False
         left = self.in_flight_at + ctx.cfg.queue.processing_timeout - ctx.clock.now()
         if left > 0:
             ctx.timers.schedule("processing", left)
@@ -173,21 +224,24 @@ class Outbox:
         if q is None:
             return
         self.in_flight = None
+        self.awaiting = 0  # a commit of its `sending` write that comes later is stale
         self.queue.appendleft(q)
         self.queued_ids.add(q.record.message_id)
-        self.ctx.deps.store.set_status(
-            q.record.message_id,
-            M.QUEUED,
-            reason=f"session closed: {reason}",
-            only_if={M.SENDING},
+        self.saver.write(
+            StatusWrite(
+                q.record.message_id,
+                M.QUEUED,
+                f"session closed: {reason}",
+                only_if=frozenset({M.SENDING}),
+            )
         )
         self.ctx.emit_message(q.record.message_id, M.QUEUED, f"session closed: {reason}")
 
     def _finish(self, rec: MessageRecord, status: M, reason: str) -> None:
         if status == M.FAILED:
             self.failed += 1
-        self.ctx.deps.store.set_status(
-            rec.message_id, status, attempts=rec.attempts, error=rec.last_error, reason=reason
+        self.saver.write(
+            StatusWrite(rec.message_id, status, reason, attempts=rec.attempts, error=rec.last_error)
         )
         self.ctx.emit_message(rec.message_id, status, reason, attempts=rec.attempts)
 
