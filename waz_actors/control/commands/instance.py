@@ -8,6 +8,7 @@ from typing import Any
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import command, optional
+from waz_actors.drivers.settings import check_settings
 from waz_actors.errors import BadRequest, Busy
 
 ID = {"instance_id": v.ident}
@@ -37,6 +38,9 @@ def create(
                 "tenant: only an admin token may choose the tenant", {"field": "tenant"}
             )
         tenant = ctx.identity.tenant
+    # Before anything is stored: an unknown key would be ignored by the driver (a typo runs
+    # the session on the wrong network), and some keys are the admin's alone.
+    check_settings(driver, settings or {}, admin=ctx.identity.admin)
     new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
     _wait_visible(ctx, new_id)
     return {"instance_id": new_id}
