@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import sqlite3
 from typing import Any
 
 from waz_actors.types import ErrorCode
@@ -76,6 +75,8 @@ def disk_full(e: BaseException) -> bool:
     and an OSError ENOSPC (a file the daemon writes itself)."""
     if isinstance(e, StorageFull):
         return True
+    import sqlite3  # here, not at the top: the client library imports this module, lightly
+
     if isinstance(e, sqlite3.Error):
         code = getattr(e, "sqlite_errorcode", None)  # extended codes keep the primary low byte
         full = isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL

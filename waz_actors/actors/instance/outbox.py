@@ -240,9 +240,19 @@ class Outbox:
     def _finish(self, rec: MessageRecord, status: M, reason: str) -> None:
         if status == M.FAILED:
             self.failed += 1
-        self.saver.write(
-            StatusWrite(rec.message_id, status, reason, attempts=rec.attempts, error=rec.last_error)
-        )
+        if status == M.EXPIRED:
+            # Posted, nobody told of a failure: an `expired` lost to the disk costs nothing,
+            # the message is still queued after a restart and expires again before any send.
+            self.saver.forget(rec.message_id)
+            self.ctx.deps.store.set_status(
+                rec.message_id, status, attempts=rec.attempts, error=rec.last_error, reason=reason
+            )
+        else:
+            self.saver.write(
+                StatusWrite(
+                    rec.message_id, status, reason, attempts=rec.attempts, error=rec.last_error
+                )
+            )
         self.ctx.emit_message(rec.message_id, status, reason, attempts=rec.attempts)
 
     # ------------------------------------------------------------------ operator commands
