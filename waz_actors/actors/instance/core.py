@@ -2,8 +2,9 @@
 
 A plain class: the actor (instance_actor.py) only routes messages to it. It never blocks:
 the driver is non-blocking, store writes are group-committed in the background (the ones a
-reply depends on are awaited by the caller through a Future), and timers come back as
-messages through `post`. Tests drive it directly with a FakeClock.
+reply depends on are awaited by the caller through a Future; a send waits for its `sending`
+write, whose commit comes back as a `Written` message), and timers come back as messages
+through `post`. Tests drive it directly with a FakeClock.
 
 The parts, each with its own state, share a Context (identity, services, timers, the visible
 state): Connection (the session's life cycle), Outbox (the queue and sends), Pairing (codes

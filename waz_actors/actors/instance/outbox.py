@@ -18,7 +18,7 @@ from waz_actors.actors.instance.context import Context
 from waz_actors.actors.instance.saving import Saver
 from waz_actors.actors.messages import StatusWrite, Written
 from waz_actors.drivers import base as driver
-from waz_actors.errors import InvalidState
+from waz_actors.errors import InvalidState, ShuttingDown
 from waz_actors.policy.health import HealthThresholds, SuccessWindow
 from waz_actors.policy.pacing import Pacer
 from waz_actors.policy.retry import RetryPolicy
@@ -140,7 +140,7 @@ class Outbox:
         # Not sent: nothing happened to it but a failed write, so no retry is consumed.
         self.in_flight = None
         self.awaiting = 0
-        if storage:
+        if storage or isinstance(msg.error, ShuttingDown):
             self.queue.appendleft(q)
             self.queued_ids.add(q.record.message_id)
         # Else the store refused `sending` (the message is final or gone): it leaves the queue.
