@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from waz_actors.actors.instance.context import Context
-from waz_actors.actors.instance.saving import Saver
+from waz_actors.actors.instance.saving import Pending, Saver
 from waz_actors.actors.messages import StatusWrite, Written
 from waz_actors.drivers import base as driver
 from waz_actors.errors import InvalidState, ShuttingDown
@@ -48,6 +48,9 @@ class Outbox:
         # The token of the in-flight message's `sending` write while the send waits for its
         # commit; 0 once handed to the driver.
         self.awaiting = 0
+        # The next message's `sending`, written ahead while another is in flight (pacing off;
+        # see _prepare_next).
+        self.prepared: Pending | None = None
         self.saver = Saver(ctx)
         self.sent = 0
         self.failed = 0
@@ -96,6 +99,8 @@ class Outbox:
         while self.queue and _expired(self.queue[0].record, wall):
             q = self.queue.popleft()
             self.queued_ids.discard(q.record.message_id)
+            if self.prepared is not None and self.prepared.write.message_id == q.record.message_id:
+                self.prepared = None  # `sending` -> `expired` is allowed: nothing to undo
             self._finish(q.record, M.EXPIRED, "ttl expired")
         ready = next((q for q in self.queue if q.not_before <= now), None)
         if ready is None:
@@ -112,12 +117,47 @@ class Outbox:
         self.queue.remove(ready)
         self.queued_ids.discard(ready.record.message_id)
         self.in_flight = ready
-        # The send waits for this write's commit (on_written): many instances' `sending`
-        # writes share one group commit, and the actor handles other messages meanwhile.
-        self.awaiting = self.saver.write(
-            StatusWrite(ready.record.message_id, M.SENDING, "sending"), confirm=True
-        )
+        mid = ready.record.message_id
+        pending, self.prepared = self.prepared, None
+        if pending is None or pending.write.message_id != mid:
+            self.prepared = pending
+            pending = self._write_sending(mid)
+        if pending.committed:
+            self._hand_over(ready, session)
+        else:
+            # The send waits for this write's commit (on_written): many instances' `sending`
+            # writes share one group commit, and the actor handles other messages meanwhile.
+            self.awaiting = pending.token
+            self.saver.confirm(pending)
+        self._prepare_next(now)
         ctx.publish_snapshot(light=True)
+
+    def _write_sending(self, message_id: str) -> Pending:
+        return self.saver.write(StatusWrite(message_id, M.SENDING, "sending"))
+
+    def _prepare_next(self, now: float) -> None:
+        """With no pacing gap to wait, write the next message's `sending` now, so its commit
+        overlaps the send in flight instead of following it: an instance waiting for a commit
+        per message would send at the writer's pace. Harmless if the daemon dies meanwhile: a
+        `sending` never sent is queued again at start-up (recover_sending), same id."""
+        if self.prepared is not None or self.saver.paused or self.pacer.delay(now) > 0:
+            return
+        wall = self.ctx.clock.wall()
+        nxt = next((q for q in self.queue if q.not_before <= now), None)
+        if nxt is None or _expired(nxt.record, wall):
+            return
+        # Nobody is told of its commit: the pump looks at its Future when the message's turn
+        # comes, which saves the instance a message (and a thread wake-up) per send.
+        self.prepared = self._write_sending(nxt.record.message_id)
+
+    def _unprepare(self, reason: str) -> None:
+        """The message written `sending` ahead will not go next: `queued` again. Written after
+        the `sending` (one writer, in order), and only if it is still `sending`."""
+        if self.prepared is None:
+            return
+        mid = self.prepared.write.message_id
+        self.prepared = None
+        self.saver.write(StatusWrite(mid, M.QUEUED, reason, only_if=frozenset({M.SENDING})))
 
     @property
     def handed_over(self) -> bool:
@@ -135,6 +175,11 @@ class Outbox:
                 self._hand_over(q, session)
             return
         storage = self.saver.failed(msg)
+        prepared = self.prepared
+        if prepared is not None and prepared.token == msg.token:
+            self.prepared = None  # still in the queue, still `queued` in the store
+            if not storage and not isinstance(msg.error, ShuttingDown):
+                self.drop(prepared.write.message_id)  # final or gone
         if not ours or q is None:
             return
         # Not sent: nothing happened to it but a failed write, so no retry is consumed.
@@ -144,6 +189,7 @@ class Outbox:
             self.queue.appendleft(q)
             self.queued_ids.add(q.record.message_id)
         # Else the store refused `sending` (the message is final or gone): it leaves the queue.
+        self.ctx.publish_snapshot(light=True)
 
     def _hand_over(self, q: Queued, session: driver.Driver | None) -> None:
         ctx = self.ctx
@@ -161,7 +207,7 @@ class Outbox:
                 message_id=rec.message_id, to=rec.to, text=rec.text, media=rec.media
             )
         )
-        ctx.publish_snapshot(light=True)
+        # No snapshot: the one of the pump that chose this message already shows it in flight.
 
     def retry_store(self) -> None:
         """The `store_retry` timer (the caller pumps)."""
@@ -220,6 +266,7 @@ class Outbox:
     def requeue_in_flight(self, reason: str) -> None:
         """The session closed with a send in flight: its outcome is unknown, so it goes back
         to the head of the queue, same id, no retry consumed."""
+        self._unprepare(f"session closed: {reason}")
         q = self.in_flight
         if q is None:
             return
@@ -261,6 +308,8 @@ class Outbox:
         ctx = self.ctx
         if self.in_flight is not None and self.in_flight.record.message_id == message_id:
             raise InvalidState(f"message {message_id} is being sent and cannot be cancelled")
+        if self.prepared is not None and self.prepared.write.message_id == message_id:
+            self._unprepare("cancel requested")  # committed before the cancel below
         if message_id in self.queued_ids:
             self.drop(message_id)
         ok = ctx.deps.store.update_message(
@@ -276,6 +325,7 @@ class Outbox:
 
     def purge(self, status: str) -> int:
         ctx = self.ctx
+        self._unprepare("purge requested")  # a message written ahead is not being sent
         ids = ctx.deps.store.cancel_pending(ctx.id, status=status, reason="purged by operator")
         for mid in ids:
             self.drop(mid)

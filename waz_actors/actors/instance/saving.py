@@ -3,9 +3,9 @@
 A message goes out only once its `sending` status is durable, and its outcome (`sent`,
 `failed`, a retry) must reach the disk too: a status lost to a full disk makes the next daemon
 resend a message already delivered. So every write's Future answers the instance by a posted
-message (`Written`): a failure always, a success only when someone waits for it (the send
-waits for its `sending` write). The actor never blocks on the disk, and the writes still share
-the store's group commits.
+message (`Written`): a failure always, a commit only when someone waits for it (a send whose
+`sending` write is not committed yet; a write made again after a failure). The actor never
+blocks on the disk, and the writes still share the store's group commits.
 
 While the store refuses writes the outbox sends nothing: an alarm is raised once, the writes
 that failed are kept (the latest per message) and made again after a backoff in daemon time,
@@ -14,12 +14,15 @@ and sending resumes by itself with the first write that goes through.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
 
 from waz_actors.actors.instance.context import Context
 from waz_actors.actors.messages import StatusWrite, Written
 from waz_actors.errors import ShuttingDown, StorageFull, WazError, disk_full
-from waz_actors.types import FINAL_STATUSES
+from waz_actors.types import FINAL_STATUSES, MessageStatus
 
 RETRY_FIRST = 1.0  # daemon seconds before the first write after a failed one
 RETRY_MAX = 60.0
@@ -37,8 +40,8 @@ class Saver:
         self.outage = False  # an alarm is out; cleared by the next write that commits
         self._delay = RETRY_FIRST
 
-    def write(self, w: StatusWrite, *, confirm: bool = False) -> int:
-        """Submit `w`; its token. A failure is posted back; with `confirm`, the commit too."""
+    def write(self, w: StatusWrite) -> Pending:
+        """Submit `w`. A failure is posted back as `Written`; a commit only if `confirm`ed."""
         self._token += 1
         token = self._token
         mid = w.message_id
@@ -58,17 +61,23 @@ class Saver:
         )
         post, log = self.ctx.post, self.ctx.log
 
-        def answered(f: Future[bool]) -> None:  # on the writer thread: post, nothing more
+        def failed(f: Future[bool]) -> None:  # on the writer thread: post, nothing more
             error = f.exception()
-            if error is None and not confirm:
-                return
-            try:
-                post(Written(w, token, error))
-            except Exception:  # the actor is gone; its successor reads the store afresh
-                log.debug("status write of {} answered after the instance stopped", mid)
+            if error is not None:
+                _tell(post, Written(w, token, error), log)
 
-        fut.add_done_callback(answered)
-        return token
+        fut.add_done_callback(failed)
+        return Pending(token, w, fut)
+
+    def confirm(self, p: Pending) -> None:
+        """Have the commit of `p` posted back too (at once if it is committed already)."""
+        post, log = self.ctx.post, self.ctx.log
+
+        def committed(f: Future[bool]) -> None:
+            if f.exception() is None:
+                _tell(post, Written(p.write, p.token), log)
+
+        p.future.add_done_callback(committed)
 
     def forget(self, message_id: str) -> None:
         """The message left the outbox by another path (cancel, purge)."""
@@ -94,7 +103,10 @@ class Saver:
         if isinstance(error, WazError) and not isinstance(error, StorageFull):
             self.ctx.log.warning("status {} of {} refused: {}", w.status, w.message_id, error)
             return False
-        if self._latest.get(w.message_id, msg.token) == msg.token:
+        # A failed `sending` is not made again: nothing was sent, and the next attempt to send
+        # writes it anew. An outcome is, unless a later write of the message replaced it.
+        latest = self._latest.get(w.message_id, msg.token) == msg.token
+        if latest and w.status != MessageStatus.SENDING:
             self.unsaved[w.message_id] = w
         self._pause(error)
         return True
@@ -116,4 +128,24 @@ class Saver:
         (its `sending` write is the probe); a failure pauses again, for longer."""
         self.paused = False
         for w in list(self.unsaved.values()):
-            self.write(w, confirm=True)
+            self.confirm(self.write(w))
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A status write submitted: its token (to tell its answer from a stale one) and Future."""
+
+    token: int
+    write: StatusWrite
+    future: Future[bool]
+
+    @property
+    def committed(self) -> bool:
+        return self.future.done() and self.future.exception() is None
+
+
+def _tell(post: Callable[[object], None], msg: Written, log: Any) -> None:
+    try:
+        post(msg)
+    except Exception:  # the actor is gone; its successor reads the store afresh
+        log.debug("status write of {} answered after the instance stopped", msg.write.message_id)
