@@ -20,6 +20,7 @@ from tests.core.harness import Bench, quick_config
 from tests.store.store_helpers import fill_disk
 from tests.waiting import wait_until
 from waz_actors.actors.instance import Instance
+from waz_actors.actors.messages import Cancel
 from waz_actors.app.runtime import Daemon
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.drivers.sim.network import SimNetwork
@@ -146,3 +147,34 @@ def test_daemon_full_disk_then_restart_delivers_each_message_once(
         d2.stop()
     assert shared_sim.stats()["totals"]["duplicates"] == 0
     assert sorted(shared_sim.delivered_ids("i0")) == sorted(ids)
+
+
+def test_a_message_written_sending_ahead_is_still_cancellable_and_requeued(tmp_path: Path) -> None:
+    """With pacing off the next message's `sending` is written while one is in flight; it is
+    not being sent, so a cancel still works and a closed session puts it back to `queued`."""
+    b = Bench(tmp_path, quick_config(pacing_interval=0.0))
+    try:
+        b.create()
+        b.run_until(lambda: b.instance is not None and b.instance.state == S.ONLINE, limit=5)
+        b.net.inject("i1", "latency", send=10.0)
+        first, second, third = b.send("a"), b.send("b"), b.send("c")
+        assert b.status_of(first.message_id) == M.SENDING
+        assert b.status_of(second.message_id) == M.SENDING  # written ahead
+        assert b.status_of(third.message_id) == M.QUEUED
+        assert b.command(Cancel, message_id=second.message_id).result(1) == "cancelled"
+        assert b.status_of(second.message_id) == M.CANCELLED
+        fourth = b.send("d")  # written ahead in its turn
+        assert b.status_of(third.message_id) == M.SENDING
+        assert b.status_of(fourth.message_id) == M.QUEUED
+        b.net.inject("i1", "disconnect")
+        b.run(1)
+        assert b.status_of(first.message_id) == M.QUEUED  # outcome unknown: same id again
+        assert b.status_of(third.message_id) == M.QUEUED
+        b.net.inject("i1", "latency", send=0.2)
+        b.run_until(lambda: b.status_of(fourth.message_id) == M.SENT, limit=3600)
+        assert [b.status_of(m.message_id) for m in (first, third)] == [M.SENT, M.SENT]
+        sent = [first.message_id, third.message_id, fourth.message_id]
+        assert b.net.delivered_ids("i1") == sent  # in order, the cancelled one never
+        assert b.stats()["duplicates"] == 0
+    finally:
+        b.close()

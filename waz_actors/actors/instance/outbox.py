@@ -86,12 +86,14 @@ class Outbox:
         ctx = self.ctx
         if (
             ctx.state != S.ONLINE
-            or self.in_flight is not None
             or session is None
             or self.draining is not None
             or self.saver.paused
             or not self.queue
         ):
+            return
+        if self.in_flight is not None:
+            self._prepare_next(ctx.clock.now())  # a message that came in meanwhile
             return
         now = ctx.clock.now()
         wall = ctx.clock.wall()
