@@ -17,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from waz_actors.actors.instance.context import Context
 from waz_actors.actors.messages import StatusWrite, Written
 from waz_actors.errors import ShuttingDown, StorageFull, WazError, disk_full
 from waz_actors.types import FINAL_STATUSES, MessageStatus
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 RETRY_FIRST = 1.0  # daemon seconds before the first write after a failed one
 RETRY_MAX = 60.0
@@ -144,7 +147,7 @@ class Pending:
         return self.future.done() and self.future.exception() is None
 
 
-def _tell(post: Callable[[object], None], msg: Written, log: Any) -> None:
+def _tell(post: Callable[[object], None], msg: Written, log: Logger) -> None:
     try:
         post(msg)
     except Exception:  # the actor is gone; its successor reads the store afresh
