@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from waz_actors.errors import ConfigError
+from waz_actors.net.fetch import Limits
 
 KNOWN_DRIVERS = ("sim", "whatsmeow")
 
@@ -49,6 +50,13 @@ class StoreConfig:
     path: str = ""  # default: <state_dir>/waz.db
     synchronous: str = "FULL"  # FULL | NORMAL
     batch_max: int = 1000  # writes per group commit at most
+    # Retention, in wall-clock days (not scaled by time_scale); 0 keeps for ever. Final messages
+    # with their history, and events, go this long after their last change.
+    retention_days: float = _dur(30.0, allow_zero=True)
+    # Idempotency keys of final messages go this long after the message was accepted.
+    idempotency_days: float = _dur(30.0, allow_zero=True)
+    prune_interval: float = _dur(3600.0)  # real seconds between prunes of the running daemon
+    prune_batch: int = 500  # rows per prune write (each its own short commit)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,10 @@ class QueueConfig:
     pacing_jitter: float = _dur(0.25, allow_zero=True)  # fraction of the interval
     pacing_burst: int = 1
     max_text_length: int = 65536
+    # A send whose outcome is unknown (session closed or timed out mid-send, daemon restart),
+    # on a driver whose network does not drop a second copy: "always" resends it marked
+    # possible_duplicate (at least once); "never" ends it in status `unknown` (at most once).
+    resend_unknown: str = "always"
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,18 @@ class ControlConfig:
     curve_secret_key_file: str = ""
     curve_public_key_file: str = ""
     curve_clients_dir: str = ""
+    # Per tenant token: requests per second on average (0 turns it off), up to rate_burst at
+    # once; beyond it `busy` with details.retry_after. The admin token is exempt. Real seconds.
+    rate_limit: float = _dur(1000.0, allow_zero=True)
+    rate_burst: int = 2000
+    max_reply_bytes: int = 16777216  # a bigger reply is answered too_large: page instead
+
+
+@dataclass(frozen=True)
+class TenantsConfig:
+    # Instances a tenant token may have its tenant own; a token may carry its own limit
+    # (token.create max_instances). The admin token and [[instances]] are not counted against.
+    max_instances: int = 100
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,9 @@ class SimConfig:
     # A send whose answer the network loses (a dropped link) still reached the phone with this
     # probability: the daemon cannot know, resends with the same id, and the network drops it.
     lost_ack_delivery_rate: float = _dur(0.5, allow_zero=True)
+    # false: the network delivers a resend of a delivered id again, as whatsmeow's would (the
+    # daemon then marks such resends possible_duplicate; see queue.resend_unknown).
+    dedup_resends: bool = True
 
 
 @dataclass(frozen=True)
@@ -137,6 +164,56 @@ class WhatsmeowConfig:
     heartbeat_misses: int = 3
     fd_budget: int = 512
     proxy: str = ""  # e.g. socks5://127.0.0.1:1080; tests point it at a loopback proxy
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """Fetching `message.send` media (waz_actors/net/fetch.py). Timeouts in real seconds."""
+
+    max_bytes: int = 16 * 1024 * 1024  # image, video, audio (voice notes), sticker
+    max_document_bytes: int = 100 * 1024 * 1024
+    connect_timeout: float = _dur(10.0)
+    timeout: float = _dur(120.0)  # the whole fetch, redirects included
+    max_redirects: int = 5
+    # Off: loopback, private, link-local, CGNAT, multicast and metadata addresses are refused.
+    allow_private_urls: bool = False
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_bytes=self.max_bytes,
+            max_document_bytes=self.max_document_bytes,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+            max_redirects=self.max_redirects,
+            allow_private=self.allow_private_urls,
+        )
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    # Store the media bytes of received messages (fetched right after the message is stored);
+    # false keeps the metadata only and `message.download` fetches the bytes on demand.
+    keep_media: bool = False
+    max_media_bytes: int = 16 * 1024 * 1024  # larger media is not kept (still downloadable)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The HTTP gateway (docs/http.md): a separate process, a ZeroMQ client of the daemon."""
+
+    listen: str = ""  # "127.0.0.1:8000"; empty: `waz-actors run` starts no gateway
+    control_endpoint: str = ""  # default: the daemon's control.endpoint
+    # The token the gateway itself uses for /metrics (daemon.metrics is admin-only);
+    # default: <state_dir>/admin.token. Requests always carry their caller's own token.
+    admin_token_file: str = ""
+    request_timeout: float = _dur(10.0)  # real seconds the gateway waits for the daemon
+    max_body: int = 1048576  # bytes; a larger request body is 413 too_large
+    # WAZIPER's /get_qrcode on an unknown instance creates it with this driver (the panel makes
+    # up the instance id and asks for a QR code); empty: such a call answers not_found.
+    create_driver: str = "whatsmeow"
+    # CURVE, when the control endpoint is tcp on another host (docs/operations.md).
+    curve_server_public_key_file: str = ""  # the daemon's NAME.key
+    curve_client_secret_key_file: str = ""  # the gateway's own NAME.key_secret
 
 
 @dataclass(frozen=True)
@@ -158,8 +235,12 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    tenants: TenantsConfig = field(default_factory=TenantsConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    inbox: InboxConfig = field(default_factory=InboxConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     instances: tuple[InstanceConfig, ...] = ()
 
     # -- derived paths ---------------------------------------------------------------------
@@ -292,6 +373,10 @@ def parse(data: dict[str, Any]) -> Config:
         raise ConfigError(
             f"daemon.log_format: must be 'text' or 'json', got {cfg.daemon.log_format!r}"
         )
+    if cfg.queue.resend_unknown not in ("always", "never"):
+        raise ConfigError(
+            f"queue.resend_unknown: must be always or never, got {cfg.queue.resend_unknown!r}"
+        )
     if cfg.store.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigError(
             f"store.synchronous: must be FULL, NORMAL or EXTRA, got {cfg.store.synchronous!r}"
@@ -311,6 +396,20 @@ def parse(data: dict[str, Any]) -> Config:
     ):
         if value < 1:
             raise ConfigError(f"{name}: must be at least 1, got {value!r}")
+    if cfg.control.rate_burst < 1:
+        raise ConfigError(f"control.rate_burst: must be at least 1, got {cfg.control.rate_burst}")
+    if cfg.control.max_reply_bytes < 65536:
+        raise ConfigError(
+            f"control.max_reply_bytes: must be at least 65536, got {cfg.control.max_reply_bytes}"
+        )
+    if not 1 <= cfg.store.prune_batch <= 5000:
+        raise ConfigError(f"store.prune_batch: must be 1 to 5000, got {cfg.store.prune_batch!r}")
+    if cfg.http.listen:
+        from waz_actors.http.listen import parse_listen
+
+        parse_listen(cfg.http.listen)  # raises ConfigError naming http.listen
+    if cfg.http.create_driver not in ("", *KNOWN_DRIVERS):
+        raise ConfigError(f"http.create_driver: unknown driver {cfg.http.create_driver!r}")
     if cfg.health.warning_success > cfg.health.healthy_success:
         raise ConfigError("health.warning_success: must not exceed health.healthy_success")
     return cfg

@@ -56,6 +56,12 @@ class TooLarge(WazError):
     code = ErrorCode.TOO_LARGE
 
 
+class QuotaExceeded(WazError):
+    """A tenant's limit (tenants.max_instances, or its token's own) would be passed."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+
+
 class Busy(WazError):
     code = ErrorCode.BUSY
 

@@ -17,7 +17,30 @@ Subscriber = Callable[[str, Mapping[str, Any]], None]
 class EventBus:
     def __init__(self) -> None:
         self._subs: list[tuple[str, Subscriber]] = []
+        # Private events (QR codes, pairing codes) are secrets of one tenant: they never reach
+        # `subscribe` (the PUB socket), only `subscribe_private` (the control server's streams,
+        # which hand them to the client that asked for the pairing).
+        self._private: list[Subscriber] = []
         self._lock = threading.Lock()
+
+    def subscribe_private(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._private = [*self._private, callback]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._private = [s for s in self._private if s is not callback]
+
+        return unsubscribe
+
+    def publish_private(self, topic: str, body: Mapping[str, Any]) -> None:
+        for callback in self._private:
+            try:
+                callback(topic, body)
+            except Exception:
+                from loguru import logger
+
+                logger.exception("private event subscriber failed on {}", topic)
 
     def subscribe(self, prefix: str, callback: Subscriber) -> Callable[[], None]:
         item = (prefix, callback)

@@ -27,6 +27,9 @@ class MessageStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    # A send whose outcome is unknown, not resent because the driver's network would not drop a
+    # second copy and queue.resend_unknown is "never" (final).
+    UNKNOWN = "unknown"
 
     @property
     def final(self) -> bool:
@@ -34,7 +37,13 @@ class MessageStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset(
-    {MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED, MessageStatus.EXPIRED}
+    {
+        MessageStatus.SENT,
+        MessageStatus.FAILED,
+        MessageStatus.CANCELLED,
+        MessageStatus.EXPIRED,
+        MessageStatus.UNKNOWN,
+    }
 )
 # Statuses that still occupy a slot in the instance's queue.
 PENDING_STATUSES = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
@@ -50,6 +59,7 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     QUEUE_FULL = "queue_full"
     TOO_LARGE = "too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
     BUSY = "busy"
     SHUTTING_DOWN = "shutting_down"
     STORAGE_FULL = "storage_full"

@@ -118,6 +118,21 @@ def test_pair_json_and_timeout(run: Cli, admin: Client, fresh: Callable[..., str
     assert "invalid_state" in run("instance", "pair", other, "--wait", "1", code=1).stderr
 
 
+def test_pair_with_a_tenant_token_follows_rotating_codes(
+    run: Cli, admin: Client, fresh: Callable[..., str]
+) -> None:
+    # The rotating QR codes reach the CLI on its own stream (they are not on the PUB socket).
+    token = admin.token_create("pairer", "pair test")["token"]
+    admin.instance_create("sim", "pq1", tenant="pairer")
+    admin.instance_start("pq1")
+    wait_until(lambda: admin.instance_get("pq1")["state"] == "online")
+    admin.instance_logout("pq1")
+    r = Cli({**run.env, "WAZ_TOKEN": token})(
+        "instance", "pair", "pq1", "--wait", "1", "--json", code=1
+    )
+    assert json.loads(r.stdout or "{}").get("codes_shown", 0) >= 2, r.stderr
+
+
 def test_pair_with_phone_prints_code(run: Cli, admin: Client, fresh: Callable[..., str]) -> None:
     iid = fresh()
     admin.instance_logout(iid)
@@ -164,8 +179,37 @@ def test_watch_exits_cleanly_on_ctrl_c(daemon: CliDaemon, fresh: Callable[..., s
     assert iid in out and "AVAIL" in out
 
 
-def test_event_commands_need_an_events_endpoint_for_tcp(run: Cli) -> None:
-    r = run("watch", "--endpoint", "tcp://127.0.0.1:9", "--duration", "0.1", code=2)
-    assert "--events-endpoint" in r.stderr
-    r = run("probe", "i0", TO, "--endpoint", "tcp://127.0.0.1:9", code=2)
-    assert "WAZ_EVENTS_ENDPOINT" in r.stderr
+def test_event_commands_follow_the_control_socket(run: Cli) -> None:
+    # watch and probe read their token's stream on the control socket (events.subscribe): a
+    # tcp endpoint needs no events endpoint any more; a dead one is "cannot reach".
+    r = run(
+        "watch", "--endpoint", "tcp://127.0.0.1:9", "--duration", "0.1", "--timeout", "0.3", code=3
+    )
+    assert "cannot reach" in r.stderr
+    r = run("probe", "i0", TO, "--endpoint", "tcp://127.0.0.1:9", "--timeout", "0.3", code=3)
+    assert "cannot reach" in r.stderr
+
+
+def test_watch_with_a_tenant_token_sees_its_own_instances_only(
+    run: Cli, admin: Client, daemon: CliDaemon
+) -> None:
+    token = admin.token_create("shopw", "watch test")["token"]
+    mine, theirs = "wmine", "wtheirs"
+    admin.instance_create("sim", mine, tenant="shopw")
+    admin.instance_create("sim", theirs, tenant="otherw")
+    for iid in (mine, theirs):
+        admin.instance_start(iid)
+        wait_until(lambda iid=iid: admin.instance_get(iid)["state"] == "online")
+
+    def both_send() -> None:
+        other = admin.message_send(theirs, TO, "not for shopw")["message_id"]
+        wait_until(lambda: admin.message_get(other)["status"] == "sent")
+        admin.message_send(mine, TO, "for shopw")
+
+    tenant_run = Cli({**run.env, "WAZ_TOKEN": token})
+    t = later(someone_else_called(admin), both_send)
+    r = tenant_run("watch", "--max-events", "2", "--duration", "10", "--refresh", "100")
+    t.join()
+    lines = [line for line in r.stdout.splitlines() if " message " in line]
+    assert lines and all(f"  {mine}  " in line for line in lines), r.stdout
+    assert theirs not in r.stdout

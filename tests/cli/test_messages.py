@@ -44,12 +44,15 @@ def test_send_media_and_ttl(run: Cli, admin: Client, fresh: Callable[..., str]) 
         "mime": "image/jpeg",
     }
     assert msg["expires_at"] is not None and msg["text"] is None
+    out = run("send", iid, TO, "--media", "https://example.invalid/v.ogg", "--ptt", "--json")
+    assert admin.message_get(json.loads(out.stdout)["message_id"])["media"]["ptt"] is True
 
 
 def test_send_bad_input(run: Cli, admin: Client, fresh: Callable[..., str]) -> None:
     iid = fresh(online=False)
     run("send", iid, TO, code=2)  # neither text nor media
     run("send", iid, TO, "x", "--caption", "c", code=2)  # caption without media
+    run("send", iid, TO, "x", "--ptt", code=2)
     run("send", iid, TO, "x", "--ttl", "-1", code=2)
     assert "bad_request" in run("send", iid, "not a number", "x", code=1).stderr
     assert "not_found" in run("send", "nosuch", TO, "x", code=1).stderr

@@ -91,6 +91,20 @@ def tenant_client(daemon: TestDaemon, admin: Client) -> Iterator[Callable[[str],
         c.close()
 
 
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[Any]:
+    """A Dispatcher over a real store and fleet (sim driver), without sockets: tests call the
+    commands through it (tests/control/dispatch_util.py)."""
+    from tests.control.dispatch_util import Core
+
+    d = TestDaemon(make_config(tmp_path / "state", tmp_path / "run"), with_control=False)
+    d.start()
+    c = Core(d)
+    yield c
+    c.dispatcher.close()
+    d.stop(timeout=5)
+
+
 def online(client: Client, instance_id: str) -> None:
     client.instance_start(instance_id)
     wait_until(

@@ -249,3 +249,20 @@ def test_curve_on_tcp(tmp_path: Path, short_dir: Path, store: Store, tiny: Tiny)
             assert local.ping()["pong"]
     finally:
         srv.stop(timeout=2)
+
+
+def test_curve_secret_file_without_secret(tmp_path: Path, short_dir: Path, store: Store) -> None:
+    public_file, _ = zmq.auth.create_certificates(tmp_path, "server")
+    cfg = make_config(
+        tmp_path / "state",
+        short_dir / "run",
+        control={
+            "tcp_endpoints": [f"tcp://127.0.0.1:{free_port()}"],
+            "curve_secret_key_file": public_file,
+            "curve_clients_dir": str(tmp_path),
+        },
+    )
+    srv = ControlServer(cfg, None, store, None, registry=Tiny().registry)
+    with pytest.raises(ConfigError, match=r"curve_secret_key_file: .*no secret key"):
+        srv.start()
+    assert not Path(cfg.control_endpoint[6:]).exists()  # nothing left bound

@@ -61,6 +61,8 @@ def test_text_limits() -> None:
 def test_media() -> None:
     m = {"url": "https://x.test/a.jpg", "caption": "hi", "mime": "image/jpeg"}
     assert v.media(m) == m
+    voice = {"url": "https://x.test/v.ogg", "ptt": True}
+    assert v.media(voice) == voice
     for bad in (
         {"url": "ftp://x.test/a"},
         {"url": "file:///etc/passwd"},
@@ -69,6 +71,8 @@ def test_media() -> None:
         {"caption": "no url"},
         {"url": "https://x.test/a", "evil": 1},
         {"url": "https://x.test/a", "caption": 5},
+        {"url": "https://x.test/a", "ptt": "yes"},
+        {"url": "https://x.test/a", "ptt": 1},
         "https://x.test/a",
     ):
         with pytest.raises(ArgError):

@@ -25,10 +25,11 @@ def fast_config(tmp: Path, *, instances: int = 0, **sections: dict[str, Any]) ->
         shutdown_timeout=10.0,
     )
     # Timeouts stay generous in real time (5 s): a loaded CI machine must not turn a slow
-    # answer into a timeout path the test did not ask for.
+    # answer into a timeout path the test did not ask for; so does the liveness window
+    # (keepalive x 3 = 6 s real).
     cfg = dataclasses.replace(
         cfg,
-        connection=dataclasses.replace(cfg.connection, timeout=5000.0),
+        connection=dataclasses.replace(cfg.connection, timeout=5000.0, keepalive=2000.0),
         queue=dataclasses.replace(cfg.queue, processing_timeout=5000.0),
         daemon=daemon,
         instances=tuple(InstanceConfig(id=f"i{n}", tenant="t1") for n in range(instances)),

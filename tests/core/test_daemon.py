@@ -279,3 +279,71 @@ def test_bad_config_one_line_and_exit_2(tmp_path: Path, body: str, expect: str) 
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], r.stderr
     assert not (tmp_path / "s").exists()  # nothing was touched
+
+
+def test_receipts_after_a_restart_reach_the_message(tmp_path: Path, shared_sim) -> None:
+    """The daemon that sent a message is gone; the phone's receipts, which name only
+    WhatsApp's id, still land on our message (the wa_id is stored with it)."""
+    cfg = fast_config(tmp_path, instances=1)
+    d = start(cfg, shared_sim)
+    try:
+        wait_until(lambda: state_of(d, "i0") == "online", what="online", timeout=10.0)
+        mid = send(d, "i0", "hello").message_id
+        wait_until(lambda: statuses(d, [mid]) == ["sent"], what="sent", timeout=10.0)
+        assert d.store.get_message(mid).wa_id == mid
+    finally:
+        d.stop()
+    d2 = start(cfg, shared_sim)
+    events: list[dict] = []
+    d2.bus.subscribe("message.i0.status", lambda t, b: events.append(dict(b)))
+    try:
+        wait_until(lambda: state_of(d2, "i0") == "online", what="online again", timeout=10.0)
+        shared_sim.inject("i0", "receipt", message_id=mid, status="delivered")
+        wait_until(
+            lambda: d2.store.flush(5) or d2.store.get_message(mid).delivered_at is not None,
+            what="delivered_at",
+            timeout=10.0,
+        )
+        shared_sim.inject("i0", "receipt", message_id=mid, status="read")
+        wait_until(
+            lambda: d2.store.flush(5) or d2.store.get_message(mid).read_at is not None,
+            what="read_at",
+            timeout=10.0,
+        )
+        rec = d2.store.get_message(mid)
+        assert rec.status == "sent" and rec.delivered_at <= rec.read_at
+        wait_until(lambda: len(events) >= 2, what="status events", timeout=10.0)
+        assert [e["status"] for e in events] == ["delivered", "read"]
+        assert events[1]["read_at"] == rec.read_at
+    finally:
+        d2.stop()
+
+
+@pytest.mark.parametrize("policy", ["always", "never"])
+def test_sim_configured_without_dedup_marks_or_withholds_the_resend(
+    tmp_path: Path, policy: str
+) -> None:
+    """`[sim] dedup_resends = false` through the config: a send that reached the phone but
+    whose answer never came times out; `always` resends it marked, `never` ends it unknown."""
+    cfg = fast_config(
+        tmp_path,
+        instances=1,
+        sim={"dedup_resends": False},
+        queue={"resend_unknown": policy, "processing_timeout": 300.0},
+    )
+    d = start(cfg)
+    try:
+        wait_until(lambda: state_of(d, "i0") == "online", what="online", timeout=10.0)
+        assert d.sim is not None
+        d.sim.inject("i0", "blackhole", deliver=True)
+        mid = send(d, "i0", "maybe twice").message_id
+        final = "sent" if policy == "always" else "unknown"
+        wait_until(lambda: statuses(d, [mid]) == [final], what=final, timeout=20.0)
+        rec = d.store.get_message(mid)
+        delivered = [e["message_id"] for e in d.sim.delivered_log()]
+        if policy == "always":
+            assert rec.possible_duplicate is True and delivered == [mid, mid]
+        else:
+            assert rec.possible_duplicate is False and delivered == [mid]
+    finally:
+        d.stop()

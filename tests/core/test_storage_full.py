@@ -178,3 +178,25 @@ def test_a_message_written_sending_ahead_is_still_cancellable_and_requeued(tmp_p
         assert b.stats()["duplicates"] == 0
     finally:
         b.close()
+
+
+def test_a_full_disk_is_no_dead_session(tmp_path: Path) -> None:
+    """While the store cannot write nothing is sent, so a silent network is expected: the
+    liveness check ("sends pending, nothing heard") must not recycle the session for it."""
+    b = Bench(tmp_path, quick_config(pacing_interval=0.0))
+    try:
+        inst = b.create()
+        b.run_until(lambda: inst.state == S.ONLINE, limit=5)
+        disk = fill_disk(b.store)
+        b.net.inject("i1", "latency", send=10.0)
+        first, _, third = b.send("a"), b.send("b"), b.send("c")
+        disk.full = True  # the first one's `sent` cannot be written: sending pauses
+        b.run(10 * b.cfg.connection.keepalive * 3)
+        assert disk.refused > 0
+        assert b.store.get_message(first.message_id).status == M.SENDING  # its `sent` unsaved
+        assert inst.state == S.ONLINE and inst.connection.liveness.recycles == 0
+        disk.full = False
+        b.run_until(lambda: b.status_of(third.message_id) == M.SENT, limit=600)
+        assert b.status_of(first.message_id) == M.SENT
+    finally:
+        b.close()

@@ -141,6 +141,9 @@ def test_advice_follows_the_seed_troubleshooting_list() -> None:
     assert any("instance reset" in a for a in advice(breaker_state="half_open"))
     assert any("check session connectivity" in a for a in advice(state="backoff", queue_depth=2))
     assert any("start it" in a for a in advice(state="stopped", queue_depth=3))
+    assert any("instance.start" in a for a in advice(state="stopped", queue_depth=3))
+    cooling = advice(state="cooldown")
+    assert len(cooling) == 1 and "no other client uses this number" in cooling[0]
     assert any("ban" in a for a in advice(state="banned"))
     assert any("QR" in a for a in advice(state="pairing"))
     assert any("900 s" in a for a in advice(oldest_age=900.0))

@@ -133,6 +133,7 @@ def config_text(instances: list[str], *, extra: str = "", time_scale: float = 0.
         "shutdown_timeout = 20.0",
         "[connection]",
         "timeout = 500.0",
+        "keepalive = 200.0",
         "[queue]",
         "processing_timeout = 500.0",
         extra,

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from tests.waiting import wait_until
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.config import SimConfig
 from waz_actors.drivers.base import (
@@ -181,3 +182,48 @@ def test_no_event_escapes_after_disconnect_under_churn(
     assert leaks == []
     assert seen.of(Conflict) == []
     assert net.stats()["instances"]["A"]["conflicts_caused_by_ours"] == 0
+
+
+def test_media_fetched_once_and_not_sent_on_a_later_session(
+    net: SimNetwork, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry re-uses what was fetched; a session closed during a fetch sends nothing."""
+    from concurrent.futures import Future
+
+    from tests.net.media_server import JPEG, MediaServer
+    from waz_actors.drivers import media
+    from waz_actors.net.fetch import Limits
+
+    fetches: list[Future[None]] = []
+    monkeypatch.setattr(media, "submit", lambda fn: fetches.append(media.workers().submit(fn)))
+    server = MediaServer()
+    try:
+        rec = Recorder()
+        ctx = DriverContext(instance_id="MD", settings={}, state_dir="/nonexistent", sink=rec)
+        drv = SimDriver(ctx, net, Limits(allow_private=True, timeout=5.0))
+        url = server.add("/a.jpg", JPEG)
+        media_msg = OutgoingMessage("MM1", "5511999990000", media={"url": url})
+        drv.connect()
+        rec.wait_count(Connected)
+        drv.send(media_msg)
+        [first] = rec.wait_count(SendResult)
+        assert first.ok and first.media is not None and first.media["size"] == len(JPEG)
+        drv.send(media_msg)  # the same id again (a retry): nothing fetched
+        results = rec.wait_count(SendResult, 2)
+        assert results[1].media == first.media and server.hits["/a.jpg"] == 1
+        assert net.delivered_media("MM1") == {**first.media}
+
+        gate = threading.Event()
+        server.add("/slow", lambda h, s: (gate.wait(5), h.wfile.write(JPEG)))
+        drv.send(OutgoingMessage("MM2", "5511999990000", media={"url": server.url("/slow")}))
+        wait_until(lambda: server.hits.get("/slow") == 1)
+        drv.disconnect()
+        drv.connect()  # a new session before the fetch ends
+        rec.wait_count(Connected, 2)
+        gate.set()
+        fetches[-1].result(timeout=10)  # the fetch thread has decided
+        settle(scheduler, 1.0)  # and a send it made would have been answered by now
+        assert "MM2" not in net.delivered_ids("MD")
+        assert all(e.message_id != "MM2" for e in rec.events if isinstance(e, SendResult))
+    finally:
+        server.close()

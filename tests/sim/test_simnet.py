@@ -438,3 +438,38 @@ def test_runs_on_a_manual_scheduler_deterministically() -> None:
     net.inject("A", "ban", duration=100)
     manual.advance(0)
     assert rec2.snapshot()[-1] == Banned(until=fake.now() + 100, reason="banned")
+
+
+def test_without_dedup_a_resend_is_delivered_again(net: SimNetwork) -> None:
+    net.dedup_resends = False
+    s1, rec1 = live(net)
+    s1.send(msg("M1"))
+    s1.send(msg("M1"))
+    rec1.wait_count(SendResult, 2)
+    assert net.delivered_ids("A") == ["M1", "M1"]
+    assert net.stats()["instances"]["A"]["duplicates"] == 1
+
+
+def test_blackhole_swallows_sends_silently(net: SimNetwork) -> None:
+    s, rec = live(net)
+    net.inject("A", "blackhole", count=1)
+    net.inject("A", "blackhole", deliver=True)
+    s.send(msg("M1"))  # vanishes
+    s.send(msg("M2"))  # reaches the phone, no answer
+    s.send(msg("M3"))
+    got = rec.wait_count(SendResult)
+    assert [e.message_id for e in got] == ["M3"]
+    assert net.delivered_ids("A") == ["M2", "M3"]
+    assert not any(isinstance(e, Disconnected) for e in rec.events)
+
+
+def test_receipt_fault_names_only_the_whatsapp_id(net: SimNetwork) -> None:
+    _s, rec = live(net)
+    net.inject("A", "receipt", message_id="M7", status="read")
+    assert rec.wait_count(Receipt)[0] == Receipt(message_id="", kind="read", wa_id="M7")
+    with pytest.raises(ValueError, match="status"):
+        net.inject("A", "receipt", message_id="M7", status="played")
+    with pytest.raises(ValueError, match="message_id"):
+        net.inject("A", "receipt")
+    with pytest.raises(ValueError, match="deliver"):
+        net.inject("A", "blackhole", deliver="yes")

@@ -205,6 +205,7 @@ def test_queue_stats_and_totals(store: Store, wall: FakeWall) -> None:
         "failed": 1,
         "cancelled": 1,
         "expired": 1,
+        "unknown": 0,
     }
 
 
@@ -291,3 +292,18 @@ def test_counters_survive_reopen(make_store: Callable[..., Store]) -> None:
     assert s2.pending_count("i1") == 3
     with pytest.raises(QueueFull):
         s2.enqueue(message(), max_queue=3).result()
+
+
+def test_media_info_is_stored_with_the_status_and_kept(store: Store) -> None:
+    media = {"url": "https://x.test/a.jpg", "caption": "c"}
+    rec, _ = store.enqueue(message(text=None, media=media), max_queue=10).result()
+    assert store.get_message(rec.message_id).media_info is None  # type: ignore[union-attr]
+    info = {"mime": "image/jpeg", "kind": "image", "size": 10, "sha256": "ab" * 32}
+    store.set_status(rec.message_id, "sending", reason="sending")
+    store.set_status(rec.message_id, "queued", error="media: timed out", media_info=info)
+    store.set_status(rec.message_id, "sending", reason="sending")
+    store.set_status(rec.message_id, "sent", wa_id="W1")  # no info this time: the first stays
+    store.flush()
+    got = store.get_message(rec.message_id)
+    assert got is not None and got.media == media and got.media_info == info
+    assert [m.media_info for m in store.pending_messages("i1")] == []

@@ -30,7 +30,7 @@ def test_synchronous_normal_is_honoured(make_store: Callable[..., Store]) -> Non
 
 def test_user_version_after_first_open(make_store: Callable[..., Store]) -> None:
     s = make_store()
-    assert s.schema_version() == len(MIGRATIONS) == 1
+    assert s.schema_version() == len(MIGRATIONS)  # whatever migrations other features add
     tables = {
         r[0]
         for r in sqlite3.connect(s.path).execute(
@@ -48,24 +48,24 @@ def test_database_file_is_private(make_store: Callable[..., Store]) -> None:
 def test_reopen_keeps_data_and_runs_no_migration_again(db_path: Path, wall: object) -> None:
     runs: list[int] = []
 
-    def v2(conn: sqlite3.Connection) -> None:
-        runs.append(2)
+    def v3(conn: sqlite3.Connection) -> None:
+        runs.append(3)
         conn.execute("ALTER TABLE instances ADD COLUMN note TEXT")
 
     with Store(db_path, wall=wall) as s:  # type: ignore[arg-type]
         s.create_instance(instance("i1"))
         rec, _ = s.enqueue(message("i1", text="kept"), max_queue=10).result()
-        assert s.schema_version() == 1
+        assert s.schema_version() == len(MIGRATIONS)
 
     # a later migration is applied on the next open, exactly once, and keeps the data
     for _ in range(2):
-        with Store(db_path, wall=wall, migrations=(*MIGRATIONS, v2)) as s:  # type: ignore[arg-type]
-            assert s.schema_version() == 2
+        with Store(db_path, wall=wall, migrations=(*MIGRATIONS, v3)) as s:  # type: ignore[arg-type]
+            assert s.schema_version() == len(MIGRATIONS) + 1
             assert s.get_instance("i1") is not None
             got = s.get_message(rec.message_id)
             assert got is not None and got.text == "kept"
             assert s.pending_count("i1") == 1  # counters are reloaded at open
-    assert runs == [2]
+    assert runs == [3]  # the extra step ran once
 
 
 def test_failed_migration_leaves_old_version(db_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_failed_migration_leaves_old_version(db_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         Store(db_path, migrations=(*MIGRATIONS, broken)).open()
     with Store(db_path) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == len(MIGRATIONS)
     raw = sqlite3.connect(db_path)
     names = [r[0] for r in raw.execute("SELECT name FROM sqlite_master")]
     raw.close()
@@ -124,3 +124,18 @@ def test_open_twice_refused_and_close_is_idempotent(make_store: Callable[..., St
         s.open()
     s.close()
     s.close()
+
+
+def test_media_migration_adds_media_info_to_an_older_database(db_path: Path) -> None:
+    from waz_actors.store.schema import _V_MEDIA, migrate
+
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    before = MIGRATIONS[: MIGRATIONS.index(_V_MEDIA)]
+    migrate(conn, before)
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(messages)")}
+    assert "media_info" not in cols
+    migrate(conn, MIGRATIONS)
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(messages)")}
+    assert "media_info" in cols
+    conn.close()

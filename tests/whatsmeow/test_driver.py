@@ -25,12 +25,19 @@ def test_receipts_are_translated_to_our_message_id(pool: HostPool, workdir: Path
     drv.connect()
     drv.send(OutgoingMessage("3EB0OURS", "4915112345678", text="hi"))
     drv.on_host_event(1, to_wire(SendResult("3EB0OURS", ok=True, wa_id="3EB0THEIRS")))
-    drv.on_host_event(1, to_wire(Receipt("3EB0THEIRS", "delivered")))
-    drv.on_host_event(1, to_wire(Receipt("UNKNOWN", "read")))  # not ours: dropped
+    drv.on_host_event(1, to_wire(Receipt("", "delivered", wa_id="3EB0THEIRS")))
+    # sent before a restart: passed on by WhatsApp's id, for the instance to find in the store
+    drv.on_host_event(1, to_wire(Receipt("", "read", wa_id="3EB0EARLIER")))
     assert sink.events == [
         SendResult("3EB0OURS", ok=True, wa_id="3EB0THEIRS"),
-        Receipt("3EB0OURS", "delivered"),
+        Receipt("3EB0OURS", "delivered", wa_id="3EB0THEIRS"),
+        Receipt("", "read", wa_id="3EB0EARLIER"),
     ]
+
+
+def test_the_driver_declares_resends_are_not_deduplicated(pool: HostPool, workdir: Path):
+    drv, _ = make_driver(pool, "d9", "socks5://127.0.0.1:9", workdir)
+    assert drv.dedup_resends is False
 
 
 def test_host_death_reports_in_flight_sends_as_outcome_unknown(pool: HostPool, workdir: Path):
@@ -71,3 +78,23 @@ def test_a_bad_event_from_a_host_is_dropped(pool: HostPool, workdir: Path):
     drv.connect()
     drv.on_host_event(1, {"type": "Bogus"})
     assert sink.events == [] and isinstance(sink, Sink)
+
+
+def test_queries_and_incoming_messages_pass_through(pool: HostPool, workdir: Path):
+    from waz_actors.drivers.base import IncomingMessage, ListGroups, RequestDone
+
+    drv, sink = make_driver(pool, "d5", "socks5://127.0.0.1:9", workdir)
+    drv.query(ListGroups("q0"))  # no session: answered at once
+    assert sink.events == [RequestDone("q0", error="not connected")]
+    drv.connect()
+    drv.query(ListGroups("q1"))  # goes to the host (never started here)
+    msg = IncomingMessage("W1", "1@s.whatsapp.net", "1@s.whatsapp.net", 1.0, text="hi")
+    drv.on_host_event(1, to_wire(msg))
+    drv.on_host_event(1, to_wire(RequestDone("q1", [{"id": "1@g.us"}])))
+    # the host's "no session" answer comes with generation -1, like a send's
+    drv.on_host_event(-1, to_wire(RequestDone("q2", error="no session on host")))
+    assert sink.events[1:] == [
+        msg,
+        RequestDone("q1", [{"id": "1@g.us"}]),
+        RequestDone("q2", error="no session on host"),
+    ]

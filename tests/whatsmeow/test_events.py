@@ -14,6 +14,7 @@ from waz_actors.drivers.base import (
     Connected,
     Disconnected,
     DriverAlarm,
+    KeepAlive,
     LoggedOut,
     Paired,
     QrCode,
@@ -79,15 +80,24 @@ def test_pairing_events():
 
 def test_receipts_keep_only_delivered_read_played():
     ev = pb.Receipt(MessageIDs=["3EB0A", "3EB0B"], Type=pb.Receipt.READ)
-    assert map_event(ev) == [Receipt("3EB0A", "read"), Receipt("3EB0B", "read")]
+    assert map_event(ev) == [
+        Receipt("", "read", wa_id="3EB0A"),
+        Receipt("", "read", wa_id="3EB0B"),
+    ]
     assert map_event(pb.Receipt(MessageIDs=["X"], Type=pb.Receipt.READ_SELF)) == []
     assert map_event(pb.Receipt(MessageIDs=["X"], Type=pb.Receipt.DELIVERED)) == [
-        Receipt("X", "delivered")
+        Receipt("", "delivered", wa_id="X")
     ]
 
 
+def test_keepalive_events_are_mapped():
+    assert map_event(pb.KeepAliveTimeout(ErrorCount=2)) == [KeepAlive(ok=False, errors=2)]
+    assert map_event(pb.KeepAliveRestored()) == [KeepAlive(ok=True)]
+    ev = KeepAlive(ok=False, errors=3)
+    assert from_wire(to_wire(ev)) == ev
+
+
 def test_events_the_daemon_does_not_need_map_to_nothing():
-    assert map_event(pb.KeepAliveTimeout(ErrorCount=1)) == []
     assert map_event(pb.Message()) == []
 
 

@@ -50,7 +50,7 @@ def test_bad_input_is_refused_and_changes_nothing(make_pool, make_proxy, workdir
     drv, sink = make_driver(pool, "b1", make_proxy("refuse").url, workdir)
     with pytest.raises(ValueError, match="bad phone"):
         drv.request_pair_code("call me")
-    drv.send(OutgoingMessage("m2", "123", media={"url": "x"}))
+    drv.send(OutgoingMessage("m2", "123"))  # neither text nor media
     assert sink.events == [SendResult("m2", ok=False, error=sink.events[0].error, permanent=True)]
     with pytest.raises(ValueError, match="cannot name a session file"):
         make_driver(pool, "../etc", "", workdir)

@@ -38,6 +38,8 @@ class InstanceSnapshot:
     pairing: dict[str, Any] | None = None
     connect_attempts: int = 0
     online_seconds: float = 0.0  # daemon seconds spent online, for availability figures
+    recycles: int = 0  # sessions closed by the liveness check ("connected but dead")
+    keepalive_failures: int = 0  # the library's keep-alive timeouts (whatsmeow)
 
     @classmethod
     def placeholder(

@@ -26,6 +26,7 @@ from waz_actors.actors.messages import (
     Pair,
     Probe,
     Purge,
+    Query,
     Reset,
     Respawn,
     Restart,
@@ -38,13 +39,14 @@ from waz_actors.actors.messages import (
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.clock import Clock
 from waz_actors.config import Config
+from waz_actors.drivers.base import DriverRequest
 from waz_actors.errors import BadRequest, Busy, NotFound
-from waz_actors.store import Store
+from waz_actors.store import StoreAPI
 from waz_actors.store.records import MessageRecord
 from waz_actors.types import InstanceState, new_instance_id
 
 if TYPE_CHECKING:
-    from waz_actors.drivers.simnet import SimNetwork
+    from waz_actors.drivers.sim import SimNetworkLike
 
 T = TypeVar("T")
 
@@ -54,12 +56,12 @@ class Fleet:
         self,
         cfg: Config,
         clock: Clock,
-        store: Store,
+        store: StoreAPI,
         board: StatusBoard,
         children: Children,
         supervisor: pykka.ActorRef[SupervisorActor],
         sweep: SweepStatus,
-        sim: SimNetwork | None = None,
+        sim: SimNetworkLike | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -196,6 +198,13 @@ class Fleet:
     def purge(self, instance_id: str, status: str = "queued", timeout: float | None = None) -> int:
         f: Future[int] = Future()
         return self._ask(instance_id, Purge(status, f), f, timeout)
+
+    def query(self, instance_id: str, request: DriverRequest, timeout: float | None = None) -> Any:
+        """Ask the instance's driver (group list, contact check, media download). The answer
+        comes with a later driver event; `busy` when none came within the timeout,
+        `invalid_state` when the instance is not online or its session ended meanwhile."""
+        f: Future[Any] = Future()
+        return self._ask(instance_id, Query(request, f), f, timeout)
 
     def crash(self, instance_id: str) -> None:
         """Test hook (admin, sim): make the instance's actor raise."""

@@ -6,11 +6,12 @@ on an actor `ask`, so a reply can come later (after a driver event) without the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from waz_actors.drivers.base import DriverEvent
+from waz_actors.drivers.base import DriverEvent, DriverRequest
 from waz_actors.store.records import MessageRecord
 
 # --- to an instance ---------------------------------------------------------------------------
@@ -111,6 +112,15 @@ class Crash:
     reply: Future[None] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A request the driver answers later (group list, contact check, media download): the
+    reply is completed by the driver's RequestDone, never while the actor waits."""
+
+    request: DriverRequest
+    reply: Future[Any] | None = None
+
+
 InstanceCommand = (
     Start
     | Stop
@@ -124,7 +134,14 @@ InstanceCommand = (
     | Drain
     | GetState
     | Crash
+    | Query
 )
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSession:
+    """instance.delete: close the session and drop its stored login (the supervisor stops the
+    actor right after, then removes what is left on disk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,10 @@ class StatusWrite:
     error: str | None = None
     wa_id: str | None = None
     only_if: frozenset[str] | None = None
+    media_info: Mapping[str, Any] | None = None  # what the driver fetched and sent
+    # Given: set (possible_duplicate only ever turns on); None: left as stored.
+    possible_duplicate: bool | None = None
+    outcome_unknown: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from waz_actors.actors.messages import (
     ChildFailed,
     CreateChild,
     DeleteChild,
+    DeleteSession,
     Drain,
     Ping,
     Pong,
@@ -35,7 +36,8 @@ from waz_actors.actors.messages import (
     Sweep,
     Wedge,
 )
-from waz_actors.errors import BadRequest, NotFound, ShuttingDown
+from waz_actors.drivers import sessions
+from waz_actors.errors import BadRequest, Exists, NotFound, ShuttingDown
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
@@ -169,21 +171,50 @@ class Supervisor:
             last_reason=None,
             created_at=self.deps.clock.wall(),
         )
+        self._refuse_old_session(msg.instance_id, msg.driver)
         self.deps.store.create_instance(rec)  # raises Exists
         self._spawn(rec)
         return msg.instance_id
 
+    def _refuse_old_session(self, instance_id: str, driver: str) -> None:
+        """A session file left for this id (a deleted instance's, not removed) would log the new
+        instance in as the old owner's number: refuse until an operator removes it."""
+        if self.deps.store.get_instance(instance_id) is not None:
+            return  # the store answers exists for a live id
+        try:
+            found = sessions.has_session(driver, self.deps.cfg.state_dir, instance_id)
+        except ValueError:
+            return  # an id the driver cannot store a session under: none can be left
+        if found:
+            where = sessions.describe(driver, self.deps.cfg.state_dir, instance_id)
+            raise Exists(
+                f"a session file of a deleted instance {instance_id!r} is still there ({where}); "
+                "it would log the new instance in as that instance's number: remove it "
+                f"(rm {where}; no instance uses it) or choose another id",
+                {"field": "instance_id", "session": where, "driver": driver},
+            )
+
     def delete(self, instance_id: str) -> list[str]:
         ref = self.children.pop(instance_id)
-        if ref is None and self.deps.store.get_instance(instance_id) is None:
+        rec = self.deps.store.get_instance(instance_id)
+        if ref is None and rec is None:
             raise NotFound(f"no instance {instance_id!r}")
+        log = logger.bind(instance=instance_id)
         if ref is not None:
+            ref.tell(DeleteSession())  # handled before the stop, which queues behind it
             try:
                 ref.stop(block=True, timeout=self.deps.cfg.control.ask_timeout)
             except pykka.Timeout:
-                logger.bind(instance=instance_id).error("did not stop in time; deleting anyway")
+                log.error("did not stop in time; deleting anyway")
+        if rec is not None:
+            # After the driver closed: a live session may write its files again.
+            try:
+                sessions.remove_session(rec.driver, self.deps.cfg.state_dir, instance_id)
+            except (ValueError, OSError) as e:
+                log.error("could not remove the stored session: {}", e)
         cancelled = self.deps.store.delete_instance(instance_id, reason="instance deleted")
         wall = self.deps.clock.wall()
+        tenant = rec.tenant if rec is not None else None
         for mid in cancelled:
             self.deps.bus.publish(
                 f"message.{instance_id}.status",
@@ -193,13 +224,20 @@ class Supervisor:
                     "message_id": mid,
                     "status": str(MessageStatus.CANCELLED),
                     "reason": "instance deleted",
+                    "tenant": tenant,
                 },
             )
         self.deps.board.remove(instance_id)
         self.pongs.pop(instance_id, None)
         self.deps.bus.publish(
             f"instance.{instance_id}.state",
-            {"time": wall, "instance_id": instance_id, "state": "deleted", "reason": "deleted"},
+            {
+                "time": wall,
+                "instance_id": instance_id,
+                "state": "deleted",
+                "reason": "deleted",
+                "tenant": tenant,  # the board has forgotten it: event streams filter by this
+            },
         )
         return cancelled
 

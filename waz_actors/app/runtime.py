@@ -27,12 +27,14 @@ from waz_actors.drivers.base import Driver, DriverContext, DriverFactory
 from waz_actors.events import EventBus
 from waz_actors.store import Store
 from waz_actors.store.records import InstanceRecord
+from waz_actors.store.retention import Pruner
 from waz_actors.types import InstanceState
 
 if TYPE_CHECKING:
     from waz_actors.control.server import ControlServer
     from waz_actors.drivers.host.client import HostPool
     from waz_actors.drivers.sim import SimNetworkLike
+    from waz_actors.http.supervise import GatewayProcess
 
 
 class Daemon:
@@ -60,6 +62,14 @@ class Daemon:
         self.supervisor: pykka.ActorRef[SupervisorActor] | None = None
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
+        self.http: GatewayProcess | None = None
+        self.pruner = Pruner(
+            self.store,
+            retention_days=cfg.store.retention_days,
+            idempotency_days=cfg.store.idempotency_days,
+            batch=cfg.store.prune_batch,
+            interval=cfg.store.prune_interval,
+        )
         self.stopped = threading.Event()
         self._stopping = False
 
@@ -82,6 +92,7 @@ class Daemon:
         cfg = self.cfg
         self.scheduler.start()
         self.store.open()
+        self.pruner.start()
         drivers = self._drivers()
         self._seed_config_instances()
         deps = InstanceDeps(
@@ -110,6 +121,11 @@ class Daemon:
 
             self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
             self.control.start()
+            if cfg.http.listen:  # the HTTP gateway: a supervised subprocess (docs/http.md)
+                from waz_actors.http.supervise import GatewayProcess
+
+                self.http = GatewayProcess(cfg)
+                self.http.start()
         logger.info(
             "waz-actors {} started: {} instance(s), state {}, control {}",
             __version__,
@@ -122,7 +138,9 @@ class Daemon:
         from waz_actors.drivers.sim import make_sim_factory, network_from_config
 
         self.sim = self._shared_sim or network_from_config(self.cfg.sim, self.scheduler, self.clock)
-        drivers: dict[str, DriverFactory] = {"sim": make_sim_factory(self.sim)}
+        drivers: dict[str, DriverFactory] = {
+            "sim": make_sim_factory(self.sim, self.cfg.media.limits())
+        }
         if self._whatsmeow_available():
             drivers["whatsmeow"] = self._whatsmeow_factory
         return drivers
@@ -141,7 +159,11 @@ class Daemon:
                 from waz_actors.drivers.whatsmeow import make_whatsmeow_factory
 
                 pool = HostPool(
-                    self.cfg, self.cfg.runtime_dir, self.cfg.state_dir, clock=self.clock
+                    self.cfg,
+                    self.cfg.runtime_dir,
+                    self.cfg.state_dir,
+                    clock=self.clock,
+                    on_alarm=self._pool_alarm,
                 )
                 pool.start()
                 self.host_pool = pool
@@ -149,6 +171,15 @@ class Daemon:
             factory = self._wm_factory
         assert factory is not None
         return factory(ctx)
+
+    def _pool_alarm(self, kind: str, message: str) -> None:
+        """A driver-host alarm (a failed spawn) as daemon.alarm, even with no instance waiting
+        for that host (the pool's I/O thread calls this: only quick, non-blocking work)."""
+        body = {"time": self.clock.wall(), "kind": kind, "message": message}
+        logger.warning("alarm {}: {}", kind, message)
+        self.sweep.alarms.append(body)
+        self.store.log_event("daemon.alarm", body)
+        self.bus.publish("daemon.alarm", body)
 
     def _seed_config_instances(self) -> None:
         """Instances declared in the config file exist in the store (created once)."""
@@ -199,6 +230,8 @@ class Daemon:
         self.stopped.set()
 
     def _teardown(self) -> None:
+        if self.http is not None:
+            self.http.stop()
         if self.control is not None:
             try:
                 self.control.stop()
@@ -214,6 +247,7 @@ class Daemon:
         if self.sim is not None and self._shared_sim is None and hasattr(self.sim, "close"):
             self.sim.close()
         self.scheduler.stop()
+        self.pruner.stop()
         try:
             self.store.close()
         except Exception:

@@ -3,7 +3,7 @@
 Uses sqlite3's backup API on the file directly, which is safe while the daemon writes (WAL
 mode: readers see a consistent snapshot), then checks the copy with `PRAGMA integrity_check`.
 The copy is written next to DEST and renamed into place only once it checked out, so a failed
-backup never leaves a half-written DEST behind.
+backup never leaves a half-written DEST behind. Like the database, the copy is mode 0600.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ def backup_database(source: Path, dest: Path, progress: Spinner | None = None) -
     """Copy `source` into `dest` online; raise sqlite3.Error or ValueError (integrity)."""
     tmp = dest.with_name(f".{dest.name}.partial")
     tmp.unlink(missing_ok=True)
+    # Messages and token hashes: the copy is created readable by its owner only (SQLite keeps
+    # an existing file's mode, and gives its journal the same), never world-readable first.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     started = time.monotonic()
     # mode=rw: never create an empty database where the daemon's should be.
     src = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=30)

@@ -125,6 +125,13 @@ class Conn:
 
     def token(self) -> str | None:
         if self.token_opt:
+            if self.token_source != "--token":  # once per command
+                # argv is world-readable (ps, /proc/<pid>/cmdline): say so, and the way out.
+                click.echo(
+                    "warning: --token shows the token to every user of this host (ps);"
+                    " set WAZ_TOKEN, or let the CLI read <state dir>/admin.token",
+                    err=True,
+                )
             self.token_source = "--token"
             return self.token_opt
         if os.environ.get("WAZ_TOKEN"):
@@ -159,9 +166,12 @@ class Conn:
             return None
         if not (server and mine):
             raise usage_error("CURVE needs both --server-key and --client-key")
-        from waz_actors.cli.keys import read_public, read_secret
+        from waz_actors.control import keys
 
-        return read_public(server), read_secret(mine)
+        try:
+            return keys.read_public(server), keys.read_secret(mine)
+        except keys.KeyFileError as e:
+            raise usage_error(str(e)) from None
 
     def close(self) -> None:
         if self._client is not None:
@@ -239,7 +249,11 @@ def connection_options(f: F) -> F:
             metavar="URL",
             help="Event socket [env WAZ_EVENTS_ENDPOINT; else next to the control socket].",
         ),
-        click.option("--token", metavar="TOKEN", help="Access token [env WAZ_TOKEN; else admin]."),
+        click.option(
+            "--token",
+            metavar="TOKEN",
+            help="Access token; visible in ps, prefer env WAZ_TOKEN [else admin.token].",
+        ),
         click.option(
             "--config",
             "config_path",

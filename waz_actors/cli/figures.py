@@ -157,7 +157,7 @@ class Board:
         }
 
 
-FINAL = ("sent", "failed", "cancelled", "expired")
+FINAL = ("sent", "failed", "cancelled", "expired", "unknown")
 
 
 @dataclass

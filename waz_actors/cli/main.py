@@ -18,13 +18,19 @@ LAZY_COMMANDS = {
     "send": "waz_actors.cli.message:send",
     "message": "waz_actors.cli.message:message",
     "queue": "waz_actors.cli.queue:queue",
+    "inbox": "waz_actors.cli.inbox:inbox",
+    "download": "waz_actors.cli.inbox:download",
+    "groups": "waz_actors.cli.inbox:groups",
+    "contacts": "waz_actors.cli.inbox:contacts",
     "watch": "waz_actors.cli.watch:watch",
     "probe": "waz_actors.cli.probe:probe",
     "token": "waz_actors.cli.token:token",
     "keys": "waz_actors.cli.keys:keys",
     "config": "waz_actors.cli.config_cmd:config",
     "backup": "waz_actors.cli.backup:backup",
+    "prune": "waz_actors.cli.prune:prune",
     "sim": "waz_actors.cli.sim:sim",
+    "http": "waz_actors.cli.http:http",
 }
 
 

@@ -18,7 +18,13 @@ from waz_actors.cli.common import (
     usage_error,
 )
 
-STATUS_COLOURS = {"sent": "green", "failed": "red", "expired": "red", "cancelled": "yellow"}
+STATUS_COLOURS = {
+    "sent": "green",
+    "failed": "red",
+    "expired": "red",
+    "cancelled": "yellow",
+    "unknown": "red",
+}
 
 
 @click.command()
@@ -29,6 +35,7 @@ STATUS_COLOURS = {"sent": "green", "failed": "red", "expired": "red", "cancelled
 @click.option("--caption", help="Media caption.")
 @click.option("--filename", help="Media file name shown to the recipient.")
 @click.option("--mime", help="Media MIME type.")
+@click.option("--ptt", is_flag=True, help="Send the audio as a voice note.")
 @click.option("--idempotency-key", metavar="KEY", help="Makes a retried send safe.")
 @click.option("--ttl", type=click.FloatRange(min=0, min_open=True), help="Expire after SECONDS.")
 @json_option
@@ -42,6 +49,7 @@ def send(
     caption: str | None,
     filename: str | None,
     mime: str | None,
+    ptt: bool,
     idempotency_key: str | None,
     ttl: float | None,
     as_json: bool,
@@ -49,14 +57,16 @@ def send(
     """Queue a message; prints its id once it is durable on the daemon's disk."""
     if text is None and media is None:
         raise usage_error("give TEXT, --media URL, or both")
-    if media is None and (caption or filename or mime):
-        raise usage_error("--caption, --filename and --mime need --media")
+    if media is None and (caption or filename or mime or ptt):
+        raise usage_error("--caption, --filename, --mime and --ptt need --media")
     media_arg: dict[str, Any] | None = None
     if media is not None:
         media_arg = {"url": media}
         for key, value in (("caption", caption), ("filename", filename), ("mime", mime)):
             if value is not None:
                 media_arg[key] = value
+        if ptt:
+            media_arg["ptt"] = True
     data = conn.call(
         lambda c: c.message_send(instance_id, to, text, media_arg, idempotency_key, ttl)
     )
@@ -93,10 +103,14 @@ def show(conn: Conn, message_id: str, as_json: bool) -> None:
                 ("to", data.get("to")),
                 ("text", _short(data.get("text"))),
                 ("media", media.get("url")),
+                ("media sent", _fetched(media)),
                 ("status", coloured(status, STATUS_COLOURS.get(status))),
                 ("attempts", data.get("attempts")),
                 ("last error", data.get("last_error")),
                 ("whatsapp id", data.get("wa_id")),
+                ("delivered", clock(data.get("delivered_at"))),
+                ("read", clock(data.get("read_at"))),
+                ("possible duplicate", "yes" if data.get("possible_duplicate") else None),
                 ("created", clock(data.get("created_at"))),
                 ("expires", clock(data.get("expires_at"))),
             ]
@@ -107,6 +121,14 @@ def show(conn: Conn, message_id: str, as_json: bool) -> None:
         click.echo("history:")
         rows = [[clock(h.get("time")), h.get("status"), h.get("reason")] for h in history]
         click.echo(table(["TIME", "STATUS", "REASON"], rows))
+
+
+def _fetched(media: dict[str, Any]) -> str | None:
+    """kind, mime, size and sha256 of what the driver fetched (None before it did)."""
+    if "sha256" not in media:
+        return None
+    kind, mime, size = media.get("kind"), media.get("mime"), media.get("size")
+    return f"{kind} {mime}, {size} bytes, sha256 {media['sha256']}"
 
 
 def _short(text: str | None, n: int = 60) -> str | None:

@@ -47,11 +47,10 @@ def render_qr(code: str) -> None:
 @connection_options
 def pair(conn: Conn, instance_id: str, phone: str | None, wait: float, as_json: bool) -> None:
     """Link a phone: render the QR in the terminal until paired (or --phone for a code)."""
-    from waz_actors.control.client import EventStream
-
     with daemon_errors(conn):
-        # Subscribe before asking, so no fresh code is published unseen.
-        events = EventStream(conn.events_endpoint, [f"instance.{instance_id}."])
+        # Subscribe before asking, so no fresh code is published unseen; the codes themselves
+        # come only to this stream, named in the pair request (never on the PUB socket).
+        events = conn.client().subscribe([f"instance.{instance_id}."])
     try:
         if phone:
             code = _pair_code(conn, instance_id, phone)
@@ -63,7 +62,7 @@ def pair(conn: Conn, instance_id: str, phone: str | None, wait: float, as_json: 
                     "enter it on the phone: Linked devices > Link with phone number", err=True
                 )
             return
-        first = conn.call(lambda c: c.instance_pair(instance_id))
+        first = conn.call(lambda c: c.instance_pair(instance_id, subscription_id=events.id))
         result = _follow(conn, events, instance_id, first, wait, as_json)
     finally:
         events.close()

@@ -4,6 +4,7 @@ each latency and the success rate; exit 1 below --min-success (for cron and CI).
 from __future__ import annotations
 
 import time
+from operator import methodcaller
 from typing import Any
 
 import click
@@ -65,11 +66,10 @@ def probe(
     as_json: bool,
 ) -> None:
     """Send COUNT test messages INTERVAL seconds apart and report how they fared."""
-    from waz_actors.control.client import EventStream
-
     tally = ProbeTally()
     with daemon_errors(conn):
-        stream = EventStream(conn.events_endpoint, [f"message.{instance_id}.status"])
+        # The token's own stream on the control socket: works for a tenant token, remotely too.
+        stream = conn.client().subscribe([f"message.{instance_id}.status"])
     try:
         with Spinner(f"probing {instance_id}") as spin:
             _run(
@@ -159,7 +159,7 @@ def _run(
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + POLL
                 for mid in tally.pending():
-                    info = conn.call(lambda c, m=mid: c.message_get(m))
+                    info = conn.call(methodcaller("message_get", mid))
                     report(
                         tally.outcome(
                             mid, str(info.get("status")), time.monotonic(), info.get("last_error")
@@ -169,7 +169,7 @@ def _run(
 
     for n in range(1, count + 1):
         body = text.replace("{n}", str(n)).replace("{count}", str(count))
-        data = conn.call(lambda c, b=body: c.message_send(instance_id, to, b))
+        data = conn.call(methodcaller("message_send", instance_id, to, body))
         tally.sent(data["message_id"], time.monotonic())
         if n < count:
             pump(time.monotonic() + interval)

@@ -22,7 +22,7 @@ from waz_actors.cli.common import (
     table,
 )
 
-STATUSES = ("queued", "sending", "sent", "failed", "cancelled", "expired")
+STATUSES = ("queued", "sending", "sent", "failed", "cancelled", "expired", "unknown")
 
 
 @click.group()

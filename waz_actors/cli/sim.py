@@ -88,7 +88,8 @@ def serve(
 @connection_options
 def fault(conn: Conn, instance_id: str, kind: str, params: tuple[str, ...], as_json: bool) -> None:
     """Inject a fault: conflict, disconnect, logout, ban, send_fail, latency, connect_fail,
-    hang, crash, complete_pairing (e.g. send_fail --param count=2 --param permanent=true)."""
+    hang, incoming, crash, complete_pairing (e.g. send_fail --param count=2 --param
+    permanent=true; incoming --param from=5511988887777 --param text=hi)."""
     values = parse_params(params)
     data = conn.call(lambda c: c.sim_fault(instance_id, kind, **values))
     if as_json:

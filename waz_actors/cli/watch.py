@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from operator import methodcaller
 from typing import Any
 
 import click
@@ -57,8 +58,6 @@ def watch(
     """Follow state changes, conflicts, breaker trips, message outcomes and alarms live,
     with conflicts/h, connection attempts/h, success rate and availability. Ctrl-C exits
     (with --json, one document with the final figures is printed at the end)."""
-    from waz_actors.control.client import EventStream
-
     board = Board()
     wanted = list(instances)
     topics = (
@@ -69,7 +68,8 @@ def watch(
     stream = None
     if not once:
         with daemon_errors(conn):
-            stream = EventStream(conn.events_endpoint, topics)
+            # The token's own stream (events.subscribe): a tenant sees its instances only.
+            stream = conn.client().subscribe(topics)
     events = 0
     started = time.monotonic()
     try:
@@ -132,7 +132,7 @@ def _poll(conn: Conn, board: Board, wanted: list[str], now: float) -> None:
             fig.health = r.get("health")
         ids = [r["instance_id"] for r in rows][:DETAIL_LIMIT]
     for iid in ids:
-        info = conn.call(lambda c, i=iid: c.instance_get(i))
+        info = conn.call(methodcaller("instance_get", iid))
         board.get(iid).update_from(info, now)
 
 
@@ -185,13 +185,18 @@ def event_line(topic: str, body: dict[str, Any]) -> str:
             "red",
         )
     elif topic.endswith(".qr"):
-        text = "new pairing code" if "code" in body else "new QR code"
+        text = "new pairing code" if body.get("kind") == "code" else "new QR code"
     elif topic.endswith(".status"):
         status = str(body.get("status"))
         colour = {"sent": "green", "failed": "red", "expired": "red"}.get(status)
         text = f"message {body.get('message_id')} {coloured(status, colour)}"
         if status in ("failed", "expired") and body.get("reason"):
             text += f" ({body['reason']})"
+    elif topic.endswith(".in"):
+        from waz_actors.cli.inbox import summary
+
+        where = f" in {body.get('chat')}" if body.get("group") else ""
+        text = f"received from {body.get('from')}{where}: {summary(body)}"
     else:
         text = topic
     return f"{stamp}  {iid}  {text}"

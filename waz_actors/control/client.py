@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import zmq
@@ -43,6 +43,9 @@ class Unreachable(Exception):
         self.reason = reason
 
 
+T = TypeVar("T")
+
+
 def _drop_none(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
@@ -64,7 +67,7 @@ class Client:
         self.retries = retries
         self._curve_server_key = curve_server_key
         self._curve_keypair = curve_keypair
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[Any] = zmq.Context.instance()
         self._sock: zmq.Socket[Any] | None = None
         self._ids = itertools.count(1)
 
@@ -150,13 +153,32 @@ class Client:
             err.get("details") or {},
         )
 
+    def _map(
+        self, cmd: str, args: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """`call` for the commands whose result is a map."""
+        result = self.call(cmd, args, timeout=timeout)
+        if not isinstance(result, dict):
+            raise ClientError("internal", f"{cmd}: the result is not a map")
+        return result
+
+    def _field(self, cmd: str, args: dict[str, Any] | None, key: str, kind: type[T]) -> T:
+        """One entry of a map result, of the type the protocol gives it."""
+        value = self._map(cmd, args)[key]
+        if not isinstance(value, kind):
+            raise ClientError("internal", f"{cmd}: {key} is not a {kind.__name__}")
+        return value
+
     # -- daemon ----------------------------------------------------------------------------
 
     def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
-        return self.call("ping", timeout=timeout)
+        return self._map("ping", timeout=timeout)
 
     def daemon_status(self) -> dict[str, Any]:
-        return self.call("daemon.status")
+        return self._map("daemon.status")
+
+    def daemon_metrics(self) -> dict[str, Any]:
+        return self._map("daemon.metrics")
 
     # -- instances -------------------------------------------------------------------------
 
@@ -169,34 +191,40 @@ class Client:
         settings: dict[str, Any] | None = None,
     ) -> str:
         args = _drop_none(driver=driver, instance_id=instance_id, tenant=tenant, settings=settings)
-        return self.call("instance.create", args)["instance_id"]
+        return self._field("instance.create", args, "instance_id", str)
 
     def instance_list(self, state: str | None = None) -> list[dict[str, Any]]:
-        return self.call("instance.list", _drop_none(state=state))["instances"]
+        return self._field("instance.list", _drop_none(state=state), "instances", list)
 
     def instance_get(self, instance_id: str) -> dict[str, Any]:
-        return self.call("instance.get", {"instance_id": instance_id})
+        return self._map("instance.get", {"instance_id": instance_id})
 
     def instance_start(self, instance_id: str) -> str:
-        return self.call("instance.start", {"instance_id": instance_id})["state"]
+        return self._field("instance.start", {"instance_id": instance_id}, "state", str)
 
     def instance_stop(self, instance_id: str) -> str:
-        return self.call("instance.stop", {"instance_id": instance_id})["state"]
+        return self._field("instance.stop", {"instance_id": instance_id}, "state", str)
 
     def instance_restart(self, instance_id: str) -> str:
-        return self.call("instance.restart", {"instance_id": instance_id})["state"]
+        return self._field("instance.restart", {"instance_id": instance_id}, "state", str)
 
     def instance_logout(self, instance_id: str) -> str:
-        return self.call("instance.logout", {"instance_id": instance_id})["state"]
+        return self._field("instance.logout", {"instance_id": instance_id}, "state", str)
 
     def instance_reset(self, instance_id: str) -> str:
-        return self.call("instance.reset", {"instance_id": instance_id})["state"]
+        return self._field("instance.reset", {"instance_id": instance_id}, "state", str)
 
-    def instance_pair(self, instance_id: str, phone: str | None = None) -> dict[str, Any]:
-        return self.call("instance.pair", _drop_none(instance_id=instance_id, phone=phone))
+    def instance_pair(
+        self, instance_id: str, phone: str | None = None, subscription_id: str | None = None
+    ) -> dict[str, Any]:
+        """With `subscription_id` (from `subscribe`), the codes shown later reach that stream."""
+        if subscription_id is not None:
+            args = _drop_none(instance_id=instance_id, phone=phone, subscription_id=subscription_id)
+            return self._map("instance.pair", args)
+        return self._map("instance.pair", _drop_none(instance_id=instance_id, phone=phone))
 
     def instance_delete(self, instance_id: str) -> dict[str, Any]:
-        return self.call("instance.delete", {"instance_id": instance_id})
+        return self._map("instance.delete", {"instance_id": instance_id})
 
     # -- messages --------------------------------------------------------------------------
 
@@ -217,18 +245,18 @@ class Client:
             idempotency_key=idempotency_key,
             ttl=ttl,
         )
-        return self.call("message.send", args)
+        return self._map("message.send", args)
 
     def message_get(self, message_id: str) -> dict[str, Any]:
-        return self.call("message.get", {"message_id": message_id})
+        return self._map("message.get", {"message_id": message_id})
 
     def message_cancel(self, message_id: str) -> dict[str, Any]:
-        return self.call("message.cancel", {"message_id": message_id})
+        return self._map("message.cancel", {"message_id": message_id})
 
     # -- queues ----------------------------------------------------------------------------
 
     def queue_status(self, instance_id: str) -> dict[str, Any]:
-        return self.call("queue.status", {"instance_id": instance_id})
+        return self._map("queue.status", {"instance_id": instance_id})
 
     def queue_list(
         self,
@@ -238,43 +266,174 @@ class Client:
         after: str | None = None,
     ) -> dict[str, Any]:
         args = _drop_none(instance_id=instance_id, status=status, limit=limit, after=after)
-        return self.call("queue.list", args)
+        return self._map("queue.list", args)
 
     def queue_retry(self, instance_id: str, message_ids: list[str] | None = None) -> list[str]:
         args = _drop_none(instance_id=instance_id, message_ids=message_ids)
-        return self.call("queue.retry", args)["retried"]
+        return self._field("queue.retry", args, "retried", list)
 
     def queue_purge(self, instance_id: str, status: str | None = None) -> int:
         args = _drop_none(instance_id=instance_id, status=status)
-        return self.call("queue.purge", args)["cancelled"]
+        return self._field("queue.purge", args, "cancelled", int)
+
+    # -- inbox, groups, contacts -----------------------------------------------------------
+
+    def inbox_list(
+        self, instance_id: str, after: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """Received messages, oldest first: {messages, next, last}."""
+        args = _drop_none(instance_id=instance_id, after=after, limit=limit)
+        return self._map("inbox.list", args)
+
+    def message_download(self, instance_id: str, inbox_id: str) -> dict[str, Any]:
+        """{inbox_id, mime, filename, size, source, data (bytes)}."""
+        return self._map("message.download", {"instance_id": instance_id, "inbox_id": inbox_id})
+
+    def group_list(self, instance_id: str) -> list[dict[str, Any]]:
+        return self._field("group.list", {"instance_id": instance_id}, "groups", list)
+
+    def contact_check(self, instance_id: str, numbers: list[str]) -> list[dict[str, Any]]:
+        args = {"instance_id": instance_id, "numbers": numbers}
+        return self._field("contact.check", args, "contacts", list)
 
     # -- simulator -------------------------------------------------------------------------
 
     def sim_fault(self, instance_id: str, kind: str, **params: Any) -> dict[str, Any]:
         args = _drop_none(instance_id=instance_id, kind=kind, params=params or None)
-        return self.call("sim.fault", args)
+        return self._map("sim.fault", args)
 
     def sim_stats(self) -> dict[str, Any]:
-        return self.call("sim.stats")
+        return self._map("sim.stats")
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def token_create(self, tenant: str, label: str | None = None) -> dict[str, Any]:
-        return self.call("token.create", _drop_none(tenant=tenant, label=label))
+    def token_create(
+        self, tenant: str, label: str | None = None, max_instances: int | None = None
+    ) -> dict[str, Any]:
+        args = _drop_none(tenant=tenant, label=label, max_instances=max_instances)
+        return self._map("token.create", args)
 
     def token_list(self) -> list[dict[str, Any]]:
-        return self.call("token.list")["tokens"]
+        return self._field("token.list", None, "tokens", list)
 
     def token_revoke(self, token_id: str) -> dict[str, Any]:
-        return self.call("token.revoke", {"token_id": token_id})
+        return self._map("token.revoke", {"token_id": token_id})
+
+    def token_rotate_admin(self) -> dict[str, Any]:
+        """A new admin token (also written to the daemon's admin.token); the old one is refused
+        from the next request on, so this client's token must be replaced after it."""
+        return self._map("token.rotate_admin")
+
+    # -- events --------------------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] = ("",)) -> Subscription:
+        """An event stream of what this token may see (events.subscribe), on a connection of
+        its own; iterate it or call `recv()`. It renews itself while you read."""
+        return Subscription(self, list(topics))
+
+
+class Subscription:
+    """events.subscribe on a DEALER of its own: `recv()` gives (topic, body) or None.
+
+    Renews the subscription (events.renew) every third of its ttl while the caller reads; a
+    caller that stops reading lets it expire in the daemon."""
+
+    def __init__(self, client: Client, topics: list[str]) -> None:
+        self._client = Client(
+            client.endpoint,
+            client.token,
+            client.timeout,
+            retries=0,
+            curve_server_key=client._curve_server_key,
+            curve_keypair=client._curve_keypair,
+        )
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        result = self._call("events.subscribe", {"topics": topics})
+        self.id: str = str(result["subscription_id"])
+        self.ttl = float(result.get("ttl", 30.0))
+        self._renew_at = time.monotonic() + self.ttl / 3
+
+    def _call(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A request on the stream's socket; events arriving meanwhile are kept for recv."""
+        c = self._client
+        if c.endpoint.startswith("ipc://") and not Path(c.endpoint[6:]).exists():
+            raise Unreachable(c.endpoint, "no socket file (is the daemon running?)")
+        sock = c._socket()
+        rid = next(c._ids)
+        req = {"v": VERSION, "id": rid, "cmd": cmd, "token": c.token, "args": args}
+        sock.send(msgpack.packb(req, use_bin_type=True))
+        deadline = time.monotonic() + c.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                break
+            reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+            if not isinstance(reply, dict):
+                continue
+            if "event" in reply:
+                self._keep(reply)
+            elif reply.get("id") == rid:
+                result = Client._result(reply)
+                if not isinstance(result, dict):
+                    raise ClientError("internal", f"{cmd}: the result is not a map")
+                return result
+        raise Unreachable(c.endpoint, f"no reply to {cmd} within {c.timeout:g} s")
+
+    def _keep(self, reply: dict[str, Any]) -> None:
+        ev = reply["event"]
+        if isinstance(ev, dict) and ev.get("subscription_id") == getattr(self, "id", None):
+            self._pending.append((str(ev.get("topic", "")), dict(ev.get("body") or {})))
+
+    def recv(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None:
+        """The next event, or None after `timeout` s; renews on the way, however long it waits."""
+        sock = self._client._socket()
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() >= self._renew_at:
+                self._call("events.renew", {"subscription_id": self.id})
+                self._renew_at = time.monotonic() + self.ttl / 3
+            if self._pending:
+                return self._pending.pop(0)
+            now = time.monotonic()
+            if now > deadline:
+                return None
+            wait = min(deadline, self._renew_at) - now
+            if not sock.poll(max(0, int(wait * 1000)), zmq.POLLIN):
+                continue
+            try:
+                reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+            except Exception:
+                continue
+            if isinstance(reply, dict) and "event" in reply:
+                self._keep(reply)
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        while True:
+            ev = self.recv(1.0)
+            if ev is not None:
+                yield ev
+
+    def close(self) -> None:
+        try:
+            self._call("events.unsubscribe", {"subscription_id": self.id})
+        except (ClientError, Unreachable):
+            pass  # it expires on its own
+        finally:
+            self._client.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class EventStream:
-    """Subscribe to the daemon's PUB socket; `recv()` gives (topic, body) or None on timeout."""
+    """The daemon's PUB socket (local admin tools, no secrets on it): `recv()` gives (topic,
+    body) or None on timeout."""
 
     def __init__(self, endpoint: str, topics: Iterable[str] = ("",)) -> None:
         self.endpoint = endpoint
-        self._sock = zmq.Context.instance().socket(zmq.SUB)
+        self._sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))

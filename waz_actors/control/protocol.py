@@ -77,7 +77,13 @@ def unpack(frame: bytes, max_size: int = 1 << 20) -> Any:
         raise BadRequest("a string is not valid UTF-8", {"field": "frame"}) from None
     except msgpack.ExtraData:
         raise BadRequest("extra bytes after the msgpack object", {"field": "frame"}) from None
-    except (ValueError, TypeError, msgpack.UnpackException) as e:
+    except ValueError as e:
+        if "NoneType is not allowed for map key" in str(e):
+            raise BadRequest(NIL_KEY, {"field": "frame"}) from None
+        if "is not allowed for map key" in str(e):
+            raise BadRequest(f"map keys must be strings: {e}", {"field": "frame"}) from None
+        raise BadRequest(f"not valid msgpack: {e}", {"field": "frame"}) from None
+    except (TypeError, msgpack.UnpackException) as e:
         # StackError (too deep for the C decoder), size limits, truncated data, bad map keys.
         raise BadRequest(f"not valid msgpack: {e}", {"field": "frame"}) from None
     except Exception as e:  # the decoder must never take the server down
@@ -86,11 +92,20 @@ def unpack(frame: bytes, max_size: int = 1 << 20) -> Any:
     return obj
 
 
+NIL_KEY = (
+    "a map has a nil key: php-msgpack packs a PHP object (or a null array key) that way;"
+    " send an associative array with string keys"
+)
+
+
 def _check_plain(root: Any) -> None:
-    """Reject nesting deeper than MAX_DEPTH and non-plain values; iterative, no recursion.
+    """Reject nesting deeper than MAX_DEPTH, non-plain values and map keys that are not
+    strings; iterative, no recursion.
 
     Runs on every request: msgpack.unpackb only builds exact dicts and lists, so exact type
-    checks find every container without the cost of isinstance on each value."""
+    checks find every container without the cost of isinstance on each value. strict_map_key
+    still lets bin (bytes) keys through: a map mixing bytes and str keys cannot even be sorted,
+    so no later step may meet one."""
     if type(root) is not dict and type(root) is not list:
         if not isinstance(root, str | bytes | int | float | bool | None):
             raise BadRequest(f"unsupported msgpack type {type(root).__name__}", {"field": "frame"})
@@ -100,13 +115,22 @@ def _check_plain(root: Any) -> None:
         obj, depth = stack.pop()
         if depth >= MAX_DEPTH:
             raise BadRequest(f"nesting deeper than {MAX_DEPTH}", {"field": "frame"})
+        if type(obj) is dict:
+            for k in obj:
+                if type(k) is not str:
+                    raise BadRequest(
+                        f"map keys must be strings, got a {type(k).__name__} key"
+                        " (pack keys as msgpack str, not bin)",
+                        {"field": "frame"},
+                    )
         for x in obj.values() if type(obj) is dict else obj:
             if type(x) is dict or type(x) is list:
                 stack.append((x, depth + 1))
 
 
 def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True)
+    return packed
 
 
 def decode_request(frame: bytes, max_size: int = 1 << 20) -> Request:
@@ -277,11 +301,13 @@ READONLY_COMMANDS = frozenset(
     {
         "ping",
         "daemon.status",
+        "daemon.metrics",
         "instance.list",
         "instance.get",
         "message.get",
         "queue.status",
         "queue.list",
+        "inbox.list",
         "token.list",
         "sim.stats",
     }

@@ -67,32 +67,39 @@ def text_of(max_len: int) -> Callable[[Any], str]:
 
 
 def url(value: Any) -> str:
-    value = string(value, max_len=MAX_URL_LEN, what="a URL")
-    parts = urlsplit(value)
+    text = string(value, max_len=MAX_URL_LEN, what="a URL")
+    parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ArgError("must be an http:// or https:// URL")
+    return text
+
+
+def flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ArgError(f"expected true or false, got {type(value).__name__}")
     return value
 
 
-_MEDIA_FIELDS: dict[str, Callable[[Any], str]] = {
+_MEDIA_FIELDS: dict[str, Callable[[Any], str | bool]] = {
     "url": url,
     "caption": lambda v: string(v, max_len=4096),
     "filename": lambda v: string(v, max_len=255),
     "mime": lambda v: string(v, max_len=127),
+    "ptt": flag,  # audio as a voice note
 }
 
 
-def media(value: Any) -> dict[str, str]:
+def media(value: Any) -> dict[str, str | bool]:
     if not isinstance(value, dict):
         raise ArgError(
-            f"expected a map with url, caption?, filename?, mime?, got {type(value).__name__}"
+            f"expected a map with url, caption?, filename?, mime?, ptt?, got {type(value).__name__}"
         )
     unknown = sorted(str(k) for k in value if k not in _MEDIA_FIELDS)
     if unknown:
         raise ArgError(f"unknown field {unknown[0]!r}")
     if "url" not in value:
         raise ArgError("url: required")
-    out = {}
+    out: dict[str, str | bool] = {}
     for key, conv in _MEDIA_FIELDS.items():
         if value.get(key) is not None:
             try:
@@ -125,11 +132,23 @@ def limit(value: Any) -> int:
     return value
 
 
-def driver(value: Any) -> str:
-    value = string(value, max_len=32, what="a driver name")
-    if value not in KNOWN_DRIVERS:
-        raise ArgError(f"unknown driver {value!r}; known: {', '.join(KNOWN_DRIVERS)}")
+MAX_QUOTA = 1_000_000
+
+
+def quota(value: Any) -> int:
+    """An instance quota: 0 (no instances at all) up to MAX_QUOTA."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgError(f"expected an integer, got {type(value).__name__}")
+    if not 0 <= value <= MAX_QUOTA:
+        raise ArgError(f"must be between 0 and {MAX_QUOTA}")
     return value
+
+
+def driver(value: Any) -> str:
+    text = string(value, max_len=32, what="a driver name")
+    if text not in KNOWN_DRIVERS:
+        raise ArgError(f"unknown driver {text!r}; known: {', '.join(KNOWN_DRIVERS)}")
+    return text
 
 
 def instance_state(value: Any) -> str:
@@ -199,15 +218,15 @@ def phone(value: Any) -> str:
 
 
 def fault_kind(value: Any) -> str:
-    value = string(value, max_len=32, what="a fault kind")
-    if not re.fullmatch(r"[a-z_]{1,32}", value):
+    text = string(value, max_len=32, what="a fault kind")
+    if not re.fullmatch(r"[a-z_]{1,32}", text):
         raise ArgError("must be a lower-case fault name like conflict or send_fail")
-    return value
+    return text
 
 
 def token_ref(value: Any) -> str:
     """A token id: the hex sha256 of the token or a prefix of it (at least 8 characters)."""
-    value = string(value, max_len=64, what="a token id")
-    if not re.fullmatch(r"[0-9a-f]{8,64}", value):
+    text = string(value, max_len=64, what="a token id")
+    if not re.fullmatch(r"[0-9a-f]{8,64}", text):
         raise ArgError("must be 8 to 64 hex characters (a prefix of the token hash)")
-    return value
+    return text

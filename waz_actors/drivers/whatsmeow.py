@@ -23,14 +23,18 @@ from loguru import logger
 from waz_actors.clock import FakeClock, RealClock
 from waz_actors.drivers.base import (
     Banned,
+    CheckContacts,
     Conflict,
     Disconnected,
     DriverContext,
     DriverEvent,
     DriverFactory,
+    DriverRequest,
+    ListGroups,
     LoggedOut,
     OutgoingMessage,
     Receipt,
+    RequestDone,
     SendResult,
 )
 from waz_actors.drivers.host.client import HostPool
@@ -49,10 +53,19 @@ def session_db_path(state_dir: str | Path, instance_id: str) -> Path:
     return Path(state_dir) / "whatsmeow" / f"{instance_id}.db"
 
 
+_DB_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def has_session(state_dir: str | Path, instance_id: str) -> bool:
+    """Whether session files are stored for this id (a new instance would reuse their login)."""
+    base = str(session_db_path(state_dir, instance_id))
+    return any(Path(base + suffix).exists() for suffix in _DB_FILES)
+
+
 def remove_session(state_dir: str | Path, instance_id: str) -> None:
     """Delete an instance's whatsmeow database (on instance.delete; logout does it itself)."""
     base = str(session_db_path(state_dir, instance_id))
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in _DB_FILES:
         Path(base + suffix).unlink(missing_ok=True)
 
 
@@ -64,6 +77,10 @@ def _is_terminal(ev: DriverEvent) -> bool:
 
 
 class WhatsmeowDriver:
+    # neonize 0.5.2's send_message takes no SendRequestExtra: every send gets a new WhatsApp id,
+    # so a resend after an unknown outcome can reach the phone twice.
+    dedup_resends = False
+
     def __init__(
         self, ctx: DriverContext, pool: HostPool, clock: RealClock | FakeClock | None = None
     ) -> None:
@@ -105,21 +122,43 @@ class WhatsmeowDriver:
             self._pool.close(self.instance_id, self.db)
 
     def send(self, message: OutgoingMessage) -> None:
-        error = None
-        if message.media:
-            error = "media is not supported by the whatsmeow driver yet"
-        elif not message.text:
+        if not message.text and not message.media:
             error = "empty message"
-        if error is not None:
             self._emit_now(SendResult(message.message_id, ok=False, error=error, permanent=True))
             return
+        # The host fetches the media itself, with the daemon's limits (drivers/host/media.py).
+        extra = (
+            {"media": dict(message.media), "limits": self._pool.config.media.limits().as_dict()}
+            if message.media
+            else {}
+        )
         with self._lock:
             if not self._live:
                 ev = SendResult(message.message_id, ok=False, error="not connected")
                 self._sink(ev)
                 return
             self._inflight.add(message.message_id)
-        self._pool.send(self.instance_id, message.message_id, message.to, message.text or "")
+        self._pool.send(
+            self.instance_id, message.message_id, message.to, message.text or "", **extra
+        )
+
+    def query(self, request: DriverRequest) -> None:
+        """Groups, contact checks and media downloads, answered by the host (RequestDone)."""
+        rid = request.request_id
+        args: dict[str, Any]
+        if isinstance(request, ListGroups):
+            kind, args = "groups", {}
+        elif isinstance(request, CheckContacts):
+            kind, args = "contacts", {"numbers": list(request.numbers)}
+        else:
+            kind, args = "media", {"media": dict(request.media)}
+        with self._lock:
+            if not self._live:
+                self._sink(RequestDone(rid, error="not connected"))
+                return
+        self._pool.to_session(
+            self.instance_id, {"op": "query", "rid": rid, "kind": kind, "args": args}
+        )
 
     def logout(self) -> None:
         with self._lock:
@@ -147,7 +186,7 @@ class WhatsmeowDriver:
             except WireError as e:
                 logger.error("[{}] bad event from whatsmeow host: {}", self.instance_id, e)
                 return
-            if gen == -1 and not isinstance(ev, SendResult):
+            if gen == -1 and not isinstance(ev, SendResult | RequestDone):
                 return
             out = self._translate(ev)
             if out is None:
@@ -195,8 +234,11 @@ class WhatsmeowDriver:
                     self._wa_ids.popitem(last=False)
             return ev
         if isinstance(ev, Receipt):
-            mid = self._wa_ids.get(ev.message_id)
-            return Receipt(message_id=mid, kind=ev.kind) if mid else None
+            wa_id = ev.wa_id or ev.message_id
+            mid = self._wa_ids.get(wa_id, "")
+            # Not found (sent before a restart, or evicted): the instance looks the wa_id up in
+            # the store, where it was saved with the message when the send answered.
+            return Receipt(message_id=mid, kind=ev.kind, wa_id=wa_id)
         return ev
 
     def _fail_inflight(self, error: str) -> None:
@@ -217,6 +259,7 @@ def make_whatsmeow_factory(pool: HostPool) -> DriverFactory:
 __all__ = [
     "HOST_DIED",
     "WhatsmeowDriver",
+    "has_session",
     "make_whatsmeow_factory",
     "remove_session",
     "session_db_path",

@@ -23,11 +23,14 @@ from waz_actors.drivers.base import (
     Disconnected,
     DriverAlarm,
     DriverEvent,
+    IncomingMessage,
+    KeepAlive,
     LoggedOut,
     PairCode,
     Paired,
     QrCode,
     Receipt,
+    RequestDone,
     SendResult,
 )
 
@@ -61,12 +64,15 @@ _EVENT_TYPES: dict[str, type[DriverEvent]] = {
         Connected,
         Disconnected,
         DriverAlarm,
+        KeepAlive,
         LoggedOut,
         PairCode,
         Paired,
         QrCode,
         Receipt,
         SendResult,
+        IncomingMessage,
+        RequestDone,
     )
 }
 
@@ -132,11 +138,23 @@ def map_event(ev: Any, *, jid: str = "") -> list[DriverEvent]:
         if _enum_name(ev, "Status") == "SUCCESS":
             return [Paired(jid=jid_to_str(ev.ID))]
         return [DriverAlarm(kind="pair_failed", message=ev.Error or "pairing failed")]
+    if name == "Message":
+        from waz_actors.drivers.whatsmeow_inbound import map_message
+
+        incoming = map_message(ev)
+        return [incoming] if incoming is not None else []
+    # HistorySync is not mapped on purpose: past chats never become inbox rows
+    # (whatsmeow_inbound.py).
     if name == "Receipt":
         kind = RECEIPT_KINDS.get(_enum_name(ev, "Type"))
         if kind is None:
             return []
-        return [Receipt(message_id=mid, kind=kind) for mid in ev.MessageIDs]
+        # WhatsApp's ids only: the driver (or, after a restart, the store) finds ours.
+        return [Receipt(message_id="", kind=kind, wa_id=mid) for mid in ev.MessageIDs]
+    if name == "KeepAliveTimeout":
+        return [KeepAlive(ok=False, errors=int(ev.ErrorCount))]
+    if name == "KeepAliveRestored":
+        return [KeepAlive(ok=True)]
     return []
 
 

@@ -153,7 +153,8 @@ def recommendations(
 ) -> list[str]:
     """Short advice for a person reading `queue.status`, most urgent first; [] when all is well.
 
-    Modelled on the seeds' troubleshooting list (low success rate, high backlog).
+    Modelled on the seeds' troubleshooting list (low success rate, high backlog); the
+    control command `queue.status` answers with it.
     """
     health = Health(health)
     try:
@@ -191,10 +192,18 @@ def recommendations(
             "session or server uses this number; close it and keep only this daemon connected."
         )
     if st is InstanceState.STOPPED and queue_depth:
-        advice.append(f"The instance is stopped with {queue_depth} queued: start it to deliver.")
+        advice.append(
+            f"The instance is stopped with {queue_depth} queued: start it to deliver "
+            "(instance.start)."
+        )
     elif st is InstanceState.PAIRING:
         advice.append("Waiting for the phone: scan the QR code or enter the pairing code.")
-    elif st in (InstanceState.CONNECTING, InstanceState.BACKOFF, InstanceState.COOLDOWN):
+    elif st is InstanceState.COOLDOWN:
+        advice.append(
+            "Cooling down after a conflict (440): make sure no other client uses this number; "
+            "queued messages are sent once the cooldown ends."
+        )
+    elif st in (InstanceState.CONNECTING, InstanceState.BACKOFF):
         advice.append(
             f"The session is not online ({st.value}): check session connectivity; "
             "queued messages wait and are sent once it reconnects."

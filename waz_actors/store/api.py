@@ -13,10 +13,11 @@ is durable. Times are wall-clock seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from waz_actors.store.inbox import InboxRecord
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
 
 
@@ -91,6 +92,15 @@ class StoreAPI(Protocol):
         """The message's status changes, oldest first: maps of status, time and reason."""
         ...
 
+    def message_by_wa_id(self, instance_id: str, wa_id: str) -> str | None:
+        """Our message id for WhatsApp's message id on this instance (None if unknown)."""
+        ...
+
+    def record_receipt(self, message_id: str, kind: str, at: float) -> Future[bool]:
+        """Store a delivered/read receipt's wall time (first one wins; read implies delivered).
+        True if it changed the message."""
+        ...
+
     def update_message(
         self,
         message_id: str,
@@ -101,8 +111,12 @@ class StoreAPI(Protocol):
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Future[bool]:
-        """Set the status (and attempts/error/wa_id when given) and add a history row.
+        """Set the status (and attempts/error/wa_id/media_info/flags when given) and add a
+        history row.
 
         With `only_if`, updates only when the current status is one of those (False otherwise).
         A final status never changes again, except failed -> queued (InvalidState otherwise).
@@ -167,10 +181,78 @@ class StoreAPI(Protocol):
 
     def log_event(self, topic: str, body: dict[str, Any]) -> Future[None]: ...
 
+    # -- inbox (store/inbox.py) ---------------------------------------------------------------
+
+    def add_incoming(
+        self,
+        instance_id: str,
+        *,
+        wa_id: str,
+        chat: str,
+        sender: str,
+        sent_at: float,
+        text: str | None = None,
+        media: dict[str, Any] | None = None,
+        media_data: bytes | None = None,
+    ) -> Future[tuple[InboxRecord, bool]]:
+        """Store a received message under the instance's tenant and incarnation; the Future
+        resolves after the commit with (the row, True when new). The same WhatsApp id again
+        gives the first row and False, and changes nothing."""
+        ...
+
+    def keep_media(self, inbox_id: str, data: bytes) -> Future[None]:
+        """Attach media bytes to a stored message that has none yet."""
+        ...
+
+    def get_inbox(self, inbox_id: str) -> InboxRecord | None: ...
+
+    def inbox_media(self, inbox_id: str) -> bytes | None:
+        """The kept media bytes of a received message, None when not kept."""
+        ...
+
+    def inbox_owned(self, instance_id: str, inbox_id: str) -> bool:
+        """The row belongs to the instance's current tenant and incarnation."""
+        ...
+
+    def list_inbox(
+        self, instance_id: str, *, after: str | None = None, limit: int = 100
+    ) -> list[InboxRecord]:
+        """The instance's own received messages, oldest first, after the row `after`."""
+        ...
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def prune(
+        self,
+        older_than: float | None,
+        *,
+        keys_older_than: float | None = None,
+        batch: int = 500,
+        dry_run: bool = False,
+        stop_when: Callable[[], bool] | None = None,
+    ) -> dict[str, int]:
+        """Delete what is settled and old: final messages (sent, failed, cancelled, expired)
+        last changed before `older_than`, with their history, and events before it; clear the
+        idempotency keys of final messages accepted before `keys_older_than`. None keeps that
+        kind. Never touches a pending message.
+
+        Works in writes of at most `batch` rows, each committed alone, so other writes never
+        wait long; `stop_when` is asked between batches. Returns the counts per kind: messages,
+        history, events, idempotency_keys, inbox (received
+        messages stored before `older_than`). With `dry_run`, counts what would go and writes
+        nothing.
+        """
+        ...
+
     # -- tokens ------------------------------------------------------------------------------
 
     def add_token(self, rec: TokenRecord) -> None:
         """Waits for the commit; Exists when the hash is already stored."""
+        ...
+
+    def set_admin_token(self, rec: TokenRecord) -> int:
+        """Store `rec` (an admin token) if absent and revoke every other admin token, in one
+        transaction; returns how many were revoked. Admin rotation and start-up use it."""
         ...
 
     def find_token(self, token_hash: str) -> TokenRecord | None: ...

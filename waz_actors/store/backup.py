@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from waz_actors.errors import BadRequest
-from waz_actors.store.connection import Connections
+from waz_actors.store.connection import Connections, create_private
 
 
 def backup(db: Connections, dest: str | Path) -> None:
@@ -19,6 +19,7 @@ def backup(db: Connections, dest: str | Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)
+    create_private(tmp)  # mode 0600 from the start, like the database itself
     with db.read() as conn:
         out = sqlite3.connect(tmp)
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from waz_actors.errors import ShuttingDown
 from waz_actors.store.checks import PENDING, is_int
+from waz_actors.store.owner import OWNED_ROW
 from waz_actors.store.readers import Readers
 from waz_actors.store.schema import Migration, migrate
 from waz_actors.store.writer import Writer
@@ -69,9 +70,10 @@ def open_writer(
 
 
 def pending_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Queued + sending messages per instance, as stored."""
+    """Queued + sending messages per instance, as stored (each instance's own: owner.py)."""
     rows = conn.execute(
-        "SELECT instance_id, count(*) FROM messages WHERE status IN (?, ?) GROUP BY instance_id",
+        f"SELECT m.instance_id, count(*) FROM messages m WHERE m.status IN (?, ?) AND {OWNED_ROW}"
+        " GROUP BY m.instance_id",
         PENDING,
     )
     return {row[0]: row[1] for row in rows}

@@ -1,8 +1,8 @@
 """The Store: durable instances, outbox, history, conflicts, event log and tokens in SQLite.
 
 A facade: each table family has its own module (instances, messages and message_reads,
-events, tokens, backup) and this class hands every call to it. `StoreAPI` (api.py) is the part
-of it the daemon relies on; the rest is for tests and tools.
+events, tokens, retention, backup) and this class hands every call to it. `StoreAPI` (api.py)
+is the part of it the daemon relies on; the rest is for tests and tools.
 
 Writes go through the group-commit `Writer` (one thread, one connection); reads use a small pool
 of read-only connections, so they never wait behind a commit and never touch the writer's
@@ -14,7 +14,7 @@ the write, or are raised by the synchronous methods.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from waz_actors.store import backup as _backup
 from waz_actors.store.connection import Connections, read_pragmas
 from waz_actors.store.events import Conflicts, EventLog
+from waz_actors.store.inbox import Inbox, InboxRecord
 from waz_actors.store.instances import Instances
 from waz_actors.store.message_reads import MessageReads
 from waz_actors.store.messages import Messages
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
+from waz_actors.store.retention import Retention
 from waz_actors.store.schema import MIGRATIONS, Migration, user_version
 from waz_actors.store.tokens import Tokens
 from waz_actors.store.writer import Tx, Writer
@@ -64,6 +66,8 @@ class Store:
         self._conflicts = Conflicts(self._db)
         self._events = EventLog(self._db, wall)
         self._tokens = Tokens(self._db)
+        self._retention = Retention(self._db)
+        self._inbox = Inbox(self._db, wall)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -166,6 +170,9 @@ class Store:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Future[bool]:
         return self._messages.update_message(
             message_id,
@@ -175,6 +182,9 @@ class Store:
             wa_id=wa_id,
             reason=reason,
             only_if=only_if,
+            media_info=media_info,
+            possible_duplicate=possible_duplicate,
+            outcome_unknown=outcome_unknown,
         )
 
     def set_status(self, message_id: str, status: str, **changes: Any) -> None:
@@ -198,6 +208,12 @@ class Store:
 
     def history(self, message_id: str) -> list[dict[str, Any]]:
         return self._reads.history(message_id)
+
+    def message_by_wa_id(self, instance_id: str, wa_id: str) -> str | None:
+        return self._reads.message_by_wa_id(instance_id, wa_id)
+
+    def record_receipt(self, message_id: str, kind: str, at: float) -> Future[bool]:
+        return self._messages.record_receipt(message_id, kind, at)
 
     def pending_messages(self, instance_id: str) -> list[MessageRecord]:
         return self._reads.pending_messages(instance_id)
@@ -247,10 +263,74 @@ class Store:
         """Delete the events older than `older_than` (wall seconds); how many went."""
         return self._events.prune_events(older_than)
 
+    # -- inbox -------------------------------------------------------------------------------
+
+    def add_incoming(
+        self,
+        instance_id: str,
+        *,
+        wa_id: str,
+        chat: str,
+        sender: str,
+        sent_at: float,
+        text: str | None = None,
+        media: dict[str, Any] | None = None,
+        media_data: bytes | None = None,
+    ) -> Future[tuple[InboxRecord, bool]]:
+        return self._inbox.add_incoming(
+            instance_id,
+            wa_id=wa_id,
+            chat=chat,
+            sender=sender,
+            sent_at=sent_at,
+            text=text,
+            media=media,
+            media_data=media_data,
+        )
+
+    def keep_media(self, inbox_id: str, data: bytes) -> Future[None]:
+        return self._inbox.keep_media(inbox_id, data)
+
+    def get_inbox(self, inbox_id: str) -> InboxRecord | None:
+        return self._inbox.get_inbox(inbox_id)
+
+    def inbox_media(self, inbox_id: str) -> bytes | None:
+        return self._inbox.inbox_media(inbox_id)
+
+    def inbox_owned(self, instance_id: str, inbox_id: str) -> bool:
+        return self._inbox.owns(instance_id, inbox_id)
+
+    def list_inbox(
+        self, instance_id: str, *, after: str | None = None, limit: int = 100
+    ) -> list[InboxRecord]:
+        return self._inbox.list_inbox(instance_id, after=after, limit=limit)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def prune(
+        self,
+        older_than: float | None,
+        *,
+        keys_older_than: float | None = None,
+        batch: int = 500,
+        dry_run: bool = False,
+        stop_when: Callable[[], bool] | None = None,
+    ) -> dict[str, int]:
+        return self._retention.prune(
+            older_than,
+            keys_older_than=keys_older_than,
+            batch=batch,
+            dry_run=dry_run,
+            stop_when=stop_when,
+        )
+
     # -- tokens ------------------------------------------------------------------------------
 
     def add_token(self, rec: TokenRecord) -> None:
         self._tokens.add_token(rec)
+
+    def set_admin_token(self, rec: TokenRecord) -> int:
+        return self._tokens.set_admin_token(rec)
 
     def find_token(self, token_hash: str) -> TokenRecord | None:
         return self._tokens.find_token(token_hash)

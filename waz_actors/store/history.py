@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from waz_actors.store.owner import OWNED, owned_args
 from waz_actors.store.writer import Tx
 
 
@@ -36,15 +37,15 @@ def mark(c: sqlite3.Connection, ids: list[str], status: str, reason: str, now: f
 def cancel_where(
     tx: Tx, instance_id: str, statuses: Sequence[str], reason: str, now: float
 ) -> list[str]:
-    """Cancel the instance's messages in `statuses` (all pending ones), oldest first; their ids.
+    """Cancel the instance's own messages in `statuses` (pending ones), oldest first; their ids.
 
     The caller passes pending statuses only: each cancelled message frees a slot of the queue.
     """
     marks = ", ".join("?" * len(statuses))
     rows = tx.conn.execute(
-        f"SELECT message_id FROM messages WHERE instance_id = ? AND status IN ({marks})"
+        f"SELECT message_id FROM messages WHERE {OWNED} AND status IN ({marks})"
         " ORDER BY created_at, seq",
-        (instance_id, *statuses),
+        (*owned_args(instance_id), *statuses),
     ).fetchall()
     ids = [r[0] for r in rows]
     mark(tx.conn, ids, "cancelled", reason, now)

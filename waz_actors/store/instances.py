@@ -1,4 +1,7 @@
-"""The instances table: one row per WhatsApp session, its settings, desired and last state."""
+"""The instances table: one row per WhatsApp session, its settings, desired and last state.
+
+Each row carries its incarnation (owner.py): a new one when the id is created, and when a config
+reload hands the instance to another tenant."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from waz_actors.store.checks import (
 )
 from waz_actors.store.connection import Connections
 from waz_actors.store.history import cancel_where
+from waz_actors.store.owner import current, new_incarnation
 from waz_actors.store.records import InstanceRecord
 from waz_actors.store.writer import Tx
 
@@ -82,13 +86,16 @@ class Instances:
             rec.created_at,
         )
 
+        now = self._wall()
+
         def op(tx: Tx) -> None:
+            incarnation = new_incarnation(tx.conn, rec.instance_id, rec.tenant, now)
             try:
                 tx.conn.execute(
                     "INSERT INTO instances (instance_id, tenant, driver, settings, desired, state,"
-                    " since, jid, last_code, last_reason, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
+                    " since, jid, last_code, last_reason, created_at, incarnation)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, incarnation),
                 )
             except sqlite3.IntegrityError:
                 raise Exists(
@@ -155,12 +162,27 @@ class Instances:
         need_desired(desired)
         need_map(settings, "settings")
         blob = to_json(settings, "settings")
-        op = _update(
+        now = self._wall()
+        update = _update(
             "UPDATE instances SET driver = ?, tenant = ?, settings = ?, desired = ?"
             " WHERE instance_id = ?",
             (driver, tenant, blob, desired, instance_id),
             instance_id,
         )
+
+        def op(tx: Tx) -> None:
+            found = current(tx.conn, instance_id)
+            if found is not None and found[1] != tenant:
+                # Handed to another tenant: the old tenant's messages (recipients, texts) are
+                # not the new tenant's to see or send. Its pending ones are cancelled, as when
+                # an instance is deleted, and the instance starts a new incarnation.
+                cancel_where(tx, instance_id, PENDING, "instance moved to another tenant", now)
+                tx.conn.execute(
+                    "UPDATE instances SET incarnation = ? WHERE instance_id = ?",
+                    (new_incarnation(tx.conn, instance_id, tenant, now), instance_id),
+                )
+            update(tx)
+
         self._db.writer.submit(op).result()
 
     def delete_instance(self, instance_id: str, reason: str = "instance deleted") -> list[str]:

@@ -1,4 +1,8 @@
-"""Reading the outbox: single messages, their history, pages, queue figures and totals."""
+"""Reading the outbox: single messages, their history, pages, queue figures and totals.
+
+Reads by instance see only the instance's own messages (owner.py): a message of a deleted
+instance whose id was reused, by this tenant or another, is never listed or counted here.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,16 @@ from typing import Any
 from waz_actors.errors import BadRequest
 from waz_actors.store.checks import PENDING, STATUSES, is_int, need_status
 from waz_actors.store.connection import Connections
+from waz_actors.store.owner import OWNED, owned_args
 from waz_actors.store.records import MessageRecord
 
 MSG_COLUMNS = (
     "message_id, instance_id, tenant, recipient, text, media, status, attempts, last_error,"
     " wa_id, idempotency_key, created_at, updated_at, expires_at"
 )
-SELECT_MSG = f"SELECT {MSG_COLUMNS} FROM messages"
+# Read too, never written on insert (they start NULL / 0; media_info is written by the send path).
+LATER_COLUMNS = "delivered_at, read_at, possible_duplicate, outcome_unknown, media_info"
+SELECT_MSG = f"SELECT {MSG_COLUMNS}, {LATER_COLUMNS} FROM messages"
 PAGE_MAX = 1000
 
 
@@ -28,6 +35,16 @@ class MessageReads:
             row = conn.execute(f"{SELECT_MSG} WHERE message_id = ?", (message_id,)).fetchone()
         return MessageRecord.from_row(row) if row else None
 
+    def message_by_wa_id(self, instance_id: str, wa_id: str) -> str | None:
+        """Our message id for WhatsApp's id on this instance (receipts after a restart)."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT message_id FROM messages WHERE instance_id = ? AND wa_id = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (instance_id, wa_id),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def history(self, message_id: str) -> list[dict[str, Any]]:
         with self._db.read() as conn:
             rows = conn.execute(
@@ -39,8 +56,8 @@ class MessageReads:
     def pending_messages(self, instance_id: str) -> list[MessageRecord]:
         with self._db.read() as conn:
             rows = conn.execute(
-                f"{SELECT_MSG} WHERE instance_id = ? AND status IN (?, ?) ORDER BY created_at, seq",
-                (instance_id, *PENDING),
+                f"{SELECT_MSG} WHERE {OWNED} AND status IN (?, ?) ORDER BY created_at, seq",
+                (*owned_args(instance_id), *PENDING),
             ).fetchall()
         return [MessageRecord.from_row(r) for r in rows]
 
@@ -65,16 +82,16 @@ class MessageReads:
             if after is not None:
                 # Keyset pagination on seq: a page does not shift when messages are added.
                 row = conn.execute(
-                    "SELECT seq FROM messages WHERE message_id = ? AND instance_id = ?",
-                    (after, instance_id),
+                    f"SELECT seq FROM messages WHERE message_id = ? AND {OWNED}",
+                    (after, *owned_args(instance_id)),
                 ).fetchone()
                 if row is None:
                     raise BadRequest(
                         f"after: no message {after!r} in this instance", {"field": "after"}
                     )
                 start = row[0]
-            sql = f"{SELECT_MSG} WHERE instance_id = ? AND seq > ?"
-            args: list[Any] = [instance_id, start]
+            sql = f"{SELECT_MSG} WHERE {OWNED} AND seq > ?"
+            args: list[Any] = [*owned_args(instance_id), start]
             if status is not None:
                 sql += " AND status = ?"
                 args.append(status)
@@ -88,13 +105,13 @@ class MessageReads:
         with self._db.snapshot() as conn:
             counts = dict(
                 conn.execute(
-                    "SELECT status, count(*) FROM messages WHERE instance_id = ? GROUP BY status",
-                    (instance_id,),
+                    f"SELECT status, count(*) FROM messages WHERE {OWNED} GROUP BY status",
+                    owned_args(instance_id),
                 ).fetchall()
             )
             oldest = conn.execute(
-                "SELECT min(created_at) FROM messages WHERE instance_id = ? AND status IN (?, ?)",
-                (instance_id, *PENDING),
+                f"SELECT min(created_at) FROM messages WHERE {OWNED} AND status IN (?, ?)",
+                (*owned_args(instance_id), *PENDING),
             ).fetchone()[0]
         return {
             "depth": counts.get("queued", 0),

@@ -1,12 +1,14 @@
 """Writing the outbox: accepting a message, its status changes, and the bulk moves (recover at
 start-up, purge, operator retry). Every status change adds a history row (see history.py) and
-keeps the writer's pending counters in step with the rows."""
+keeps the writer's pending counters in step with the rows. A message is stamped with its
+instance's incarnation when accepted, and the bulk moves touch the instance's own messages only
+(see owner.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -21,13 +23,16 @@ from waz_actors.store.checks import (
 )
 from waz_actors.store.connection import Connections
 from waz_actors.store.history import add_history, cancel_where, mark
-from waz_actors.store.instances import need_instance
+from waz_actors.store.instances import not_found
 from waz_actors.store.message_reads import MSG_COLUMNS, SELECT_MSG
+from waz_actors.store.owner import OWNED, OWNED_ROW, current, owned_args
 from waz_actors.store.records import MessageRecord
 from waz_actors.store.writer import Tx
 from waz_actors.types import FINAL_STATUSES, MessageStatus
 
 QUEUED = MessageStatus.QUEUED.value
+RECEIPT_COLUMN = {"delivered": "delivered_at", "read": "read_at"}
+RECEIPT_KINDS = tuple(RECEIPT_COLUMN)
 
 
 def allowed(current: str, new: str) -> bool:
@@ -95,12 +100,24 @@ def need_room(tx: Tx, instance_id: str, max_queue: int) -> None:
         )
 
 
-def insert_queued(c: sqlite3.Connection, rec: MessageRecord, media: str | None) -> None:
+def owner_of(c: sqlite3.Connection, rec: MessageRecord) -> int:
+    """Inside a write: the incarnation the message joins. NotFound unless the instance exists
+    and is the message's tenant's (it may have been deleted and created again by another
+    tenant since the caller looked)."""
+    found = current(c, rec.instance_id)
+    if found is None or found[1] != rec.tenant:
+        raise not_found(rec.instance_id)
+    return found[0]
+
+
+def insert_queued(
+    c: sqlite3.Connection, rec: MessageRecord, media: str | None, incarnation: int
+) -> None:
     """The message row and its first history row ("accepted"); Exists for a reused id."""
     try:
         c.execute(
-            f"INSERT INTO messages ({MSG_COLUMNS}) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?, ?)",
+            f"INSERT INTO messages ({MSG_COLUMNS}, incarnation) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?, ?, ?)",
             (
                 rec.message_id,
                 rec.instance_id,
@@ -113,6 +130,7 @@ def insert_queued(c: sqlite3.Connection, rec: MessageRecord, media: str | None) 
                 rec.created_at,
                 rec.updated_at,
                 rec.expires_at,
+                incarnation,
             ),
         )
     except sqlite3.IntegrityError:
@@ -139,9 +157,9 @@ class Messages:
             earlier = earlier_with_key(tx.conn, rec)
             if earlier is not None:
                 return earlier, False
-            need_instance(tx.conn, rec.instance_id)
+            incarnation = owner_of(tx.conn, rec)
             need_room(tx, rec.instance_id, max_queue)
-            insert_queued(tx.conn, stored, media)
+            insert_queued(tx.conn, stored, media, incarnation)
             tx.adjust(rec.instance_id, 1)
             return stored, True
 
@@ -157,6 +175,9 @@ class Messages:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Future[bool]:
         return self._db.writer.submit(
             self.status_op(
@@ -167,6 +188,9 @@ class Messages:
                 wa_id=wa_id,
                 reason=reason,
                 only_if=only_if,
+                media_info=media_info,
+                possible_duplicate=possible_duplicate,
+                outcome_unknown=outcome_unknown,
             )
         )
 
@@ -183,18 +207,27 @@ class Messages:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
+        possible_duplicate: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> Callable[[Tx], bool]:
-        """The write of one status change; its arguments are checked here, before queueing."""
+        """The write of one status change; its arguments are checked here, before queueing.
+
+        possible_duplicate only ever turns on (a message once possibly doubled stays so);
+        outcome_unknown is set or cleared when given."""
         new = need_status(status)
         guard = None if only_if is None else {need_status(s, "only_if") for s in only_if}
         if attempts is not None:
             need_non_negative(attempts, "attempts")
         now = self._wall()
+        info = to_json(dict(media_info), "media_info") if media_info is not None else None
 
         def op(tx: Tx) -> bool:
             c = tx.conn
             row = c.execute(
-                "SELECT instance_id, status FROM messages WHERE message_id = ?", (message_id,)
+                f"SELECT instance_id, status, {OWNED_ROW} AS owned FROM messages m"
+                " WHERE message_id = ?",
+                (message_id,),
             ).fetchone()
             if row is None:
                 raise NotFound(f"message {message_id} not found", {"message_id": message_id})
@@ -206,26 +239,78 @@ class Messages:
                     f"message {message_id} is {current} and cannot become {new}",
                     {"message_id": message_id, "status": current},
                 )
+            if new in PENDING and not row["owned"]:
+                # A failed message of a deleted instance: queueing it again would hand it to
+                # whoever reuses the id.
+                raise InvalidState(
+                    f"message {message_id} belongs to a deleted instance",
+                    {"message_id": message_id, "status": current},
+                )
             c.execute(
                 "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
                 " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
+                " media_info = coalesce(?, media_info),"
+                " possible_duplicate = max(possible_duplicate, coalesce(?, 0)),"
+                " outcome_unknown = coalesce(?, outcome_unknown),"
                 " updated_at = ? WHERE message_id = ?",
-                (new, attempts, error, wa_id, now, message_id),
+                (
+                    new,
+                    attempts,
+                    error,
+                    wa_id,
+                    info,
+                    None if possible_duplicate is None else int(possible_duplicate),
+                    None if outcome_unknown is None else int(outcome_unknown),
+                    now,
+                    message_id,
+                ),
             )
             add_history(c, message_id, new, now, reason)
-            tx.adjust(row["instance_id"], (new in PENDING) - (current in PENDING))
+            if row["owned"]:  # only the instance's own messages are counted
+                tx.adjust(row["instance_id"], (new in PENDING) - (current in PENDING))
             return True
 
         return op
+
+    def record_receipt(self, message_id: str, kind: str, at: float) -> Future[bool]:
+        """A delivered/read receipt's wall time (the first one counts; read implies delivered).
+        False if the message is unknown or already had that receipt."""
+        if kind not in RECEIPT_KINDS:
+            raise BadRequest(f"kind: unknown receipt kind {kind!r}", {"field": "kind"})
+        need_number(at, "at")
+
+        def op(tx: Tx) -> bool:
+            sets = "read_at = coalesce(read_at, ?), " if kind == "read" else ""
+            cur = tx.conn.execute(
+                f"UPDATE messages SET {sets}delivered_at = coalesce(delivered_at, ?)"
+                f" WHERE message_id = ? AND {RECEIPT_COLUMN[kind]} IS NULL",
+                ((at, at, message_id) if kind == "read" else (at, message_id)),
+            )
+            return cur.rowcount > 0
+
+        return self._db.writer.submit(op)
 
     def recover_sending(self) -> int:
         now = self._wall()
 
         def op(tx: Tx) -> int:
-            rows = tx.conn.execute("SELECT message_id FROM messages WHERE status = ?", ("sending",))
-            ids = [r[0] for r in rows]
+            rows = tx.conn.execute(
+                f"SELECT message_id, status, {OWNED_ROW} FROM messages m WHERE status IN (?, ?)",
+                PENDING,
+            ).fetchall()
+            # A pending message no instance owns is cancelled, never loaded into a new instance
+            # that reuses the id. None should exist (a delete, a hand-over to another tenant and
+            # the v2 migration cancel them); this is the last guard. It was never counted, so
+            # the counters do not move.
+            orphans = [r[0] for r in rows if not r[2]]
+            mark(tx.conn, orphans, "cancelled", "instance deleted", now)
             # sending -> queued: both pending, so the counters do not move.
+            ids = [r[0] for r in rows if r[2] and r[1] == "sending"]
             mark(tx.conn, ids, "queued", "recovered after restart", now)
+            # The daemon stopped mid-send: whether those left is unknown (see Outbox.pump).
+            tx.conn.executemany(
+                "UPDATE messages SET outcome_unknown = 1 WHERE message_id = ?", [(m,) for m in ids]
+            )
             return len(ids)
 
         return self._db.writer.call(op)
@@ -255,9 +340,9 @@ class Messages:
         def op(tx: Tx) -> list[str]:
             c = tx.conn
             rows = c.execute(
-                "SELECT message_id FROM messages WHERE instance_id = ? AND status = 'failed'"
+                f"SELECT message_id FROM messages WHERE {OWNED} AND status = 'failed'"
                 " ORDER BY created_at, seq",
-                (instance_id,),
+                owned_args(instance_id),
             ).fetchall()
             ids = [r[0] for r in rows]
             if message_ids is not None:

@@ -55,10 +55,17 @@ class MessageRecord:
     created_at: float
     updated_at: float
     expires_at: float | None
+    delivered_at: float | None = None  # wall time of the delivered receipt
+    read_at: float | None = None  # wall time of the read receipt
+    possible_duplicate: bool = False  # resent after an unknown outcome, no network dedup
+    outcome_unknown: bool = False  # the last attempt's outcome is unknown
+    # What the driver fetched and sent for `media`: mime, kind, size, sha256 (None until then).
+    media_info: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> MessageRecord:
         media = row["media"]
+        info = row["media_info"] if "media_info" in row.keys() else None  # noqa: SIM118 (Row)
         return cls(
             message_id=row["message_id"],
             instance_id=row["instance_id"],
@@ -74,6 +81,11 @@ class MessageRecord:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             expires_at=row["expires_at"],
+            delivered_at=row["delivered_at"],
+            read_at=row["read_at"],
+            possible_duplicate=bool(row["possible_duplicate"]),
+            outcome_unknown=bool(row["outcome_unknown"]),
+            media_info=json.loads(info) if info is not None else None,
         )
 
 
@@ -85,6 +97,7 @@ class TokenRecord:
     label: str
     created_at: float
     revoked: bool
+    max_instances: int | None = None  # this token's instance quota; None: the config's
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TokenRecord:
@@ -95,6 +108,7 @@ class TokenRecord:
             label=row["label"],
             created_at=row["created_at"],
             revoked=bool(row["revoked"]),
+            max_instances=row["max_instances"],
         )
 
 

@@ -8,6 +8,7 @@ Append new migrations; never edit one that has shipped.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 
 Migration = Sequence[str] | Callable[[sqlite3.Connection], None]
@@ -84,7 +85,147 @@ _V1: list[str] = [
     )""",
 ]
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+
+def _v2_incarnations(conn: sqlite3.Connection) -> None:
+    """Incarnations (see owner.py), and indexes for them and for retention.
+
+    Existing instances get their first incarnation. An existing message joins it when it has the
+    instance's tenant and is pending (a delete cancels every pending message, so a pending one
+    is the current instance's) or was created since the instance was. The others belonged to a
+    deleted instance whose id was reused, or to the tenant before a config reload moved the
+    instance: they keep no incarnation, stay readable by id, and a pending one is cancelled.
+    """
+    conn.execute(
+        """CREATE TABLE incarnations (
+            incarnation INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    conn.execute("ALTER TABLE instances ADD COLUMN incarnation INTEGER")
+    conn.execute("ALTER TABLE messages ADD COLUMN incarnation INTEGER")
+    rows = conn.execute(
+        "SELECT instance_id, tenant, created_at FROM instances ORDER BY created_at, instance_id"
+    ).fetchall()
+    for instance_id, tenant, created_at in rows:
+        cur = conn.execute(
+            "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)",
+            (instance_id, tenant, created_at),
+        )
+        conn.execute(
+            "UPDATE instances SET incarnation = ? WHERE instance_id = ?",
+            (cur.lastrowid, instance_id),
+        )
+    conn.execute(
+        """UPDATE messages SET incarnation = (
+            SELECT i.incarnation FROM instances i
+            WHERE i.instance_id = messages.instance_id AND i.tenant = messages.tenant
+            AND (messages.status IN ('queued', 'sending') OR messages.created_at >= i.created_at)
+        )"""
+    )
+    now = time.time()
+    orphans = [
+        r[0]
+        for r in conn.execute(
+            "SELECT message_id FROM messages"
+            " WHERE incarnation IS NULL AND status IN ('queued', 'sending')"
+        )
+    ]
+    conn.executemany(
+        "UPDATE messages SET status = 'cancelled', updated_at = ? WHERE message_id = ?",
+        [(now, m) for m in orphans],
+    )
+    conn.executemany(
+        "INSERT INTO message_history (message_id, status, time, reason)"
+        " VALUES (?, 'cancelled', ?, 'instance deleted')",
+        [(m, now) for m in orphans],
+    )
+    for sql in (
+        "DROP INDEX messages_instance_status",
+        "DROP INDEX messages_instance_seq",
+        "DROP INDEX messages_status",
+        """CREATE INDEX messages_owner_status
+            ON messages (instance_id, incarnation, status, created_at, seq)""",
+        "CREATE INDEX messages_owner_seq ON messages (instance_id, incarnation, seq)",
+        # retention: final messages by age
+        "CREATE INDEX messages_status_updated ON messages (status, updated_at)",
+    ):
+        conn.execute(sql)
+
+
+# Media fetched for a message (mime, kind, size, sha256), as JSON; see message.get.
+_V_MEDIA: list[str] = ["ALTER TABLE messages ADD COLUMN media_info TEXT"]
+
+
+def _v3_receipts(conn: sqlite3.Connection) -> None:
+    """Receipts and honest resends (issue 12).
+
+    delivered_at / read_at: wall times of WhatsApp's receipts, found again after a restart by the
+    stored wa_id (indexed per instance). possible_duplicate: a resend after an unknown outcome
+    went out on a driver whose network does not deduplicate resends. outcome_unknown: the last
+    attempt's outcome is unknown (a session closed or the daemon stopped mid-send); cleared when
+    the message is sent again. The new final status `unknown` joins the status CHECK: SQLite
+    cannot alter a CHECK, so the stored table definition is edited in place (the procedure
+    sqlite.org/lang_altertable.html gives for loosening a constraint; no row changes).
+    """
+    conn.execute("ALTER TABLE messages ADD COLUMN delivered_at REAL")
+    conn.execute("ALTER TABLE messages ADD COLUMN read_at REAL")
+    conn.execute("ALTER TABLE messages ADD COLUMN possible_duplicate INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE messages ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        "CREATE INDEX messages_wa_id ON messages (instance_id, wa_id) WHERE wa_id IS NOT NULL"
+    )
+    old = "'cancelled', 'expired'))"
+    version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, ?, ?)"
+            " WHERE type = 'table' AND name = 'messages'",
+            (old, "'cancelled', 'expired', 'unknown'))"),
+        )
+        conn.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+
+
+_V_RECEIPTS: Migration = _v3_receipts
+
+# A tenant token may carry its own instance quota (NULL: the config's tenants.max_instances).
+_V_TOKEN_QUOTA: list[str] = ["ALTER TABLE tokens ADD COLUMN max_instances INTEGER"]
+
+# The inbox of received messages (store/inbox.py says what a row is). Unique per instance,
+# incarnation and WhatsApp id: a redelivered message is stored once.
+_V_INBOX: list[str] = [
+    """CREATE TABLE inbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        inbox_id TEXT NOT NULL UNIQUE,
+        instance_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        incarnation INTEGER NOT NULL,
+        wa_id TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT,
+        media TEXT,
+        media_data BLOB,
+        sent_at REAL NOT NULL,
+        received_at REAL NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX inbox_wa_id ON inbox (instance_id, incarnation, wa_id)",
+    "CREATE INDEX inbox_owner_seq ON inbox (instance_id, incarnation, seq)",
+    "CREATE INDEX inbox_received ON inbox (received_at)",  # retention
+]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1,
+    _v2_incarnations,
+    _V_MEDIA,
+    _V_RECEIPTS,
+    _V_TOKEN_QUOTA,
+    _V_INBOX,
+)
 
 
 class SchemaTooNew(Exception):

@@ -13,6 +13,24 @@ from waz_actors.store.writer import Tx
 MIN_TOKEN_PREFIX = 6
 
 
+_INSERT = (
+    "INSERT INTO tokens (token_hash, tenant, admin, label, created_at, revoked, max_instances)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(rec: TokenRecord) -> tuple[object, ...]:
+    return (
+        rec.token_hash,
+        rec.tenant,
+        int(rec.admin),
+        rec.label,
+        rec.created_at,
+        int(rec.revoked),
+        rec.max_instances,
+    )
+
+
 class Tokens:
     def __init__(self, db: Connections) -> None:
         self._db = db
@@ -23,26 +41,42 @@ class Tokens:
             raise BadRequest("tenant: expected a string or None", {"field": "tenant"})
         if not isinstance(rec.label, str):
             raise BadRequest("label: expected a string", {"field": "label"})
-        row = (
-            rec.token_hash,
-            rec.tenant,
-            int(rec.admin),
-            rec.label,
-            rec.created_at,
-            int(rec.revoked),
-        )
+        if rec.max_instances is not None and (
+            isinstance(rec.max_instances, bool) or not isinstance(rec.max_instances, int)
+        ):
+            raise BadRequest("max_instances: expected an integer", {"field": "max_instances"})
+        row = _row(rec)
 
         def op(tx: Tx) -> None:
             try:
-                tx.conn.execute(
-                    "INSERT INTO tokens (token_hash, tenant, admin, label, created_at, revoked)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    row,
-                )
+                tx.conn.execute(_INSERT, row)
             except sqlite3.IntegrityError:
                 raise Exists("token already exists", {"label": rec.label}) from None
 
         self._db.writer.call(op)
+
+    def set_admin_token(self, rec: TokenRecord) -> int:
+        """Make `rec` the one valid admin token: store it unless it is stored already, and
+        revoke every other admin token, in one transaction (a crash keeps the old set whole).
+        Returns how many admin tokens were revoked."""
+        need_str(rec.token_hash, "token_hash")
+        if not rec.admin or rec.revoked:
+            raise BadRequest("set_admin_token: needs an unrevoked admin token", {"field": "admin"})
+        row = _row(rec)
+
+        def op(tx: Tx) -> int:
+            c = tx.conn
+            if c.execute("SELECT 1 FROM tokens WHERE token_hash = ?", (rec.token_hash,)).fetchone():
+                c.execute("UPDATE tokens SET revoked = 0 WHERE token_hash = ?", (rec.token_hash,))
+            else:
+                c.execute(_INSERT, row)
+            cur = c.execute(
+                "UPDATE tokens SET revoked = 1 WHERE admin = 1 AND revoked = 0 AND token_hash != ?",
+                (rec.token_hash,),
+            )
+            return int(cur.rowcount)
+
+        return self._db.writer.call(op)
 
     def find_token(self, token_hash: str) -> TokenRecord | None:
         with self._db.read() as conn:

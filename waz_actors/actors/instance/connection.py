@@ -17,6 +17,7 @@ from waz_actors.errors import InvalidState
 from waz_actors.policy.backoff import BackoffPolicy
 from waz_actors.policy.breaker import BreakerState, CircuitBreaker
 from waz_actors.policy.conflicts import ConflictHistory
+from waz_actors.policy.liveness import Liveness
 from waz_actors.policy.throttle import ConnectThrottle
 from waz_actors.types import InstanceState as S
 
@@ -33,6 +34,8 @@ class Connection:
         self.throttle = ConnectThrottle.from_config(cfg.connection)
         self.backoff = BackoffPolicy.from_config(cfg.connection)
         self.conflicts = ConflictHistory.from_config(cfg.conflict, self._restore(conflicts))
+        self.liveness = Liveness.from_config(cfg.connection)
+        self.keepalive_failures = 0  # the library's keep-alive timeouts (whatsmeow)
         self.driver: driver.Driver | None = None
         self.generation = 0  # of the current session; bumped when one opens or closes
         self.online_at: float | None = None
@@ -131,10 +134,13 @@ class Connection:
 
     # ------------------------------------------------------------------ closing
 
-    def close(self, reason: str) -> None:
-        """Close the session fully before anything else may open one (invariant 1)."""
+    def close(self, reason: str, *, delete_session: bool = False) -> None:
+        """Close the session fully before anything else may open one (invariant 1).
+
+        `delete_session` (instance.delete): a driver that can drops its stored login with the
+        session (whatsmeow also frees its host slot); the supervisor removes the files after."""
         ctx = self.ctx
-        ctx.timers.cancel("connect_timeout", "pairing_deadline", "stable", "processing")
+        ctx.timers.cancel("connect_timeout", "pairing_deadline", "stable", "processing", "liveness")
         if self.online_at is not None:
             self.online_total += ctx.clock.now() - self.online_at
             self.online_at = None
@@ -142,7 +148,11 @@ class Connection:
         self.generation += 1  # anything the old session still had in our mailbox is stale
         if drv is not None:
             try:
-                drv.disconnect()
+                forget = getattr(drv, "delete_session", None) if delete_session else None
+                if forget is not None:
+                    forget()
+                else:
+                    drv.disconnect()
             except Exception:
                 ctx.log.exception("driver disconnect failed")
         self.outbox.requeue_in_flight(reason)
@@ -184,6 +194,8 @@ class Connection:
         # The breaker only counts a success once the session has stayed up (invariant 3: a
         # brief online between conflicts resets nothing).
         ctx.timers.schedule("stable", ctx.cfg.connection.stable_after)
+        self.liveness.progress(ctx.clock.now())
+        ctx.timers.schedule("liveness", self.liveness.window)
         ctx.set_state(S.ONLINE, "connected")
         self.pairing.on_linked(ev.jid)
         self.outbox.pump(self.driver)
@@ -281,6 +293,35 @@ class Connection:
             self.close("pairing timed out")
             self.ctx.set_state(S.LOGGED_OUT, "pairing timed out")
             self.pairing.fail_waiters(InvalidState("pairing timed out"))
+
+    def on_keepalive(self, ev: driver.KeepAlive) -> None:
+        """The library's keep-alive: logged and counted; a failing one is not progress, so the
+        liveness check recycles a session whose pings keep failing while sends wait."""
+        if ev.ok:
+            self.ctx.log.info("keep-alive restored")
+        else:
+            self.keepalive_failures += 1
+            self.ctx.log.warning("keep-alive timed out ({} in a row)", ev.errors)
+
+    def on_liveness(self) -> None:
+        """Online with sends pending and nothing heard for keepalive x 3: recycle the session.
+
+        Close, then connect through the throttle like any attempt (never a tight reconnect);
+        not a breaker failure: the session did connect, it went quiet."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        pending = self.outbox.waits_on_network  # a full disk is no dead session
+        dead, again = self.liveness.check(now, online=ctx.state == S.ONLINE, pending=pending)
+        if not dead:
+            if ctx.state == S.ONLINE and again > 0:
+                ctx.timers.schedule("liveness", again)
+            return
+        window = self.liveness.window
+        reason = f"no progress for {window:.0f} s with sends pending (connection.keepalive x 3)"
+        ctx.log.warning("session looks dead: {}; recycling it", reason)
+        self.close(f"recycled: {reason}")
+        delay = max(0.0, self.throttle.next_allowed(now) - now)
+        self.wait_then_connect(delay, S.BACKOFF, f"recycled: {reason}")
 
     def on_stable(self) -> None:
         if self.ctx.state == S.ONLINE:

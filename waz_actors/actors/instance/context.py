@@ -6,7 +6,7 @@ The state (and what goes with it: reason, code, JID, wanted state) is written on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
@@ -83,11 +83,12 @@ class Context:
     def emit_message(
         self,
         message_id: str,
-        status: M,
+        status: M | str,
         reason: str,
         *,
         attempts: int | None = None,
         wa_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         body: dict[str, Any] = {
             "time": self.clock.wall(),
@@ -100,6 +101,8 @@ class Context:
             body["attempts"] = attempts
         if wa_id is not None:
             body["wa_id"] = wa_id
+        if extra:
+            body.update(extra)
         self.deps.bus.publish(f"message.{self.id}.status", body)
 
     def alarm(self, kind: str, message: str) -> None:

@@ -21,6 +21,7 @@ from waz_actors.actors.board import InstanceSnapshot
 from waz_actors.actors.instance.connection import Connection
 from waz_actors.actors.instance.context import Context
 from waz_actors.actors.instance.deps import InstanceDeps
+from waz_actors.actors.instance.inbound import Inbound
 from waz_actors.actors.instance.outbox import Outbox
 from waz_actors.actors.instance.pairing import Pairing
 from waz_actors.actors.instance.snapshot import Snapshots
@@ -28,6 +29,7 @@ from waz_actors.actors.messages import (
     Boot,
     Cancel,
     Crash,
+    DeleteSession,
     Drain,
     FromDriver,
     GetState,
@@ -35,6 +37,7 @@ from waz_actors.actors.messages import (
     Logout,
     Pair,
     Purge,
+    Query,
     Reset,
     Restart,
     Retry,
@@ -68,6 +71,7 @@ class Instance:
         self.outbox = Outbox(self.ctx)
         self.pairing = Pairing(self.ctx)
         self.connection = Connection(self.ctx, self.outbox, self.pairing, conflicts)
+        self.inbound = Inbound(self.ctx, self.connection)
         self._snapshots = Snapshots(self.ctx, self.connection, self.outbox, self.pairing)
         self._restart_tripped = restart_tripped
         self.booted = False
@@ -79,6 +83,7 @@ class Instance:
             "connect_timeout": conn.on_connect_timeout,
             "pairing_deadline": conn.on_pairing_deadline,
             "stable": conn.on_stable,
+            "liveness": conn.on_liveness,
             "processing": self._on_processing,
             "pump": self._pump,
             "store_retry": self._on_store_retry,
@@ -115,11 +120,15 @@ class Instance:
         self.connection.close("daemon stopping")
         self.ctx.timers.cancel_all()
         self.pairing.fail_waiters(InvalidState("instance is stopping"))
+        self.inbound.fail_all(InvalidState("instance is stopping"))
 
     # ------------------------------------------------------------------ routing
 
     def handle(self, msg: object) -> None:
         self._handle(msg)
+        if self.inbound.pending and self.state != S.ONLINE:
+            # the session that was asked is gone: its answers will never come
+            self.inbound.fail_all(InvalidState(f"instance {self.id} is {self.state}"))
         self.ctx.flush_light()
 
     def _handle(self, msg: object) -> None:
@@ -137,6 +146,8 @@ class Instance:
             case TimerFired():
                 if self.ctx.timers.fired(msg):
                     self._on_timer[msg.name]()
+            case DeleteSession():
+                self.connection.close("instance deleted", delete_session=True)
             case Submit(record=record):
                 self.outbox.add(record)
                 self._pump()
@@ -151,6 +162,8 @@ class Instance:
 
     def _on_driver(self, ev: driver.DriverEvent) -> None:
         conn, pairing = self.connection, self.pairing
+        if not (isinstance(ev, driver.KeepAlive) and not ev.ok):
+            conn.liveness.progress(self.ctx.clock.now())  # anything heard: the link is alive
         match ev:
             case driver.SendResult():
                 self._on_send_result(ev)
@@ -172,8 +185,14 @@ class Instance:
                 pairing.on_paired(ev)
             case driver.Receipt():
                 self._on_receipt(ev)
+            case driver.KeepAlive():
+                conn.on_keepalive(ev)
             case driver.DriverAlarm():
                 self.ctx.alarm(ev.kind, ev.message)
+            case driver.IncomingMessage():
+                self.inbound.on_incoming(ev)
+            case driver.RequestDone():
+                self.inbound.on_done(ev)
 
     def _on_command(self, cmd: InstanceCommand) -> None:
         reply: Future[Any] | None = cmd.reply
@@ -219,6 +238,9 @@ class Instance:
                 return str(self.state)
             case Crash():
                 raise RuntimeError(f"crash requested for {self.id}")
+            case Query(request=request, reply=reply):
+                self.inbound.query(request, reply)
+                return _LATER
 
     # ------------------------------------------------------------------ commands
 
@@ -333,12 +355,25 @@ class Instance:
 
     def _on_receipt(self, ev: driver.Receipt) -> None:
         ctx = self.ctx
+        store = ctx.deps.store
+        mid = ev.message_id
+        if not mid and ev.wa_id:
+            # Sent before a restart: the driver lost its wa_id map, the store kept the wa_id.
+            mid = store.message_by_wa_id(ctx.id, ev.wa_id) or ""
+        if not mid:
+            ctx.log.debug("receipt for unknown WhatsApp id {}", ev.wa_id)
+            return
+        wall = ctx.clock.wall()
         ctx.deps.bus.publish(
             f"message.{ctx.id}.receipt",
-            {
-                "time": ctx.clock.wall(),
-                "instance_id": ctx.id,
-                "message_id": ev.message_id,
-                "kind": ev.kind,
-            },
+            {"time": wall, "instance_id": ctx.id, "message_id": mid, "kind": ev.kind},
+        )
+        if ev.kind not in ("delivered", "read"):
+            return
+        store.record_receipt(mid, ev.kind, wall)
+        # A status event too, so one subscription follows a message to the phone's screen. Its
+        # status is the receipt ("delivered", "read"), not a MessageStatus: the message stays
+        # `sent`, and counters of `sent` events do not count it twice.
+        ctx.emit_message(
+            mid, ev.kind, f"{ev.kind} receipt", wa_id=ev.wa_id, extra={f"{ev.kind}_at": wall}
         )

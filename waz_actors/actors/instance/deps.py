@@ -12,7 +12,7 @@ from waz_actors.clock import Clock, TimerHandle
 from waz_actors.config import Config
 from waz_actors.drivers.base import DriverFactory
 from waz_actors.events import EventBus
-from waz_actors.store import Store
+from waz_actors.store import StoreAPI
 
 
 class TimerScheduler(Protocol):
@@ -26,7 +26,7 @@ class InstanceDeps:
     cfg: Config
     clock: Clock
     scheduler: TimerScheduler
-    store: Store
+    store: StoreAPI
     bus: EventBus
     board: StatusBoard
     gate: ConnectGate

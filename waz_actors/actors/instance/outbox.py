@@ -5,14 +5,22 @@ message goes out only while the instance is online, idle and the pacer allows it
 time, and only once its `sending` status is durable (see saving.py: a status lost to a full
 disk would make the next daemon resend it). Only a send that reached WhatsApp and failed
 consumes a retry (invariant 4).
+
+A send whose outcome is unknown (the session closed or timed out with it in flight, the host died,
+the daemon stopped) goes again with the same id. On a driver whose network drops such a second
+copy (`dedup_resends`) that is harmless; on one that does not, queue.resend_unknown decides:
+"always" resends it marked possible_duplicate (durably, in its `sending` write, before the bytes
+leave), "never" ends it in status `unknown`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from waz_actors.actors.instance.context import Context
 from waz_actors.actors.instance.saving import Pending, Saver
@@ -31,6 +39,7 @@ from waz_actors.types import MessageStatus as M
 class Queued:
     record: MessageRecord
     not_before: float = 0.0  # daemon time before which a retry must not go
+    unknown: bool = False  # the last attempt's outcome is unknown: it may have reached the phone
 
 
 class Outbox:
@@ -71,7 +80,7 @@ class Outbox:
             return
         if self.in_flight is not None and self.in_flight.record.message_id == rec.message_id:
             return
-        self.queue.append(Queued(rec))
+        self.queue.append(Queued(rec, unknown=rec.outcome_unknown))
         self.queued_ids.add(rec.message_id)
 
     def drop(self, message_id: str) -> None:
@@ -93,7 +102,7 @@ class Outbox:
         ):
             return
         if self.in_flight is not None:
-            self._prepare_next(ctx.clock.now())  # a message that came in meanwhile
+            self._prepare_next(ctx.clock.now(), session)  # a message that came in meanwhile
             return
         now = ctx.clock.now()
         wall = ctx.clock.wall()
@@ -115,34 +124,54 @@ class Outbox:
             if not ctx.timers.pending("pump"):
                 ctx.timers.schedule("pump", wait)
             return
+        doubled = ready.unknown and not session.dedup_resends
+        if doubled and ctx.cfg.queue.resend_unknown == "never":
+            # At most once: the operator prefers a missing message to a second copy. Never
+            # written ahead (see _prepare_next), so there is no `sending` to undo.
+            self.queue.remove(ready)
+            self.queued_ids.discard(ready.record.message_id)
+            self._finish(
+                ready.record,
+                M.UNKNOWN,
+                "outcome unknown; not resent (queue.resend_unknown = never)",
+            )
+            self.pump(session)
+            return
         self.pacer.take(now)
         self.queue.remove(ready)
         self.queued_ids.discard(ready.record.message_id)
         self.in_flight = ready
-        mid = ready.record.message_id
+        write = _sending(ready.record.message_id, doubled)
         pending, self.prepared = self.prepared, None
-        if pending is None or pending.write.message_id != mid:
-            self.prepared = pending
-            pending = self._write_sending(mid)
+        if pending is None or pending.write != write:
+            if pending is not None and pending.write.message_id != write.message_id:
+                self.prepared = pending  # written ahead for another message: still good
+            pending = self.saver.write(write)
         if pending.committed:
-            self._hand_over(ready, session)
+            self._hand_over(ready, session, write)
         else:
             # The send waits for this write's commit (on_written): many instances' `sending`
             # writes share one group commit, and the actor handles other messages meanwhile.
+            # A possible duplicate too: its flag is on the disk before the bytes leave.
             self.awaiting = pending.token
             self.saver.confirm(pending)
-        self._prepare_next(now)
+        self._prepare_next(now, session)
         ctx.publish_snapshot(light=True)
 
-    def _write_sending(self, message_id: str) -> Pending:
-        return self.saver.write(StatusWrite(message_id, M.SENDING, "sending"))
-
-    def _prepare_next(self, now: float) -> None:
+    def _prepare_next(self, now: float, session: driver.Driver) -> None:
         """With no pacing gap to wait, write the next message's `sending` now, so its commit
         overlaps the send in flight instead of following it: an instance waiting for a commit
         per message would send at the writer's pace. Harmless if the daemon dies meanwhile: a
-        `sending` never sent is queued again at start-up (recover_sending), same id."""
-        if self.prepared is not None or self.saver.paused or self.pacer.delay(now) > 0:
+        `sending` never sent is queued again at start-up (recover_sending), same id, and its
+        resend is dropped by the network. Only on such a network (`dedup_resends`): on another,
+        that restart would take the message for a possible duplicate (or, with resend_unknown =
+        never, end it `unknown`) though it never left."""
+        if (
+            self.prepared is not None
+            or self.saver.paused
+            or not session.dedup_resends
+            or self.pacer.delay(now) > 0
+        ):
             return
         wall = self.ctx.clock.wall()
         nxt = next((q for q in self.queue if q.not_before <= now), None)
@@ -150,7 +179,7 @@ class Outbox:
             return
         # Nobody is told of its commit: the pump looks at its Future when the message's turn
         # comes, which saves the instance a message (and a thread wake-up) per send.
-        self.prepared = self._write_sending(nxt.record.message_id)
+        self.prepared = self.saver.write(_sending(nxt.record.message_id, doubled=False))
 
     def _unprepare(self, reason: str) -> None:
         """The message written `sending` ahead will not go next: `queued` again. Written after
@@ -166,6 +195,12 @@ class Outbox:
         """A message is in flight and the driver has it (its outcome is out of our hands)."""
         return self.in_flight is not None and not self.awaiting
 
+    @property
+    def waits_on_network(self) -> bool:
+        """Something the network should answer: a send handed over, or queued messages the
+        store lets go (while it cannot write, nothing is sent and silence is expected)."""
+        return self.handed_over or (bool(self.queue) and not self.saver.paused)
+
     def on_written(self, msg: Written, session: driver.Driver | None) -> None:
         """The store's answer to a status write: send once `sending` is durable; pause when
         the store cannot write."""
@@ -174,7 +209,7 @@ class Outbox:
         if msg.error is None:
             self.saver.committed()
             if ours and q is not None:
-                self._hand_over(q, session)
+                self._hand_over(q, session, msg.write)
             return
         storage = self.saver.failed(msg)
         prepared = self.prepared
@@ -193,15 +228,19 @@ class Outbox:
         # Else the store refused `sending` (the message is final or gone): it leaves the queue.
         self.ctx.publish_snapshot(light=True)
 
-    def _hand_over(self, q: Queued, session: driver.Driver | None) -> None:
+    def _hand_over(self, q: Queued, session: driver.Driver | None, write: StatusWrite) -> None:
+        """Send `q`, whose `sending` (`write`) is durable."""
         ctx = self.ctx
         self.awaiting = 0
-        rec = q.record
         if session is None:  # cannot be: closing the session requeues the message in flight
             self.requeue_in_flight("no session")
             return
+        if write.possible_duplicate:
+            q.record = dataclasses.replace(q.record, possible_duplicate=True)
+            ctx.log.warning("{}: {}", q.record.message_id, write.reason)
+        rec = q.record
         self.in_flight_at = ctx.clock.now()
-        ctx.emit_message(rec.message_id, M.SENDING, "sending")
+        ctx.emit_message(rec.message_id, M.SENDING, write.reason, extra=_flags(rec))
         if not ctx.timers.pending("processing"):
             ctx.timers.schedule("processing", ctx.cfg.queue.processing_timeout)
         session.send(
@@ -227,25 +266,52 @@ class Outbox:
         rec = q.record
         attempts = rec.attempts + 1
         save = self.saver.write
+        # What the driver fetched goes to the store with the status (message.get shows it).
+        fetched = dict(ev.media) if ev.media else None
+        mid = rec.message_id
         if ev.ok:
             self.sent += 1
             self.success.record(now, True)
-            save(StatusWrite(rec.message_id, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id))
-            ctx.emit_message(rec.message_id, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id)
+            save(
+                StatusWrite(
+                    mid,
+                    M.SENT,
+                    "sent",
+                    attempts=attempts,
+                    wa_id=ev.wa_id,
+                    media_info=fetched,
+                    outcome_unknown=False,
+                )
+            )
+            ctx.emit_message(
+                mid, M.SENT, "sent", attempts=attempts, wa_id=ev.wa_id, extra=_flags(rec)
+            )
         elif self.retry.should_retry(attempts, permanent=ev.permanent):
             self.success.record(now, False)
             delay = self.retry.delay(attempts)
             rec = dataclasses.replace(rec, attempts=attempts, last_error=ev.error)
-            self.queue.appendleft(Queued(rec, not_before=now + delay))
-            self.queued_ids.add(rec.message_id)
+            # A driver that lost the answer says so ("outcome unknown: ..."): it may have left.
+            unknown = (ev.error or "").startswith("outcome unknown")
+            self.queue.appendleft(Queued(rec, not_before=now + delay, unknown=unknown))
+            self.queued_ids.add(mid)
             reason = f"send failed, retry in {delay:.0f} s: {ev.error}"
-            save(StatusWrite(rec.message_id, M.QUEUED, reason, attempts=attempts, error=ev.error))
-            ctx.emit_message(rec.message_id, M.QUEUED, reason, attempts=attempts)
+            save(
+                StatusWrite(
+                    mid,
+                    M.QUEUED,
+                    reason,
+                    attempts=attempts,
+                    error=ev.error,
+                    media_info=fetched,
+                    outcome_unknown=unknown,
+                )
+            )
+            ctx.emit_message(mid, M.QUEUED, reason, attempts=attempts)
         else:
             self.success.record(now, False)
             why = "permanent error" if ev.permanent else "retries exhausted"
             rec = dataclasses.replace(rec, attempts=attempts, last_error=ev.error)
-            self._finish(rec, M.FAILED, f"{why}: {ev.error}")
+            self._finish(rec, M.FAILED, f"{why}: {ev.error}", media_info=fetched)
         return True
 
     def send_timed_out(self) -> bool:
@@ -258,7 +324,12 @@ class Outbox:
         if self.awaiting:  # not sent yet: the send has not started to take long
             ctx.timers.schedule("processing", ctx.cfg.queue.processing_timeout)
             return False
-        left = self.in_flight_at + ctx.cfg.queue.processing_timeout - ctx.clock.now()
+        allowed = ctx.cfg.queue.processing_timeout
+        if self.in_flight.record.media is not None:
+            # The driver fetches the media first, for up to [media] timeouts in real seconds.
+            m = ctx.cfg.media
+            allowed += (m.connect_timeout + m.timeout) / ctx.cfg.daemon.time_scale
+        left = self.in_flight_at + allowed - ctx.clock.now()
         if left > 0:
             ctx.timers.schedule("processing", left)
             return False
@@ -272,8 +343,13 @@ class Outbox:
         q = self.in_flight
         if q is None:
             return
+        # Handed to the driver: it may have left. Still waiting for its `sending` write: it
+        # did not, and what was known of it before stays so.
+        handed = not self.awaiting
         self.in_flight = None
         self.awaiting = 0  # a commit of its `sending` write that comes later is stale
+        if handed:
+            q.unknown = True
         self.queue.appendleft(q)
         self.queued_ids.add(q.record.message_id)
         self.saver.write(
@@ -282,11 +358,18 @@ class Outbox:
                 M.QUEUED,
                 f"session closed: {reason}",
                 only_if=frozenset({M.SENDING}),
+                outcome_unknown=True if handed else None,
             )
         )
         self.ctx.emit_message(q.record.message_id, M.QUEUED, f"session closed: {reason}")
 
-    def _finish(self, rec: MessageRecord, status: M, reason: str) -> None:
+    def _finish(
+        self,
+        rec: MessageRecord,
+        status: M,
+        reason: str,
+        media_info: Mapping[str, Any] | None = None,
+    ) -> None:
         if status == M.FAILED:
             self.failed += 1
         if status == M.EXPIRED:
@@ -299,10 +382,17 @@ class Outbox:
         else:
             self.saver.write(
                 StatusWrite(
-                    rec.message_id, status, reason, attempts=rec.attempts, error=rec.last_error
+                    rec.message_id,
+                    status,
+                    reason,
+                    attempts=rec.attempts,
+                    error=rec.last_error,
+                    media_info=media_info,
                 )
             )
-        self.ctx.emit_message(rec.message_id, status, reason, attempts=rec.attempts)
+        self.ctx.emit_message(
+            rec.message_id, status, reason, attempts=rec.attempts, extra=_flags(rec)
+        )
 
     # ------------------------------------------------------------------ operator commands
 
@@ -345,6 +435,20 @@ class Outbox:
                 self.add(rec)
                 ctx.emit_message(mid, M.QUEUED, "retried by operator")
         return ids
+
+
+def _sending(message_id: str, doubled: bool) -> StatusWrite:
+    """The `sending` write of a message about to go; a resend after an unknown outcome on a
+    network that may deliver it twice says so (message.get's possible_duplicate)."""
+    if doubled:
+        why = "resending after an unknown outcome: possible duplicate"
+        return StatusWrite(message_id, M.SENDING, why, possible_duplicate=True)
+    return StatusWrite(message_id, M.SENDING, "sending")
+
+
+def _flags(rec: MessageRecord) -> dict[str, bool] | None:
+    """What a message event adds for a possibly doubled message (nothing otherwise)."""
+    return {"possible_duplicate": True} if rec.possible_duplicate else None
 
 
 def _expired(rec: MessageRecord, wall: float) -> bool:

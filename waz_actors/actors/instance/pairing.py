@@ -47,22 +47,28 @@ class Pairing:
         expires_at = ctx.clock.wall() + ev.expires_in * ctx.cfg.daemon.time_scale
         self.shown = {"qr": ev.code, "expires_at": expires_at}
         self._enter("waiting for the phone to scan the QR code")
-        ctx.deps.bus.publish(
-            f"instance.{ctx.id}.qr",
-            {"time": ctx.clock.wall(), "instance_id": ctx.id, **self.shown},
-        )
+        self._publish({"qr": ev.code, "expires_at": expires_at})
         if not self.phone:  # a pair request with a phone waits for its code
             self._answer(dict(self.shown))
 
     def on_pair_code(self, ev: driver.PairCode) -> None:
-        ctx = self.ctx
         self.shown = {"code": ev.code}
         self._enter("waiting for the pairing code on the phone")
-        ctx.deps.bus.publish(
-            f"instance.{ctx.id}.qr",
-            {"time": ctx.clock.wall(), "instance_id": ctx.id, "code": ev.code},
-        )
+        self._publish({"code": ev.code})
         self._answer({"code": ev.code})
+
+    def _publish(self, secret: dict[str, Any]) -> None:
+        """A new code: everyone may know one was shown (`instance.<id>.qr`, without it); the
+        code itself is a private event, which reaches only the stream of the client that asked
+        for the pairing: whoever reads a QR can link their own phone to this instance."""
+        ctx = self.ctx
+        head = {"time": ctx.clock.wall(), "instance_id": ctx.id, "tenant": ctx.record.tenant}
+        kind = "code" if "code" in secret else "qr"
+        public = {**head, "kind": kind}
+        if "expires_at" in secret:
+            public["expires_at"] = secret["expires_at"]
+        ctx.deps.bus.publish(f"instance.{ctx.id}.qr", public)
+        ctx.deps.bus.publish_private(f"instance.{ctx.id}.qr", {**head, **secret})
 
     def on_paired(self, ev: driver.Paired) -> None:
         self.ctx.jid = ev.jid

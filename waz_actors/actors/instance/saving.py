@@ -61,6 +61,9 @@ class Saver:
             wa_id=w.wa_id,
             reason=w.reason,
             only_if=w.only_if,
+            media_info=w.media_info,
+            possible_duplicate=w.possible_duplicate,
+            outcome_unknown=w.outcome_unknown,
         )
         post, log = self.ctx.post, self.ctx.log
 

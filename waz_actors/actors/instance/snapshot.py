@@ -64,6 +64,8 @@ class Snapshots:
             pairing=dict(shown) if shown else None,
             connect_attempts=conn.connect_attempts,
             online_seconds=online,
+            recycles=conn.liveness.recycles,
+            keepalive_failures=conn.keepalive_failures,
         )
 
     def _policy_views(self, now: float) -> _Views:

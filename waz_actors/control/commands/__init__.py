@@ -1,6 +1,15 @@
 """Command handlers, one module per group; importing this package registers them all."""
 
-from waz_actors.control.commands import daemon, instance, message, queue, sim, token
+from waz_actors.control.commands import (
+    daemon,
+    events,
+    inbox,
+    instance,
+    message,
+    queue,
+    sim,
+    token,
+)
 from waz_actors.control.protocol import REGISTRY
 
-__all__ = ["REGISTRY", "daemon", "instance", "message", "queue", "sim", "token"]
+__all__ = ["REGISTRY", "daemon", "events", "inbox", "instance", "message", "queue", "sim", "token"]

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waz_actors.config import Config
 from waz_actors.control.auth import Auth, Identity
 from waz_actors.errors import NotFound, ShuttingDown
 
+if TYPE_CHECKING:
+    from waz_actors.actors.board import InstanceSnapshot
+    from waz_actors.actors.fleet import Fleet
+    from waz_actors.control.streams import Streams
+    from waz_actors.store import StoreAPI
+    from waz_actors.store.records import MessageRecord
+
 
 @dataclass(frozen=True)
 class Context:
-    fleet: Any  # waz_actors.actors.fleet.Fleet (duck-typed: tests may pass a real Fleet only)
-    store: Any  # waz_actors.store.Store
+    fleet: Fleet
+    store: StoreAPI
     config: Config
     auth: Auth
     identity: Identity
     started_at: float  # time.monotonic() when the server started
     server_stats: Callable[[], dict[str, Any]] = field(default=dict)
+    streams: Streams | None = None  # the server's event streams (events.subscribe)
 
     @property
     def timeout(self) -> float:
@@ -35,13 +43,13 @@ class Context:
         """None for an admin (sees all tenants), else the caller's tenant."""
         return None if self.identity.admin else self.identity.tenant
 
-    def instance(self, instance_id: str) -> Any:
+    def instance(self, instance_id: str) -> InstanceSnapshot:
         snap = self.fleet.snapshot(instance_id)
         if snap is None or not self.identity.owns(snap.tenant):
             raise NotFound(f"no instance {instance_id!r}", {"field": "instance_id"})
         return snap
 
-    def message(self, message_id: str) -> Any:
+    def message(self, message_id: str) -> MessageRecord:
         rec = self.store.get_message(message_id)
         if rec is None or not self.identity.owns(rec.tenant):
             raise NotFound(f"no message {message_id!r}", {"field": "message_id"})

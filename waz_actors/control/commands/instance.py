@@ -7,7 +7,9 @@ from typing import Any
 
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
+from waz_actors.control.commands.events import subscription_id as sid_arg
 from waz_actors.control.protocol import command, optional
+from waz_actors.control.quotas import room_for_instance
 from waz_actors.drivers.settings import check_settings
 from waz_actors.errors import BadRequest, Busy
 
@@ -38,11 +40,13 @@ def create(
                 "tenant: only an admin token may choose the tenant", {"field": "tenant"}
             )
         tenant = ctx.identity.tenant
-    # Before anything is stored: an unknown key would be ignored by the driver (a typo runs
-    # the session on the wrong network), and some keys are the admin's alone.
+    # Before anything is stored or any quota room taken: an unknown key would be ignored by
+    # the driver (a typo runs the session on the wrong network), and some keys are the admin's
+    # alone.
     check_settings(driver, settings or {}, admin=ctx.identity.admin)
-    new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
-    _wait_visible(ctx, new_id)
+    with room_for_instance(ctx, tenant or "default"):  # quota_exceeded when the tenant is full
+        new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
+        _wait_visible(ctx, new_id)
     return {"instance_id": new_id}
 
 
@@ -83,10 +87,22 @@ for _name in ("start", "stop", "restart", "logout", "reset"):
     _transition(_name)
 
 
-@command("instance.pair", blocking=True, args={**ID, "phone": optional(v.phone)})
-def pair(ctx: Context, instance_id: str, phone: str | None = None) -> dict[str, Any]:
+@command(
+    "instance.pair",
+    blocking=True,
+    args={**ID, "phone": optional(v.phone), "subscription_id": optional(sid_arg)},
+)
+def pair(
+    ctx: Context, instance_id: str, phone: str | None = None, subscription_id: str | None = None
+) -> dict[str, Any]:
     ctx.require_accepting()
     ctx.instance(instance_id)
+    if subscription_id is not None:
+        # The codes shown after this answer (a QR rotates) go to that stream only: they are
+        # never published on the PUB socket nor to other subscribers.
+        if ctx.streams is None:
+            raise BadRequest("no event streams here", {"field": "subscription_id"})
+        ctx.streams.follow_pairing(ctx.identity, subscription_id, instance_id)
     return dict(ctx.fleet.pair(instance_id, phone, ctx.timeout))
 
 

@@ -95,13 +95,21 @@ def _sent(result: tuple[Any, bool]) -> dict[str, Any]:
     return {"message_id": rec.message_id, "status": rec.status, "created": created}
 
 
+def media_view(rec: Any) -> dict[str, Any] | None:
+    """The media as asked for, with what was fetched and sent (mime, kind, size, sha256) once the
+    driver fetched it: a client sees exactly what went out."""
+    if rec.media is None:
+        return None
+    return {**rec.media, **(getattr(rec, "media_info", None) or {})}
+
+
 def message_dict(rec: Any) -> dict[str, Any]:
     return {
         "message_id": rec.message_id,
         "instance_id": rec.instance_id,
         "to": rec.to,
         "text": rec.text,
-        "media": rec.media,
+        "media": media_view(rec),
         "status": rec.status,
         "attempts": rec.attempts,
         "last_error": rec.last_error,
@@ -110,6 +118,9 @@ def message_dict(rec: Any) -> dict[str, Any]:
         "created_at": rec.created_at,
         "updated_at": rec.updated_at,
         "expires_at": rec.expires_at,
+        "delivered_at": rec.delivered_at,
+        "read_at": rec.read_at,
+        "possible_duplicate": rec.possible_duplicate,
     }
 
 

@@ -2,53 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
+from waz_actors.config import Config
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
 from waz_actors.control.commands.message import message_dict
 from waz_actors.control.protocol import command, optional
+from waz_actors.policy import health
 from waz_actors.types import Health
+
+if TYPE_CHECKING:
+    from waz_actors.actors.board import InstanceSnapshot
 
 ID = {"instance_id": v.ident}
 
 
-def recommendations(snap: Any, stats: dict[str, Any]) -> list[str]:
-    """Plain-language hints for an operator, from the board snapshot and the queue figures."""
-    out = []
-    if snap.state in ("logged_out",):
-        out.append("the device was unlinked: pair the instance again (instance.pair)")
-    elif snap.state == "tripped":
-        out.append("the circuit breaker is open: check the number, then instance.reset")
-    elif snap.state == "cooldown":
-        out.append("cooling down after a 440 conflict: make sure no other client uses this number")
-    elif snap.state == "stopped" and stats.get("depth", snap.queue_depth):
-        out.append("messages wait but the instance is stopped: instance.start")
-    if snap.health == Health.CRITICAL:
-        out.append("success rate or queue depth is critical: slow down sending")
-    elif snap.health == Health.WARNING:
-        out.append("queue is growing: watch the success rate")
-    return out
+def recommendations(snap: InstanceSnapshot, stats: Mapping[str, Any], cfg: Config) -> list[str]:
+    """Advice for an operator from the board snapshot and the queue figures: the policy's
+    troubleshooting list (policy/health.py), fed with what this command knows."""
+    return health.recommendations(
+        health=Health(snap.health),
+        # The instance's rolling rate, the one its health verdict uses; the store's all-time
+        # figures would keep advising about failures long past.
+        success_rate=snap.success_rate,
+        queue_depth=int(stats.get("depth", snap.queue_depth)),
+        state=snap.state,
+        conflicts_last_hour=int((snap.conflicts or {}).get("count", 0)),
+        breaker_state=str((snap.breaker or {}).get("state", "closed")),
+        oldest_age=stats.get("oldest_age"),
+        healthy_success=cfg.health.healthy_success,
+        healthy_queue=cfg.health.healthy_queue,
+    )
+
+
+def _rate(ok: int, failed: int) -> float | None:
+    return ok / (ok + failed) if ok + failed else None
 
 
 @command("queue.status", readonly=True, args=ID)
 def status(ctx: Context, instance_id: str) -> dict[str, Any]:
     snap = ctx.instance(instance_id)
     stats = dict(ctx.store.queue_stats(instance_id))
-    done = stats.get("sent", 0) + stats.get("failed", 0)
     return {
         "instance_id": instance_id,
         "state": snap.state,
         **stats,
-        "success_rate": stats.get("sent", 0) / done if done else None,
+        "success_rate": _rate(stats.get("sent", 0), stats.get("failed", 0)),
         "health": snap.health,
-        "recommendations": recommendations(snap, stats),
+        "recommendations": recommendations(snap, stats, ctx.config),
     }
 
 
 @command(
     "queue.list",
     readonly=True,
+    blocking=True,  # up to 1000 messages read and packed: on the pool, never on the socket loop
     args={
         **ID,
         "status": optional(v.message_status),

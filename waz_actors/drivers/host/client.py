@@ -19,59 +19,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import zmq
 from loguru import logger
 
 from waz_actors.clock import RealClock
 from waz_actors.config import Config
+from waz_actors.drivers.host.env import host_env
 from waz_actors.drivers.host.protocol import TO_POOL, ProtocolError, pack, pool_endpoint, unpack
+from waz_actors.drivers.host.state import HostInfo, HostListener, _Inst
+from waz_actors.policy.backoff import BackoffPolicy
 
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[3])
 _SETTLED = {"Connected", "QrCode", "PairCode", "Disconnected", "LoggedOut", "Conflict"}
 _SETTLED |= {"Banned", "Paired", "DriverAlarm"}
-
-
-class HostListener(Protocol):
-    """What the pool needs from a driver (WhatsmeowDriver implements it)."""
-
-    instance_id: str
-
-    def on_host_event(self, gen: int, body: dict[str, Any]) -> None: ...
-
-    def on_session_closed(self, gen: int) -> None: ...
-
-    def on_host_died(self, gen: int) -> None: ...
-
-
-@dataclass
-class _Inst:
-    listener: HostListener
-    host: str
-    gen: int = 0
-    open: bool = False  # a session of this instance may be live on its host
-    connect_deadline: float | None = None
-    pair_deadline: float | None = None
-    close_deadline: float | None = None
-
-
-@dataclass
-class HostInfo:
-    host_id: str
-    proc: subprocess.Popen[bytes] | None = None
-    ready: bool = False  # "hello" received: the ROUTER can route to it
-    started: float = 0.0
-    last_pong: float = 0.0
-    instances: set[str] = field(default_factory=set)
-    backlog: list[dict[str, Any]] = field(default_factory=list)
-    restarts: int = 0
-    fds: int = 0
-    rss_kib: int = 0
-    threads: int = 0
-    pid: int = 0
+# A failed spawn (EAGAIN at systemd's TasksMax, ...) is retried after this, in daemon seconds.
+_SPAWN_BACKOFF = BackoffPolicy(initial=1.0, multiplier=2.0, maximum=60.0, jitter=0.2)
 
 
 class HostPool:
@@ -83,7 +47,9 @@ class HostPool:
         *,
         clock: RealClock | None = None,
         python: str = sys.executable,
+        on_alarm: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`on_alarm(kind, message)`: daemon alarms (a failed spawn), instances waiting or not."""
         self.config = config
         self.wm = config.whatsmeow
         self.runtime_dir = Path(runtime_dir)
@@ -91,6 +57,7 @@ class HostPool:
         self.clock = clock or RealClock(config.daemon.time_scale)
         self.time_scale = config.daemon.time_scale
         self.python = python
+        self.on_alarm = on_alarm
         self.endpoint = pool_endpoint(self.runtime_dir, os.getpid())
         self.hosts: dict[str, HostInfo] = {}
         self.deaths = 0
@@ -107,11 +74,17 @@ class HostPool:
         # for the previous host's hello, so 25 hosts do not starve each other's heartbeats.
         self._spawn_queue: deque[HostInfo] = deque()
         self._starting: HostInfo | None = None
+        self._spawn_failures = 0  # in a row; the next spawn waits until _spawn_after (daemon s)
+        self._spawn_after = 0.0
+        self._alarmed: set[str] = set()  # instances told about the current spawn failures
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        sock_dir = Path(self.endpoint.removeprefix("ipc://")).parent
+        sock_dir.mkdir(mode=0o700, exist_ok=True)
+        sock_dir.chmod(0o700)  # only the daemon's user may talk to the hosts or pose as one
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -153,13 +126,15 @@ class HostPool:
     def close(self, iid: str, db: str, remove: bool = False) -> None:
         self._cmds.put(lambda: self._close(iid, db, remove))
 
-    def send(self, iid: str, mid: str, to: str, text: str) -> None:
-        self._cmds.put(
-            lambda: self._to_inst_host(iid, {"op": "send", "mid": mid, "to": to, "text": text})
-        )
+    def send(self, iid: str, mid: str, to: str, text: str, **extra: Any) -> None:
+        # extra: media, limits
+        self.to_session(iid, {"op": "send", "mid": mid, "to": to, "text": text, **extra})
 
     def logout(self, iid: str) -> None:
-        self._cmds.put(lambda: self._to_inst_host(iid, {"op": "logout"}))
+        self.to_session(iid, {"op": "logout"})
+
+    def to_session(self, iid: str, msg: dict[str, Any]) -> None:  # send, logout, query
+        self._cmds.put(lambda: self._to_inst_host(iid, msg))
 
     def pair(self, iid: str, phone: str) -> None:
         self._cmds.put(lambda: self._pair(iid, phone))
@@ -194,13 +169,56 @@ class HostPool:
         if s is not None and not s.ready and s.proc is not None and s.proc.poll() is None:
             return
         self._starting = None
-        if self._spawn_queue:
-            self._starting = self._spawn_queue.popleft()
-            self._spawn(self._starting)
+        if self._spawn_queue and self.clock.now() >= self._spawn_after:
+            h = self._starting = self._spawn_queue.popleft()
+            try:
+                self._spawn(h)
+            except Exception as e:
+                self._spawn_failed(h, e)
+                return
+            if self._spawn_failures:
+                logger.info("whatsmeow host {} started after failed spawns", h.host_id)
+            self._spawn_failures = 0
+            self._alarmed.clear()
+            self._start_deadlines(h, h.started)
+
+    def _spawn_failed(self, h: HostInfo, e: Exception) -> None:
+        """Retry with backoff; tell the instances waiting for this host, once per failure run."""
+        if h.proc is not None and h.proc.poll() is None:
+            h.proc.kill()  # started, but its log threads could not: start it again whole
+            h.proc.wait()
+        h.proc, self._starting = None, None
+        self._spawn_queue.appendleft(h)
+        self._spawn_failures += 1
+        delay = _SPAWN_BACKOFF.delay(self._spawn_failures)
+        self._spawn_after = self.clock.now() + delay
+        why = f"driver host {h.host_id} could not be started ({e}); retrying in {delay:.0f} s"
+        logger.error("whatsmeow {} (failure {})", why, self._spawn_failures)
+        if self._spawn_failures == 1 and self.on_alarm is not None:
+            self.on_alarm("driver_host_spawn_failed", why)  # once per run of failures
+        for iid in sorted(h.instances - self._alarmed):
+            inst = self._insts.get(iid)
+            if inst is not None and inst.open:
+                self._alarmed.add(iid)
+                alarm = {"type": "DriverAlarm", "kind": "driver_host_spawn_failed"}
+                inst.listener.on_host_event(inst.gen, {**alarm, "message": why})
+
+    def _start_deadlines(self, h: HostInfo, now: float) -> None:
+        """Sessions that waited for their host to start get their full time from its start."""
+        for iid in h.instances:
+            inst = self._insts.get(iid)
+            if inst is None or not inst.open:
+                continue
+            timeout = self.config.connection.timeout * self.time_scale
+            if inst.connect_deadline is not None:
+                inst.connect_deadline = max(inst.connect_deadline, now + timeout)
+            if inst.pair_deadline is not None:
+                inst.pair_deadline = max(inst.pair_deadline, now + self._pairing_timeout())
+            if inst.close_deadline is not None:
+                inst.close_deadline = max(inst.close_deadline, now + self._grace())
 
     def _spawn(self, h: HostInfo) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+        env = host_env(os.environ)  # never the daemon's secrets (WAZ_TOKEN, ...)
         orphan = max(10.0, self.wm.heartbeat * self.wm.heartbeat_misses * 4)
         cmd = [self.python, "-m", "waz_actors.drivers.host", "--id", h.host_id]
         cmd += ["--endpoint", self.endpoint, "--orphan-after", str(orphan)]
@@ -273,7 +291,10 @@ class HostPool:
                             break
                         except ValueError:
                             continue  # not two frames: not one of our hosts
-                        self._on_frame(ident.decode(errors="replace"), frame)
+                        try:
+                            self._on_frame(ident.decode(errors="replace"), frame)
+                        except Exception:
+                            logger.exception("whatsmeow pool: a host's message failed")
                 while True:
                     try:
                         self._cmds.get_nowait()()
@@ -282,10 +303,13 @@ class HostPool:
                     except Exception:
                         logger.exception("whatsmeow pool command failed")
                 now = time.monotonic()
-                if now >= next_ping:
-                    next_ping = now + self.wm.heartbeat
-                    self._ping_all()
-                self._check(now)
+                try:  # the pool thread must outlive any error: every send depends on it
+                    if now >= next_ping:
+                        next_ping = now + self.wm.heartbeat
+                        self._ping_all()
+                    self._check(now)
+                except Exception:
+                    logger.exception("whatsmeow pool supervision failed")
         finally:
             self._shutdown()
 

@@ -24,7 +24,14 @@ from typing import Any
 
 import zmq
 
-from waz_actors.drivers.base import Connected, Disconnected, DriverEvent, SendResult
+from waz_actors.drivers.base import (
+    Connected,
+    Disconnected,
+    DriverEvent,
+    RequestDone,
+    SendResult,
+)
+from waz_actors.drivers.host import media as host_media
 from waz_actors.drivers.host.protocol import TO_HOST, ProtocolError, pack, unpack
 from waz_actors.drivers.whatsmeow_events import map_event, map_qr, to_wire
 
@@ -42,6 +49,23 @@ def remove_db(path: str) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
             os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def private_db(path: str) -> None:
+    """Make the session's directory 0700 and its files 0600 before the library opens them.
+
+    They hold the device's keys. The host's umask covers what SQLite creates later (-wal, -shm);
+    this covers files and directories left readable by older versions.
+    """
+    d = Path(path).parent
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    d.chmod(0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.chmod(path + suffix, 0o600)
         except FileNotFoundError:
             pass
 
@@ -78,6 +102,7 @@ class Session:
         self.tasks: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.settled = threading.Event()
         self.ended = False
+        self.closing = False  # a close is queued: a send still preparing its media is dropped
         self.qr_count = 0
         self.jid = ""
         self.client: Any = None
@@ -142,7 +167,7 @@ class Session:
                 )
             )
             return False
-        Path(self.db).parent.mkdir(parents=True, exist_ok=True)
+        private_db(self.db)
         with LIB_LOCK:
             client = NewClient(self.db, uuid=f"{self.iid}.{self.gen}")
             for cls in EVENT_TO_INT:
@@ -179,7 +204,14 @@ class Session:
         self.jid = jid_to_str(me.JID)
         self.emit(Connected(jid=self.jid))
 
-    def _do_send(self, mid: str, to: str, text: str) -> None:
+    def _do_send(
+        self,
+        mid: str,
+        to: str,
+        text: str,
+        media: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
+    ) -> None:
         from neonize.utils.jid import build_jid
 
         try:
@@ -187,13 +219,29 @@ class Session:
         except ValueError as e:
             self.emit(SendResult(message_id=mid, ok=False, error=str(e), permanent=True))
             return
+        content: Any = text
+        info = None
+        if media:
+            # Fetched here, outside LIB_LOCK: only this session's worker waits on the URL.
+            ready = host_media.prepare(
+                self.client, LIB_LOCK, self.host.uploads, mid, text, media, limits
+            )
+            if isinstance(ready, SendResult):
+                self.emit(ready)
+                return
+            content, info = ready
+            if self.closing:
+                # The daemon already counts this send as outcome unknown and will send it again.
+                log.info("[%s] session closing: media message %s not sent", self.iid, mid)
+                return
         try:
             with LIB_LOCK:
-                resp = self.client.send_message(build_jid(user, server), text)
+                resp = self.client.send_message(build_jid(user, server), content)
         except Exception as e:
-            self.emit(SendResult(message_id=mid, ok=False, error=str(e) or type(e).__name__))
+            why = str(e) or type(e).__name__
+            self.emit(SendResult(message_id=mid, ok=False, error=why, media=info))
             return
-        self.emit(SendResult(message_id=mid, ok=True, wa_id=resp.ID))
+        self.emit(SendResult(message_id=mid, ok=True, wa_id=resp.ID, media=info))
 
     def _do_pair(self, phone: str) -> None:
         from waz_actors.drivers.base import DriverAlarm, PairCode
@@ -205,6 +253,11 @@ class Session:
             self.emit(DriverAlarm(kind="pair_failed", message=str(e) or type(e).__name__))
             return
         self.emit(PairCode(code=code))
+
+    def _do_query(self, rid: str, kind: str, args: dict[str, Any]) -> None:
+        from waz_actors.drivers.host.queries import answer
+
+        self.emit(answer(self.client, LIB_LOCK, rid, kind, args))
 
     def _do_logout(self) -> None:
         from waz_actors.drivers.base import LoggedOut
@@ -240,6 +293,7 @@ class Host:
         self.out: queue.Queue[dict[str, Any]] = queue.Queue()
         self.pending: dict[str, dict[str, Any]] = {}  # opens waiting for the old session's end
         self.guard = threading.Lock()  # protects the dicts, never held around a library call
+        self.uploads = host_media.Uploads()  # media uploaded by this host, for its life
 
     def post(self, msg: dict[str, Any]) -> None:
         self.out.put(msg)
@@ -278,11 +332,18 @@ class Host:
                     if msg.get("remove") and msg.get("db"):
                         remove_db(msg["db"])
                     self.post({"op": "closed", "iid": msg["iid"], "gen": msg.get("gen", -1)})
-                elif op == "send":
-                    ev = SendResult(message_id=msg["mid"], ok=False, error="no session on host")
+                elif op in ("send", "query"):
+                    error = "no session on host"
+                    ev: DriverEvent = (
+                        SendResult(message_id=msg["mid"], ok=False, error=error)
+                        if op == "send"
+                        else RequestDone(request_id=msg["rid"], error=error)
+                    )
                     self.post({"op": "event", "iid": msg["iid"], "gen": -1, "ev": to_wire(ev)})
                 return True
             args = {k: v for k, v in msg.items() if k not in ("op", "iid", "gen", "db")}
+            if op in ("close", "logout"):
+                found.closing = True
             found.tasks.put((op, args))
         return True
 
@@ -310,7 +371,8 @@ def setup_logging(host_id: str) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)  # no media: not needed
+    # Media messages are built without neonize's ffmpeg helpers (host/media.py): not needed.
+    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", required=True)
     p.add_argument("--orphan-after", type=float, default=60.0, help="exit without pings (s)")
     args = p.parse_args(argv)
+    os.umask(0o077)  # session databases hold the device's keys: files only this user can read
     t0 = time.monotonic()
     import neonize.client  # noqa: F401  (load the Go library before saying hello)
 

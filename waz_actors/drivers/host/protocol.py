@@ -3,9 +3,11 @@
 daemon -> host:
   {"op": "open", "iid", "gen", "db", "proxy", "phone"?}  connect (pairing when unpaired)
   {"op": "close", "iid", "remove"?}                 stop it; `remove` deletes its database file
-  {"op": "send", "iid", "mid", "to", "text"}
+  {"op": "send", "iid", "mid", "to", "text", "media"?, "limits"?}   media: see host/media.py
   {"op": "logout", "iid"}
   {"op": "pair", "iid", "phone"}                    ask for a phone pairing code
+  {"op": "query", "iid", "rid", "kind", "args"}     groups | contacts {numbers} | media {ref};
+                                                    answered by a RequestDone event
   {"op": "ping", "seq"}
   {"op": "exit"}
 host -> daemon:
@@ -24,7 +26,7 @@ from typing import Any
 
 import msgpack
 
-TO_HOST = {"open", "close", "send", "logout", "pair", "ping", "exit"}
+TO_HOST = {"open", "close", "send", "logout", "pair", "query", "ping", "exit"}
 TO_POOL = {"hello", "pong", "event", "closed"}
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "open": ("iid", "gen", "db", "proxy"),
@@ -32,6 +34,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "send": ("iid", "mid", "to", "text"),
     "logout": ("iid",),
     "pair": ("iid", "phone"),
+    "query": ("iid", "rid", "kind", "args"),
     "ping": ("seq",),
     "exit": (),
     "hello": ("pid",),
@@ -67,5 +70,6 @@ def unpack(frame: bytes, allowed: set[str]) -> dict[str, Any]:
 
 
 def pool_endpoint(runtime_dir: str | Path, pid: int) -> str:
-    # One socket per daemon process: a restarted daemon never talks to an orphan's hosts.
-    return f"ipc://{Path(runtime_dir).resolve()}/whatsmeow-{pid}.sock"
+    # One socket per daemon process: a restarted daemon never talks to an orphan's hosts. Its
+    # directory is the pool's own (mode 0700): the runtime dir may be shared more widely.
+    return f"ipc://{Path(runtime_dir).resolve()}/whatsmeow/pool-{pid}.sock"

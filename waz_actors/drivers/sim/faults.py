@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from waz_actors.clock import Clock, TimerHandle
 from waz_actors.drivers.sim.checks import check_number
+from waz_actors.drivers.sim.inbound import INCOMING_PARAMS, validate_incoming
 from waz_actors.drivers.sim.model import TimerScheduler
 
 FAULT_KINDS = (
@@ -24,6 +25,9 @@ FAULT_KINDS = (
     "latency",
     "connect_fail",
     "hang",
+    "blackhole",
+    "receipt",
+    "incoming",
 )
 
 # Parameters each fault kind accepts; anything else is a ValueError.
@@ -36,12 +40,20 @@ FAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "latency": ("connect", "send"),
     "connect_fail": ("count",),
     "hang": ("count",),
+    # The next `count` sends vanish: no answer ever comes ("connected but dead"). With
+    # deliver=true they still reach the recipient (the answer is what is lost).
+    "blackhole": ("count", "deliver"),
+    # The phone reports a delivered/read receipt for a message id, by WhatsApp id only (the way
+    # whatsmeow reports one for a message sent before a restart).
+    "receipt": ("message_id", "status"),
+    "incoming": INCOMING_PARAMS,
 }
 
 DEFAULT_BAN = 3600.0
 
 # Faults a schedule aims at an instance with a live session; the others prepare the next attempt.
-NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban")
+NEEDS_LIVE = ("conflict", "disconnect", "logout", "ban", "incoming")
+RECEIPT_KINDS = ("delivered", "read")
 
 
 def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,18 +68,26 @@ def validate_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         accepted = ", ".join(allowed) or "none"
         raise ValueError(f"{kind}: unknown parameter(s) {', '.join(unknown)}; accepted: {accepted}")
+    if kind == "incoming":
+        return validate_incoming(params)
     out = dict(params)
     if "count" in out and (
         not isinstance(out["count"], int) or isinstance(out["count"], bool) or out["count"] < 1
     ):
         raise ValueError(f"{kind}: count must be an integer >= 1")
-    if "permanent" in out and not isinstance(out["permanent"], bool):
-        raise ValueError(f"{kind}: permanent must be true or false")
+    for flag in ("permanent", "deliver"):
+        if flag in out and not isinstance(out[flag], bool):
+            raise ValueError(f"{kind}: {flag} must be true or false")
     if "duration" in out:
         check_number(f"{kind}: duration", out["duration"], minimum=0.0, strict=True)
     for key in ("connect", "send"):
         if key in out:
             check_number(f"{kind}: {key}", out[key], minimum=0.0)
+    if kind == "receipt":
+        if not isinstance(out.get("message_id"), str) or not out["message_id"]:
+            raise ValueError("receipt: message_id must be a non-empty string")
+        if out.setdefault("status", "delivered") not in RECEIPT_KINDS:
+            raise ValueError(f"receipt: status must be one of {', '.join(RECEIPT_KINDS)}")
     if kind == "latency" and not out:
         raise ValueError("latency: give connect and/or send (daemon seconds)")
     return out

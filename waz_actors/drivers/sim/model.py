@@ -81,6 +81,7 @@ class SimInstance:
     send_fails: list[bool] = field(default_factory=list)  # one `permanent` flag per failing send
     connect_fails: int = 0
     hangs: int = 0
+    blackholes: list[bool] = field(default_factory=list)  # one `deliver` flag per vanishing send
     connect_latency: float | None = None
     send_latency: float | None = None
     sessions: list[SimSession] = field(default_factory=list)  # open ones, oldest first

@@ -9,7 +9,8 @@ It models what the daemon's invariants are about, nothing more:
   normal and counts as `stale_replaced`). An injected conflict (the owner opened WhatsApp Web
   elsewhere) counts as `conflicts_injected`;
 - a message id is delivered once: a resend of a delivered id is accepted (ok) and counted as a
-  duplicate, never delivered twice;
+  duplicate, never delivered twice; with `dedup_resends=False` (a network like whatsmeow's,
+  where a resend gets a new WhatsApp id) it is counted as a duplicate AND delivered again;
 - a send whose answer is pending when its session drops loses its answer; the message reaches the
   recipient with probability `lost_ack_delivery_rate`, so the daemon's outcome-unknown path runs.
 
@@ -38,6 +39,8 @@ from waz_actors.drivers.base import (
     Connected,
     Disconnected,
     DriverAlarm,
+    DriverRequest,
+    FetchMedia,
     LoggedOut,
     OutgoingMessage,
     PairCode,
@@ -54,6 +57,7 @@ from waz_actors.drivers.sim.checks import (
     check_phone,
 )
 from waz_actors.drivers.sim.faults import DEFAULT_BAN, validate_fault
+from waz_actors.drivers.sim.inbound import MediaShelf, answer, fetch_url, make_incoming
 from waz_actors.drivers.sim.model import (
     CLOSED,
     CONNECTING,
@@ -84,6 +88,7 @@ class SimNetwork:
         lost_ack_delivery_rate: float = 0.5,
         auto_pair: bool = True,
         receipts: bool = False,
+        dedup_resends: bool = True,
         rand: random.Random | None = None,
     ) -> None:
         for name, value in (
@@ -103,14 +108,19 @@ class SimNetwork:
         self.lost_ack_delivery_rate = float(lost_ack_delivery_rate)
         self.auto_pair = auto_pair
         self.receipts = receipts  # emit Receipt("delivered") a send latency after each ok
+        self.dedup_resends = dedup_resends
         self.rand = rand if rand is not None else random.Random()
         self._lock = threading.Lock()
         self._instances: dict[str, SimInstance] = {}
         self._delivered: set[str] = set()
         # (message_id, instance_id, to, wall time): tuples, as benchmarks deliver millions
         self._log: list[tuple[str, str, str, float]] = []
+        # message_id -> size, sha256, mime, kind of the media it delivered (media messages only)
+        self._media: dict[str, dict[str, Any]] = {}
         self._faults: dict[str, int] = {}
         self._session_ids = itertools.count(1)
+        self.media = MediaShelf()
+        self.incoming = 0  # messages delivered to the daemon by `incoming` faults
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -174,7 +184,7 @@ class SimNetwork:
         with self._lock:
             inst = self._instances.get(instance_id)
             live = inst.live_session() if inst else None
-            if kind in ("conflict", "disconnect") and live is None:
+            if kind in ("conflict", "disconnect", "receipt", "incoming") and live is None:
                 raise ValueError(f"{kind}: instance {instance_id!r} has no live session")
             if kind == "logout" and live is None:
                 creds = inst.creds if inst else ("valid" if self.auto_pair else "none")
@@ -205,6 +215,17 @@ class SimNetwork:
             inst.creds = "none"
             self._close_locked(inst, live)
             return [(live, LoggedOut("device removed"))]
+        if kind == "receipt":
+            assert live is not None
+            wa_id = str(params["message_id"])  # the sim's WhatsApp id is our message id
+            return [(live, Receipt(message_id="", kind=str(params["status"]), wa_id=wa_id))]
+        if kind == "incoming":
+            assert live is not None
+            msg = make_incoming(params, self.clock.wall(), self.rand)
+            if msg.media_data is not None:
+                self.media.put(msg.wa_id, msg.media_data)
+            self.incoming += 1
+            return [(live, msg)]
         if kind == "ban":
             inst.banned_until = self.clock.now() + params.get("duration", DEFAULT_BAN)
             if live is None:
@@ -222,7 +243,29 @@ class SimNetwork:
             inst.connect_fails += params.get("count", 1)
         elif kind == "hang":
             inst.hangs += params.get("count", 1)
+        elif kind == "blackhole":
+            inst.blackholes += [bool(params.get("deliver", False))] * params.get("count", 1)
         return []
+
+    # --- requests (group list, contact check, media) ------------------------------------------
+
+    def query(self, instance_id: str, request: DriverRequest, reply: Sink) -> None:
+        """Answer a driver request through `reply` after a send latency (a URL-backed media
+        after its download, on a thread of its own)."""
+        done = answer(instance_id, request, self.media)
+        if done is None:
+            assert isinstance(request, FetchMedia)
+
+            def fetch() -> None:
+                result = fetch_url(request)
+                self.post(lambda: safe_call(reply, result))
+
+            threading.Thread(target=fetch, name="sim-media", daemon=True).start()
+            return
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            latency = self._latency(inst, "send") if inst else self.send_latency
+        self.scheduler.call_later(latency, lambda: safe_call(reply, done))
 
     # --- stats ------------------------------------------------------------------------------
 
@@ -231,7 +274,7 @@ class SimNetwork:
             per = {iid: inst.stats.as_dict() for iid, inst in self._instances.items()}
             faults = dict(self._faults)
         totals = {key: sum(s[key] for s in per.values()) for key in STAT_KEYS}
-        return {"instances": per, "totals": totals, "faults": faults}
+        return {"instances": per, "totals": totals, "faults": faults, "incoming": self.incoming}
 
     def delivered_ids(self, instance_id: str) -> list[str]:
         with self._lock:
@@ -240,9 +283,18 @@ class SimNetwork:
     def delivered_log(self) -> list[dict[str, Any]]:
         with self._lock:
             log = list(self._log)
+            media = dict(self._media)
         return [
-            {"message_id": mid, "instance_id": iid, "to": to, "time": t} for mid, iid, to, t in log
+            {"message_id": mid, "instance_id": iid, "to": to, "time": t}
+            | ({"media": media[mid]} if mid in media else {})
+            for mid, iid, to, t in log
         ]
+
+    def delivered_media(self, message_id: str) -> dict[str, Any] | None:
+        """What the driver fetched and this network "delivered" for a media message."""
+        with self._lock:
+            found = self._media.get(message_id)
+        return dict(found) if found is not None else None
 
     def session_states(self, instance_id: str) -> list[str]:
         """States of the instance's open sessions, oldest first (diagnostics, invariant checks)."""
@@ -366,6 +418,11 @@ class SimNetwork:
                 )
                 self._later(latency, lambda: [(session, failed)] if session.live else [])
                 return
+            if inst.blackholes:
+                # Swallowed: no answer, ever; the session stays up (connected but dead).
+                if inst.blackholes.pop(0):
+                    self._record(inst, message)
+                return
         self._later(latency, lambda: self._finish_send(inst, session, message))
 
     def _finish_send(
@@ -391,9 +448,17 @@ class SimNetwork:
     def _record(self, inst: SimInstance, message: OutgoingMessage) -> None:
         if message.message_id in self._delivered:
             inst.stats.duplicates += 1
+            if self.dedup_resends:
+                return
+            # No dedup: the phone shows it twice (delivered_ids lists the id twice).
+            inst.stats.delivered += 1
+            self._log.append((message.message_id, inst.instance_id, message.to, self.clock.wall()))
             return
         self._delivered.add(message.message_id)
         inst.stats.delivered += 1
+        if message.media and "sha256" in message.media:
+            keys = ("size", "sha256", "mime", "kind")
+            self._media[message.message_id] = {k: message.media.get(k) for k in keys}
         self._log.append((message.message_id, inst.instance_id, message.to, self.clock.wall()))
 
     def _logout(self, session: SimSession) -> None:

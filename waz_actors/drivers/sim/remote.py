@@ -84,6 +84,9 @@ class RemoteSimSession:
 class RemoteSimNetwork:
     """A daemon's view of a SimServer: one DEALER socket, driven by one I/O thread."""
 
+    # The shared server's network deduplicates resends (its default; not asked over the wire).
+    dedup_resends = True
+
     def __init__(
         self,
         endpoint: str,

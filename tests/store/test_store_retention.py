@@ -1,0 +1,137 @@
+"""Retention (issue 11, item 10): final messages, their history, events and idempotency keys
+older than the cutoffs go, in small batches each committed alone; nothing pending ever goes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests.store.store_helpers import T0, FakeWall, message
+from waz_actors.errors import BadRequest
+from waz_actors.store import MessageRecord, Store
+from waz_actors.store.retention import DAY, Pruner, cutoffs
+
+OLD, NEW = T0 + 10, T0 + 40 * DAY  # "now" is NEW; the cutoff 30 days before it
+
+
+def settle(store: Store, wall: FakeWall, status: str, at: float, **kw: object) -> MessageRecord:
+    wall.t = at
+    rec, _ = store.enqueue(message(created_at=at, updated_at=at, **kw), max_queue=100).result()
+    if status != "queued":
+        store.update_message(rec.message_id, "sending").result()
+        store.update_message(rec.message_id, status).result()
+    return rec
+
+
+def fill(store: Store, wall: FakeWall) -> dict[str, MessageRecord]:
+    out = {f"old-{s}": settle(store, wall, s, OLD) for s in ("sent", "failed", "cancelled")}
+    out["old-queued"] = settle(store, wall, "queued", OLD)
+    wall.t = OLD
+    store.enqueue(message(created_at=OLD), max_queue=100).result()  # another old pending one
+    out["old-sending"] = store.pending_messages("i1")[-1]
+    store.update_message(out["old-sending"].message_id, "sending").result()
+    out["new-sent"] = settle(store, wall, "sent", NEW - DAY)
+    wall.t = OLD
+    store.log_event("old.event", {"n": 1}).result()
+    wall.t = NEW
+    store.log_event("new.event", {"n": 2}).result()
+    return out
+
+
+def rows(store: Store, table: str) -> int:
+    with sqlite3.connect(store.path) as raw:
+        return int(raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_prune_deletes_old_final_messages_history_and_events_never_pending(
+    store: Store, wall: FakeWall
+) -> None:
+    msgs = fill(store, wall)
+    cut = NEW - 30 * DAY
+    history_before = rows(store, "message_history")
+    dry = store.prune(cut, dry_run=True)
+    assert dry == {"messages": 3, "history": 9, "events": 1, "idempotency_keys": 0, "inbox": 0}
+    assert rows(store, "message_history") == history_before  # a dry run writes nothing
+    assert store.get_message(msgs["old-sent"].message_id) is not None
+
+    assert store.prune(cut) == dry
+    for name in ("old-sent", "old-failed", "old-cancelled"):
+        assert store.get_message(msgs[name].message_id) is None
+        assert store.history(msgs[name].message_id) == []
+    for name in ("old-queued", "old-sending", "new-sent"):
+        assert store.get_message(msgs[name].message_id) is not None, name
+        assert store.history(msgs[name].message_id), name
+    assert store.pending_count("i1") == 2
+    assert [e["topic"] for e in store.recent_events()] == ["new.event"]
+    assert store.prune(cut) == {
+        "messages": 0,
+        "history": 0,
+        "events": 0,
+        "idempotency_keys": 0,
+        "inbox": 0,
+    }
+
+
+def test_prune_works_in_batches_each_its_own_commit(store: Store, wall: FakeWall) -> None:
+    for _ in range(5):
+        settle(store, wall, "sent", OLD)
+    wall.t = NEW
+    commits = store.stats()["commits"]
+    assert store.prune(NEW - DAY, batch=2)["messages"] == 5
+    assert store.stats()["commits"] - commits >= 3  # 2 + 2 + 1, plus the events pass
+    # stop_when is asked between batches
+    for _ in range(5):
+        settle(store, wall, "sent", OLD)
+    wall.t = NEW
+    calls: list[int] = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    assert store.prune(NEW - DAY, batch=2, stop_when=stop)["messages"] == 2
+    assert store.totals()["sent"] == 3
+
+
+def test_expired_idempotency_keys_are_cleared_on_final_messages_only(
+    store: Store, wall: FakeWall
+) -> None:
+    done = settle(store, wall, "sent", OLD, idempotency_key="k-done")
+    waiting = settle(store, wall, "queued", OLD, idempotency_key="k-waiting")
+    wall.t = NEW
+    counts = store.prune(None, keys_older_than=NEW - DAY)
+    assert counts == {"messages": 0, "history": 0, "events": 0, "idempotency_keys": 1, "inbox": 0}
+    kept = store.get_message(done.message_id)
+    assert kept is not None and kept.idempotency_key is None and kept.status == "sent"
+    # the key is free again; the pending message still answers a replay
+    again, created = store.enqueue(message(idempotency_key="k-done"), max_queue=100).result()
+    assert created and again.message_id != done.message_id
+    replay, created = store.enqueue(message(idempotency_key="k-waiting"), max_queue=100).result()
+    assert not created and replay.message_id == waiting.message_id
+
+
+def test_prune_checks_its_arguments(store: Store) -> None:
+    with pytest.raises(BadRequest):
+        store.prune("yesterday")  # type: ignore[arg-type]
+    with pytest.raises(BadRequest):
+        store.prune(T0, batch=0)
+
+
+def test_cutoffs_and_zero_days_keep_for_ever() -> None:
+    assert cutoffs(NEW, 30, 7) == (NEW - 30 * DAY, NEW - 7 * DAY)
+    assert cutoffs(NEW, 0, 0) == (None, None)
+
+
+def test_pruner_runs_the_configured_prune(store: Store, wall: FakeWall) -> None:
+    msgs = fill(store, wall)
+    pruner = Pruner(
+        store, retention_days=30, idempotency_days=0, batch=100, interval=3600, wall=wall
+    )
+    assert pruner.enabled
+    assert pruner.run_once()["messages"] == 3
+    assert store.get_message(msgs["old-queued"].message_id) is not None
+    off = Pruner(store, retention_days=0, idempotency_days=0, batch=100, interval=1, wall=wall)
+    assert not off.enabled
+    off.start()
+    off.stop()

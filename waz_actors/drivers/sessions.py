@@ -1,0 +1,53 @@
+"""An instance's stored session (its login), as each driver keeps it under the state dir.
+
+`instance.delete` removes it, so that a later instance created with the same id does not log in
+as the deleted one; `instance.create` can tell whether one was left behind. Each driver module
+provides `has_session(state_dir, instance_id)` and `remove_session(state_dir, instance_id)`.
+Call them only while no driver of that instance runs: a live session may write its files again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+HasSession = Callable[[str | Path, str], bool]
+RemoveSession = Callable[[str | Path, str], None]
+
+
+def _functions(driver: str) -> tuple[HasSession, RemoveSession]:
+    # Imported on use: the whatsmeow module is not needed by sim-only daemons.
+    if driver == "sim":
+        from waz_actors.drivers.sim import driver as sim
+
+        return sim.has_session, sim.remove_session
+    if driver == "whatsmeow":
+        from waz_actors.drivers import whatsmeow
+
+        return whatsmeow.has_session, whatsmeow.remove_session
+    raise ValueError(f"unknown driver {driver!r}")
+
+
+def has_session(driver: str, state_dir: str | Path, instance_id: str) -> bool:
+    """Whether `driver` keeps a session of `instance_id` under `state_dir`.
+
+    ValueError for an unknown driver or an id the driver cannot store a session under.
+    """
+    return _functions(driver)[0](state_dir, instance_id)
+
+
+def remove_session(driver: str, state_dir: str | Path, instance_id: str) -> None:
+    """Delete the instance's stored session, if any (idempotent). ValueError as `has_session`."""
+    _functions(driver)[1](state_dir, instance_id)
+
+
+def describe(driver: str, state_dir: str | Path, instance_id: str) -> str:
+    """Where the driver keeps the session of `instance_id`, for an operator to remove it."""
+    if driver == "whatsmeow":
+        from waz_actors.drivers.whatsmeow import session_db_path
+
+        return f"{session_db_path(state_dir, instance_id)}*"
+    return f"the {driver} session of {instance_id} under {state_dir}"
+
+
+__all__ = ["describe", "has_session", "remove_session"]
