@@ -6,7 +6,7 @@ on an actor `ask`, so a reply can come later (after a driver event) without the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +147,33 @@ class DeleteSession:
 @dataclass(frozen=True, slots=True)
 class Submit:
     record: MessageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """One status change of a message, as an instance's outbox asks the store for it."""
+
+    message_id: str
+    status: str
+    reason: str
+    attempts: int | None = None
+    error: str | None = None
+    wa_id: str | None = None
+    only_if: frozenset[str] | None = None
+    media_info: Mapping[str, Any] | None = None  # what the driver fetched and sent
+    # Given: set (possible_duplicate only ever turns on); None: left as stored.
+    possible_duplicate: bool | None = None
+    outcome_unknown: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The store's answer to a StatusWrite, posted back from the writer thread: every failure,
+    and the commit of a `sending` write (the send waits for it)."""
+
+    write: StatusWrite
+    token: int
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ is durable. Times are wall-clock seconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
@@ -111,10 +111,12 @@ class StoreAPI(Protocol):
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
     ) -> Future[bool]:
-        """Set the status (and attempts/error/wa_id/flags when given) and add a history row.
+        """Set the status (and attempts/error/wa_id/media_info/flags when given) and add a
+        history row.
 
         With `only_if`, updates only when the current status is one of those (False otherwise).
         A final status never changes again, except failed -> queued (InvalidState otherwise).

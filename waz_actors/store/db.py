@@ -14,7 +14,7 @@ the write, or are raised by the synchronous methods.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -170,6 +170,7 @@ class Store:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
     ) -> Future[bool]:
@@ -181,6 +182,7 @@ class Store:
             wa_id=wa_id,
             reason=reason,
             only_if=only_if,
+            media_info=media_info,
             possible_duplicate=possible_duplicate,
             outcome_unknown=outcome_unknown,
         )

@@ -175,6 +175,7 @@ class Messages:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
     ) -> Future[bool]:
@@ -187,6 +188,7 @@ class Messages:
                 wa_id=wa_id,
                 reason=reason,
                 only_if=only_if,
+                media_info=media_info,
                 possible_duplicate=possible_duplicate,
                 outcome_unknown=outcome_unknown,
             )
