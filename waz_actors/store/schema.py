@@ -7,11 +7,12 @@ Append new migrations; never edit one that has shipped.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
-Migration = Sequence[str] | Callable[[sqlite3.Connection], None]
+from waz_actors.store.sql import Conn
+
+Migration = Sequence[str] | Callable[[Conn], None]
 
 _V1: list[str] = [
     """CREATE TABLE instances (
@@ -86,7 +87,7 @@ _V1: list[str] = [
 ]
 
 
-def _v2_incarnations(conn: sqlite3.Connection) -> None:
+def _v2_incarnations(conn: Conn) -> None:
     """Incarnations (see owner.py), and indexes for them and for retention.
 
     Existing instances get their first incarnation. An existing message joins it when it has the
@@ -109,13 +110,14 @@ def _v2_incarnations(conn: sqlite3.Connection) -> None:
         "SELECT instance_id, tenant, created_at FROM instances ORDER BY created_at, instance_id"
     ).fetchall()
     for instance_id, tenant, created_at in rows:
-        cur = conn.execute(
-            "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)",
+        incarnation = conn.execute(
+            "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)"
+            " RETURNING incarnation",
             (instance_id, tenant, created_at),
-        )
+        ).fetchone()[0]
         conn.execute(
             "UPDATE instances SET incarnation = ? WHERE instance_id = ?",
-            (cur.lastrowid, instance_id),
+            (incarnation, instance_id),
         )
     conn.execute(
         """UPDATE messages SET incarnation = (
@@ -158,7 +160,7 @@ def _v2_incarnations(conn: sqlite3.Connection) -> None:
 _V_MEDIA: list[str] = ["ALTER TABLE messages ADD COLUMN media_info TEXT"]
 
 
-def _v3_receipts(conn: sqlite3.Connection) -> None:
+def _v3_receipts(conn: Conn) -> None:
     """Receipts and honest resends (issue 12).
 
     delivered_at / read_at: wall times of WhatsApp's receipts, found again after a restart by the
@@ -232,11 +234,11 @@ class SchemaTooNew(Exception):
     """The database was written by a newer program; refusing to touch it."""
 
 
-def user_version(conn: sqlite3.Connection) -> int:
+def user_version(conn: Conn) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+def migrate(conn: Conn, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
     """Apply the migrations the database has not had yet; returns the versions applied.
 
     `conn` must be in autocommit mode (isolation_level=None): each migration runs in its own
