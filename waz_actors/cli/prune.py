@@ -33,9 +33,17 @@ def _when(t: float | None) -> str:
     return "before " + datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def count_only(db: Path, older_than: float | None, keys_older_than: float | None) -> dict[str, int]:
+def count_only(
+    db: Path | str, older_than: float | None, keys_older_than: float | None
+) -> dict[str, int]:
     from waz_actors.store.retention import count_prunable
     from waz_actors.store.schema import MIGRATIONS, user_version
+
+    if isinstance(db, str):  # PostgreSQL: the store's own read connection
+        from waz_actors.store import Store
+
+        with Store(db) as store:
+            return store.prune(older_than, keys_older_than=keys_older_than, dry_run=True)
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
@@ -48,7 +56,7 @@ def count_only(db: Path, older_than: float | None, keys_older_than: float | None
 
 
 def prune_now(
-    db: Path, older_than: float | None, keys_older_than: float | None, batch: int
+    db: Path | str, older_than: float | None, keys_older_than: float | None, batch: int
 ) -> dict[str, int]:
     from waz_actors.store import Store
 
@@ -85,13 +93,14 @@ def prune(
 
     conn = Conn(config_path=config_path, state_dir_opt=state_dir)
     cfg = conn.config()
+    source: Path | str
     if db_path:
         source = Path(db_path)
     elif state_dir or os.environ.get("WAZ_STATE_DIR"):
         source = conn.state_dir / "waz.db"
     else:
-        source = cfg.db_path
-    if not source.is_file():
+        source = cfg.store_target  # a PostgreSQL URL when store.url is set
+    if isinstance(source, Path) and not source.is_file():
         raise usage_error(f"no database at {source} (use --state-dir, --config or --db)")
     keep = cfg.store.retention_days if days is None else days
     keys = cfg.store.idempotency_days if idempotency_days is None else idempotency_days
