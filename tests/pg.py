@@ -55,6 +55,17 @@ def with_search_path(url: str, schema: str) -> str:
 
 
 @contextlib.contextmanager
+def store_url(backend: str) -> Iterator[str]:
+    """store.url for a daemon on `backend`: empty (SQLite in the state directory) or a fresh
+    PostgreSQL schema."""
+    if backend == "sqlite":
+        yield ""
+    else:
+        with fresh_schema() as url:
+            yield url
+
+
+@contextlib.contextmanager
 def fresh_schema() -> Iterator[str]:
     """A store URL whose tables land in a new, empty schema, dropped afterwards."""
     need_postgres()

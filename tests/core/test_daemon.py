@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import pg
 from tests.core.daemon_util import FAST, fast_config, send, state_of, statuses
-from tests.pg import fresh_schema
 from tests.waiting import wait_until
 from waz_actors.app.runtime import Daemon
 from waz_actors.clock import RealClock, Scheduler
@@ -32,11 +32,8 @@ def shared_sim():
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request):
     """store.url: empty for the SQLite file in the state directory, or a PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield ""
-    else:
-        with fresh_schema() as url:
-            yield url
+    with pg.store_url(request.param) as url:
+        yield url
 
 
 def start(cfg, sim=None) -> Daemon:
