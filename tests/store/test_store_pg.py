@@ -79,3 +79,22 @@ def test_reopen_migrates_nothing_and_backup_points_to_pg_dump(
         assert again.get_instance("i1") is not None
         with pytest.raises(BadRequest, match="pg_dump"):
             again.backup("/tmp/x.db")
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_the_writer_reconnects_after_the_server_drops_its_connection(
+    make_store: Callable[..., Store], target: str
+) -> None:
+    import psycopg
+
+    s = make_store()
+    s.create_instance(instance("i1"))
+    s.enqueue(message(), max_queue=10).result()
+    pid = s.writer.call(lambda tx: tx.conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+    with psycopg.connect(target, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    # The next write finds the connection dead at BEGIN and runs on a fresh one.
+    rec, _ = s.enqueue(message(), max_queue=10).result(10)
+    assert s.pending_count("i1") == 2
+    assert s.get_message(rec.message_id) is not None
+    assert s.writer.call(lambda tx: tx.conn.execute("SELECT pg_backend_pid()").fetchone()[0]) != pid

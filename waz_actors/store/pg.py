@@ -22,10 +22,11 @@ import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from loguru import logger
 from psycopg import pq
 from psycopg.rows import RowMaker
 from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
@@ -115,15 +116,33 @@ class PgCursor:
 
 class PgConn:
     """One psycopg connection, used through the seam (sql.Conn). Autocommit: like the sqlite3
-    connections, the writer and the migrations say BEGIN themselves."""
+    connections, the writer and the migrations say BEGIN themselves.
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    `reconnect` (the writer's): a connection the server dropped (restart, failover, idle
+    timeout) is replaced at the next BEGIN, so the writer outlives it; the batch that was
+    running when it went failed with an error, as any failed commit does."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        reconnect: Callable[[psycopg.Connection[Any]], psycopg.Connection[Any]] | None = None,
+    ) -> None:
         self.raw = conn
+        self._reconnect = reconnect
 
     def execute(self, sql: str, parameters: Any = (), /) -> PgCursor:
+        if self._reconnect is not None and sql.startswith("BEGIN") and self.raw.broken:
+            self.raw = self._reconnect(self.raw)
         cur = self.raw.cursor(binary=True, row_factory=pg_row)
         try:
             cur.execute(translate(sql), parameters or None)
+        except psycopg.OperationalError as e:
+            if self._reconnect is None or not sql.startswith("BEGIN") or not self.raw.broken:
+                raise _as_sqlite_error(e) from e
+            # Found dead at BEGIN: nothing of this transaction was sent, so begin it again
+            # on a fresh connection.
+            self.raw = self._reconnect(self.raw)
+            return self.execute(sql, parameters)
         except psycopg.Error as e:
             raise _as_sqlite_error(e) from e
         return PgCursor(cur)
@@ -227,7 +246,7 @@ class PgConnections:
         self._migrations = migrations
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._writer: Writer | None = None
-        self._write_conn: psycopg.Connection[Any] | None = None
+        self._write_conn: PgConn | None = None
 
     def open(self) -> None:
         if self._writer is not None:
@@ -238,31 +257,48 @@ class PgConnections:
             min_size=1,
             max_size=self._readers_max + 1,
             configure=configure,
+            check=ConnectionPool.check_connection,  # a dropped connection is not handed out
             open=False,
             name="waz-store",
         )
         pool.open(wait=True, timeout=30.0)
         try:
-            raw = pool.getconn(timeout=30.0)
-            conn = PgConn(raw)
+            conn = PgConn(pool.getconn(timeout=30.0), self._reconnect)
             migrate(conn, self._migrations)
             counters = pending_counts(conn)
         except BaseException:
             pool.close()
             raise
-        self._pool, self._write_conn = pool, raw
+        self._pool, self._write_conn = pool, conn
         self._writer = Writer(conn, batch_max=self.batch_max, counters=counters)
         self._writer.start()
 
+    def _reconnect(self, dead: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+        """On the writer thread: a fresh connection for the writer, and the pending counters
+        read again from the database (a commit cut off by the drop may or may not have
+        happened: only the database knows)."""
+        pool, writer = self._pool, self._writer
+        if pool is None or writer is None:
+            raise ShuttingDown("the store is not open")
+        pool.putconn(dead)  # the pool throws a broken connection away
+        raw = pool.getconn(timeout=30.0)
+        fresh = pending_counts(PgConn(raw))
+        counters = writer.counters
+        for key in [k for k in counters if k not in fresh]:
+            del counters[key]
+        counters.update(fresh)
+        logger.warning("store: PostgreSQL connection lost; the writer reconnected")
+        return raw
+
     def close(self) -> None:
         """Drain the writer (everything submitted is committed), then close every connection."""
-        writer, pool, raw = self._writer, self._pool, self._write_conn
+        writer, pool, conn = self._writer, self._pool, self._write_conn
         if writer is None:
             return
         writer.close()
         if pool is not None:
-            if raw is not None:
-                pool.putconn(raw)
+            if conn is not None:
+                pool.putconn(conn.raw)
             pool.close()
         self._writer = None
         self._pool = None
