@@ -9,6 +9,7 @@ counts what would go and changes nothing, not even the schema version.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -102,6 +103,8 @@ def prune(
         source = cfg.store_target  # a PostgreSQL URL when store.url is set
     if isinstance(source, Path) and not source.is_file():
         raise usage_error(f"no database at {source} (use --state-dir, --config or --db)")
+    # A URL's password (postgresql://user:secret@host/db) is not echoed.
+    shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(source))
     keep = cfg.store.retention_days if days is None else days
     keys = cfg.store.idempotency_days if idempotency_days is None else idempotency_days
     older_than, keys_older_than = cutoffs(time.time(), keep, keys)
@@ -111,11 +114,11 @@ def prune(
         else:
             counts = prune_now(source, older_than, keys_older_than, cfg.store.prune_batch)
     except Exception as e:  # sqlite3, OS, SchemaTooNew: one line, not a traceback
-        raise fail(f"prune of {source} failed: {e}") from None
+        raise fail(f"prune of {shown} failed: {e}") from None
     if as_json:
         emit_json(
             {
-                "db": str(source),
+                "db": shown,
                 "dry_run": dry_run,
                 "older_than": older_than,
                 "keys_older_than": keys_older_than,
@@ -124,7 +127,7 @@ def prune(
         )
         return
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"prune: {source} ({'dry run' if dry_run else 'done'})")
+    click.echo(f"prune: {shown} ({'dry run' if dry_run else 'done'})")
     click.echo(f"  messages, history, events: {_when(older_than)}")
     click.echo(f"  idempotency keys: {_when(keys_older_than)}")
     for kind, label in LABELS.items():
