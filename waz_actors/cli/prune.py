@@ -9,7 +9,6 @@ counts what would go and changes nothing, not even the schema version.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -103,8 +102,9 @@ def prune(
         source = cfg.store_target  # a PostgreSQL URL when store.url is set
     if isinstance(source, Path) and not source.is_file():
         raise usage_error(f"no database at {source} (use --state-dir, --config or --db)")
-    # A URL's password (postgresql://user:secret@host/db) is not echoed.
-    shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(source))
+    from waz_actors.store.sql import redacted
+
+    shown = redacted(source)  # a URL's password is not echoed
     keep = cfg.store.retention_days if days is None else days
     keys = cfg.store.idempotency_days if idempotency_days is None else idempotency_days
     older_than, keys_older_than = cutoffs(time.time(), keep, keys)

@@ -10,6 +10,7 @@ two-argument max()).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -72,8 +73,22 @@ def has_table(conn: Conn, name: str) -> bool:
     return bool(row[0])
 
 
+def redacted(target: object) -> str:
+    """A store target fit to print: a URL's password (postgresql://user:secret@host) hidden."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(target))
+
+
 def is_postgres_url(target: object) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
-__all__ = ["Conn", "Cursor", "Database", "Error", "IntegrityError", "has_table", "is_postgres_url"]
+__all__ = [
+    "Conn",
+    "Cursor",
+    "Database",
+    "Error",
+    "IntegrityError",
+    "has_table",
+    "is_postgres_url",
+    "redacted",
+]
