@@ -33,9 +33,11 @@ from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 from psycopg_pool import ConnectionPool
 
 from waz_actors.errors import ShuttingDown
+from waz_actors.store import schema
 from waz_actors.store.checks import PENDING, is_int
 from waz_actors.store.owner import OWNED_ROW
-from waz_actors.store.schema import Migration, SchemaTooNew
+from waz_actors.store.schema import Migration
+from waz_actors.store.sql import Conn, has_table
 from waz_actors.store.writer import Writer
 
 _ADVISORY_KEY = 0x7761_7A00  # "waz\0": one migrator at a time per database
@@ -173,51 +175,35 @@ def configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_dumper(bool, Int8BinaryDumper)
 
 
-def schema_version(conn: PgConn) -> int:
-    row = conn.execute(
-        "SELECT version FROM schema_version" if _has_version_table(conn) else "SELECT 0"
-    ).fetchone()
+def schema_version(conn: Conn) -> int:
+    if not has_table(conn, "schema_version"):
+        return 0
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
     return int(row[0]) if row is not None else 0
 
 
-def _has_version_table(conn: PgConn) -> bool:
-    row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-    return bool(row and row[0])
+def _begin_locked(conn: Conn) -> None:
+    """A migration's transaction: under an advisory lock, so two daemons starting at once do
+    not both migrate; the version table is made by the first."""
+    conn.execute("BEGIN")
+    conn.execute("SELECT pg_advisory_xact_lock(?)", (_ADVISORY_KEY,))
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    conn.execute(
+        "INSERT INTO schema_version (version) SELECT 0"
+        " WHERE NOT EXISTS (SELECT 1 FROM schema_version)"
+    )
+
+
+def _set_version(conn: Conn, version: int) -> None:
+    conn.execute("UPDATE schema_version SET version = ?", (version,))
 
 
 def migrate(conn: PgConn, migrations: Sequence[Migration]) -> list[int]:
-    """schema.migrate for PostgreSQL: each step in its own transaction with the version bump,
-    under an advisory lock so two daemons starting at once do not both migrate."""
-    applied: list[int] = []
-    target = len(migrations)
-    while True:
-        conn.execute("BEGIN")
-        try:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (_ADVISORY_KEY,))
-            if not _has_version_table(conn):
-                conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-                conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-            current = schema_version(conn)
-            if current > target:
-                raise SchemaTooNew(
-                    f"database schema version {current} is newer than this program's {target}"
-                )
-            if current == target:
-                conn.execute("COMMIT")
-                return applied
-            step = migrations[current]
-            if callable(step):
-                step(conn)
-            else:
-                for sql in step:
-                    conn.execute(sql)
-            conn.execute("UPDATE schema_version SET version = ?", (current + 1,))
-            conn.execute("COMMIT")
-            applied.append(current + 1)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    """schema.migrate, PostgreSQL's way: each step in its own transaction with the bump of
+    the one row of `schema_version`."""
+    return schema.migrate(
+        conn, migrations, begin=_begin_locked, version=schema_version, set_version=_set_version
+    )
 
 
 def pending_counts(conn: PgConn) -> dict[str, int]:

@@ -238,18 +238,34 @@ def user_version(conn: Conn) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: Conn, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+def _begin_immediate(conn: Conn) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _set_user_version(conn: Conn, version: int) -> None:
+    conn.execute(f"PRAGMA user_version = {int(version)}")
+
+
+def migrate(
+    conn: Conn,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    begin: Callable[[Conn], None] = _begin_immediate,
+    version: Callable[[Conn], int] = user_version,
+    set_version: Callable[[Conn, int], None] = _set_user_version,
+) -> list[int]:
     """Apply the migrations the database has not had yet; returns the versions applied.
 
     `conn` must be in autocommit mode (isolation_level=None): each migration runs in its own
     BEGIN IMMEDIATE transaction, so two processes starting at once do not both migrate.
+    `begin`, `version` and `set_version` are the backend's (store/pg.py has PostgreSQL's).
     """
     applied: list[int] = []
     target = len(migrations)
     while True:
-        conn.execute("BEGIN IMMEDIATE")
+        begin(conn)
         try:
-            current = user_version(conn)
+            current = version(conn)
             if current > target:
                 raise SchemaTooNew(
                     f"database schema version {current} is newer than this program's {target}"
@@ -263,7 +279,7 @@ def migrate(conn: Conn, migrations: Sequence[Migration] = MIGRATIONS) -> list[in
             else:
                 for sql in step:
                     conn.execute(sql)
-            conn.execute(f"PRAGMA user_version = {current + 1}")
+            set_version(conn, current + 1)
             conn.execute("COMMIT")
             applied.append(current + 1)
         except BaseException:
