@@ -3,6 +3,7 @@ run on both backends by the conftest)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import pytest
@@ -98,3 +99,11 @@ def test_the_writer_reconnects_after_the_server_drops_its_connection(
     assert s.pending_count("i1") == 2
     assert s.get_message(rec.message_id) is not None
     assert s.writer.call(lambda tx: tx.conn.execute("SELECT pg_backend_pid()").fetchone()[0]) != pid
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_read_connections_cannot_write(make_store: Callable[..., Store]) -> None:
+    s = make_store()
+    with s._db.read() as conn, pytest.raises(sqlite3.OperationalError, match="read-only"):
+        conn.execute("INSERT INTO events (time, topic, body) VALUES (1, 'x', '{}')")
+    s.log_event("x", {}).result()  # the writer can

@@ -168,11 +168,20 @@ class PgConn:
 
 
 def configure(conn: psycopg.Connection[Any]) -> None:
-    """Every pooled connection: autocommit (BEGIN is said explicitly), and Python bools stored
-    as the 0/1 integers the schema has (SQLite does that by itself)."""
+    """Every pooled connection: autocommit (BEGIN is said explicitly), read-only unless it is
+    the writer's (like SQLite's query_only readers), and Python bools stored as the 0/1
+    integers the schema has (SQLite does that by itself)."""
     conn.autocommit = True
+    conn.execute("SET default_transaction_read_only = on")
     conn.adapters.register_dumper(bool, Int8Dumper)
     conn.adapters.register_dumper(bool, Int8BinaryDumper)
+
+
+def _writable(pool: ConnectionPool[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
+    """A pool connection for the writer (it stays out of the pool until close)."""
+    raw = pool.getconn(timeout=30.0)
+    raw.execute("SET default_transaction_read_only = off")
+    return raw
 
 
 def schema_version(conn: Conn) -> int:
@@ -249,7 +258,7 @@ class PgConnections:
         )
         pool.open(wait=True, timeout=30.0)
         try:
-            conn = PgConn(pool.getconn(timeout=30.0), self._reconnect)
+            conn = PgConn(_writable(pool), self._reconnect)
             migrate(conn, self._migrations)
             counters = pending_counts(conn)
         except BaseException:
@@ -267,7 +276,7 @@ class PgConnections:
         if pool is None or writer is None:
             raise ShuttingDown("the store is not open")
         pool.putconn(dead)  # the pool throws a broken connection away
-        raw = pool.getconn(timeout=30.0)
+        raw = _writable(pool)
         fresh = pending_counts(PgConn(raw))
         counters = writer.counters
         for key in [k for k in counters if k not in fresh]:
