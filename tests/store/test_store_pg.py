@@ -107,3 +107,13 @@ def test_read_connections_cannot_write(make_store: Callable[..., Store]) -> None
     with s._db.read() as conn, pytest.raises(sqlite3.OperationalError, match="read-only"):
         conn.execute("INSERT INTO events (time, topic, body) VALUES (1, 'x', '{}')")
     s.log_event("x", {}).result()  # the writer can
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_percent_signs_and_question_marks_in_literals_survive(
+    make_store: Callable[..., Store],
+) -> None:
+    s = make_store()
+    with s._db.read() as conn:
+        assert conn.execute("SELECT '100%', 'why?'").fetchone()[:] == ("100%", "why?")
+        assert conn.execute("SELECT '5%' || ?", ("!",)).fetchone()[0] == "5%!"

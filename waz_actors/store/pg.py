@@ -137,7 +137,7 @@ class PgConn:
             self.raw = self._reconnect(self.raw)
         cur = self.raw.cursor(binary=True, row_factory=pg_row)
         try:
-            cur.execute(translate(sql), parameters or None)
+            cur.execute(translate(sql), parameters)  # () too: so `%%` reads as `%`
         except psycopg.OperationalError as e:
             if self._reconnect is None or not sql.startswith("BEGIN") or not self.raw.broken:
                 raise _as_sqlite_error(e) from e
