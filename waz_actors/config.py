@@ -48,6 +48,9 @@ class DaemonConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = ""  # default: <state_dir>/waz.db
+    # A postgresql:// URL selects the PostgreSQL backend (docs/operations.md), also the shared
+    # database of a cluster of daemons ([cluster]); empty: SQLite.
+    url: str = ""
     synchronous: str = "FULL"  # FULL | NORMAL
     batch_max: int = 1000  # writes per group commit at most
     # Retention, in wall-clock days (not scaled by time_scale); 0 keeps for ever. Final messages
@@ -57,8 +60,6 @@ class StoreConfig:
     idempotency_days: float = _dur(30.0, allow_zero=True)
     prune_interval: float = _dur(3600.0)  # real seconds between prunes of the running daemon
     prune_batch: int = 500  # rows per prune write (each its own short commit)
-    # postgresql://... : the shared database of a cluster of daemons ([cluster]).
-    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,11 @@ class Config:
         return Path(self.store.path).expanduser() if self.store.path else self.state_dir / "waz.db"
 
     @property
+    def store_target(self) -> str | Path:
+        """What the store opens: the PostgreSQL URL when set, else the SQLite file."""
+        return self.store.url or self.db_path
+
+    @property
     def control_endpoint(self) -> str:
         return self.control.endpoint or f"ipc://{self.runtime_dir.resolve()}/control.sock"
 
@@ -400,6 +406,12 @@ def parse(data: dict[str, Any]) -> Config:
         raise ConfigError(
             f"queue.resend_unknown: must be always or never, got {cfg.queue.resend_unknown!r}"
         )
+    if cfg.store.url and not cfg.store.url.startswith("postgresql://"):
+        raise ConfigError(
+            f"store.url: must be a postgresql:// URL (or empty for SQLite), got {cfg.store.url!r}"
+        )
+    if cfg.store.url and cfg.store.path:
+        raise ConfigError("store.url and store.path: set one (url: PostgreSQL, path: SQLite)")
     if cfg.store.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigError(
             f"store.synchronous: must be FULL, NORMAL or EXTRA, got {cfg.store.synchronous!r}"

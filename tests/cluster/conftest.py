@@ -1,32 +1,22 @@
 """A fresh PostgreSQL schema per test on the local server (127.0.0.1:5432, trust auth).
 
-Tests that need PostgreSQL are skipped, saying why, where none answers. WAZ_PG_URL points
-them at another server."""
+The server is tests/pg.py's (WAZ_TEST_PG; scripts/test-pg starts a throwaway one where none
+answers); without one these tests are skipped, saying why, or fail under WAZ_TEST_PG_REQUIRED."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import urllib.parse
 from collections.abc import Iterator
 
 import pytest
 
+from tests.pg import need_postgres, server_url, unreachable
+
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install psycopg)")
 
-BASE = os.environ.get("WAZ_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _reachable() -> str | None:
-    try:
-        with psycopg.connect(BASE, connect_timeout=2) as c:
-            c.execute("SELECT 1")
-        return None
-    except Exception as e:
-        return f"no PostgreSQL at {BASE}: {e}"
-
-
-_WHY = _reachable()
+BASE = server_url()
+_WHY = unreachable()
 
 
 def schema_url(schema: str, base: str = BASE) -> str:
@@ -38,7 +28,7 @@ def schema_url(schema: str, base: str = BASE) -> str:
 def pg_url() -> Iterator[str]:
     """A URL whose search_path is a new, empty schema (dropped after the test)."""
     if _WHY:
-        pytest.skip(_WHY)
+        need_postgres()
     schema = "waz_t_" + secrets.token_hex(6)
     with psycopg.connect(BASE, autocommit=True) as c:
         c.execute(f"CREATE SCHEMA {schema}")

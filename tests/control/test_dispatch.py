@@ -1,19 +1,29 @@
-"""Every command group called through the Dispatcher, no sockets: a real store and fleet."""
+"""Every command group called through the Dispatcher, no sockets: a real store and fleet, on
+SQLite and on PostgreSQL (the `core` fixture below)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 
-from tests.control.conftest import TestDaemon, make_config
+from tests.control.conftest import TestDaemon, make_config, running_core
 from tests.control.dispatch_util import PHONE, Caller, Core
+from tests.pg import store_url
 from tests.waiting import wait_until
 from waz_actors.control.auth import Auth
 from waz_actors.control.dispatch import Dispatcher
 from waz_actors.control.protocol import Later, Registry
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def core(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Core]:
+    with store_url(request.param) as url:
+        yield from running_core(tmp_path, store={"url": url})
 
 
 def test_ping_and_daemon_status(core: Core) -> None:

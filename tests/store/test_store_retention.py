@@ -3,8 +3,6 @@ older than the cutoffs go, in small batches each committed alone; nothing pendin
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from tests.store.store_helpers import T0, FakeWall, message
@@ -40,8 +38,8 @@ def fill(store: Store, wall: FakeWall) -> dict[str, MessageRecord]:
 
 
 def rows(store: Store, table: str) -> int:
-    with sqlite3.connect(store.path) as raw:
-        return int(raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    sql = f"SELECT count(*) FROM {table}"
+    return store.writer.call(lambda tx: int(tx.conn.execute(sql).fetchone()[0]))
 
 
 def test_prune_deletes_old_final_messages_history_and_events_never_pending(

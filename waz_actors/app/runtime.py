@@ -54,7 +54,7 @@ class Daemon:
         self.sweep = SweepStatus()
         self.lock = StateLock(cfg.state_dir)
         self.store = Store(
-            cfg.db_path, synchronous=cfg.store.synchronous, batch_max=cfg.store.batch_max
+            cfg.store_target, synchronous=cfg.store.synchronous, batch_max=cfg.store.batch_max
         )
         self.sim: SimNetworkLike | None = None
         self.host_pool: HostPool | None = None

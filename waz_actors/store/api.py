@@ -1,9 +1,10 @@
 """What the daemon asks of its store: the contract every backend implements.
 
-The actors, the fleet, the runtime and the control commands use only these methods, so a second
-backend (PostgreSQL) fits in without touching them. `waz_actors.store.Store` is the SQLite one;
-it has a few more methods (submit, flush, stats, pragmas, schema_version, backup, totals,
-recent_events, prune_events, conflicts_count_since) for tests and tools, outside this contract.
+The actors, the fleet, the runtime and the control commands use only these methods, so the
+second backend (PostgreSQL) fits in without touching them. `waz_actors.store.Store` implements it
+on SQLite or, given a postgresql:// URL, on PostgreSQL (store/pg.py); it has a few more
+methods (submit, flush, stats, pragmas, schema_version, backup, totals, recent_events,
+prune_events, conflicts_count_since) for tests and tools, outside this contract.
 
 Argument errors (bad status, wrong type) raise BadRequest at once, before anything is written.
 Errors that depend on what is stored (NotFound, Exists, QueueFull, InvalidState) come through the

@@ -1,4 +1,5 @@
-"""The Store: durable instances, outbox, history, conflicts, event log and tokens in SQLite.
+"""The Store: durable instances, outbox, history, conflicts, event log and tokens, in SQLite
+or PostgreSQL (store/pg.py).
 
 A facade: each table family has its own module (instances, messages and message_reads,
 events, tokens, retention, backup) and this class hands every call to it. `StoreAPI` (api.py)
@@ -19,6 +20,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from waz_actors.errors import BadRequest
 from waz_actors.store import backup as _backup
 from waz_actors.store.connection import Connections, read_pragmas
 from waz_actors.store.events import Conflicts, EventLog
@@ -29,11 +31,13 @@ from waz_actors.store.messages import Messages
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
 from waz_actors.store.retention import Retention
 from waz_actors.store.schema import MIGRATIONS, Migration, user_version
+from waz_actors.store.sql import Database, is_postgres_url
 from waz_actors.store.tokens import Tokens
 from waz_actors.store.writer import Tx, Writer
 
 if TYPE_CHECKING:
     from waz_actors.store.api import StoreAPI
+    from waz_actors.store.pg import PgConnections
 
 T = TypeVar("T")
 
@@ -47,18 +51,39 @@ class Store:
         batch_max: int = 1000,
         wall: Callable[[], float] = time.time,
         readers: int = 8,
-        migrations: Sequence[Migration] = MIGRATIONS,
+        migrations: Sequence[Migration] | None = None,
     ) -> None:
-        self._db = Connections(
-            path,
-            synchronous=synchronous,
-            batch_max=batch_max,
-            readers=readers,
-            migrations=migrations,
-        )
-        self.path = self._db.path
-        self.synchronous = self._db.synchronous
-        self.batch_max = self._db.batch_max
+        """`path`: the SQLite file, or a postgresql:// URL for the PostgreSQL backend (store/pg.py;
+        `synchronous` is SQLite's, PostgreSQL's commits are as durable as the server says).
+        `migrations`: the backend's own list unless given (tests)."""
+        self._sqlite: Connections | None = None
+        self._pg: PgConnections | None = None
+        self._db: Database
+        self.path: Path | None = None
+        self.url: str | None = None
+        if is_postgres_url(path):
+            from waz_actors.store.pg import PgConnections  # psycopg: only when used
+            from waz_actors.store.pg_schema import PG_MIGRATIONS
+
+            self._pg = self._db = PgConnections(
+                str(path),
+                batch_max=batch_max,
+                readers=readers,
+                migrations=PG_MIGRATIONS if migrations is None else migrations,
+            )
+            self.url = str(path)
+            self.synchronous = "FULL"
+        else:
+            self._sqlite = self._db = Connections(
+                path,
+                synchronous=synchronous,
+                batch_max=batch_max,
+                readers=readers,
+                migrations=MIGRATIONS if migrations is None else migrations,
+            )
+            self.path = self._sqlite.path
+            self.synchronous = self._sqlite.synchronous
+        self.batch_max = batch_max
         self.wall = wall
         self._instances = Instances(self._db, wall)
         self._messages = Messages(self._db, wall)
@@ -71,12 +96,20 @@ class Store:
 
     # -- life cycle --------------------------------------------------------------------------
 
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self._pg is not None else "sqlite"
+
     def open(self) -> None:
-        self._db.open()
+        (self._pg or self._connections()).open()
 
     def close(self) -> None:
         """Drain the writer (everything submitted is committed), then close every connection."""
-        self._db.close()
+        (self._pg or self._connections()).close()
+
+    def _connections(self) -> Connections:
+        assert self._sqlite is not None
+        return self._sqlite
 
     def __enter__(self) -> Store:
         self.open()
@@ -102,11 +135,16 @@ class Store:
         return self._db.writer.stats()
 
     def schema_version(self) -> int:
+        if self._pg is not None:
+            return self._pg.schema_version()
         with self._db.read() as conn:
             return user_version(conn)
 
     def pragmas(self) -> dict[str, str | int]:
-        """The write connection's settings, read back from SQLite (what is really in force)."""
+        """The write connection's settings, read back from SQLite (what is really in force);
+        on PostgreSQL the server's durability settings."""
+        if self._pg is not None:
+            return self._pg.settings()
         # synchronous and foreign_keys are per connection: ask the one that writes.
         return self._db.writer.call(lambda tx: read_pragmas(tx.conn))
 
@@ -115,7 +153,12 @@ class Store:
 
         Written to a temporary file and renamed, so `dest` is never a half-written database.
         """
-        _backup.backup(self._db, dest)
+        if self._pg is not None:
+            raise BadRequest(
+                "backup: a PostgreSQL store is backed up with pg_dump (docs/operations.md)",
+                {"field": "dest"},
+            )
+        _backup.backup(self._connections(), dest)
 
     # -- instances ---------------------------------------------------------------------------
 
@@ -343,6 +386,8 @@ class Store:
 
 
 if TYPE_CHECKING:
+    from waz_actors.store.pg import PgConnections
+
     # mypy proves here that the SQLite Store meets the contract of api.py; a method that drifts
     # (a renamed keyword, another return type) fails the type check, not the PostgreSQL port.
     _conforms: StoreAPI = Store(Path("waz.db"))

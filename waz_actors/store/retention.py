@@ -13,7 +13,6 @@ the write: a failed message retried in between is not deleted.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from loguru import logger
 
 from waz_actors.errors import ShuttingDown
 from waz_actors.store.checks import need_number, need_positive
-from waz_actors.store.connection import Connections
+from waz_actors.store.sql import Conn, Database, has_table
 from waz_actors.store.writer import Tx
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ def cutoffs(
 
 
 def count_prunable(
-    conn: sqlite3.Connection, older_than: float | None, keys_older_than: float | None
+    conn: Conn, older_than: float | None, keys_older_than: float | None
 ) -> dict[str, int]:
     """What a prune with these cutoffs would delete, per kind; reads only (a dry run)."""
     out = dict.fromkeys(KINDS, 0)
@@ -68,7 +67,7 @@ def count_prunable(
         )
         out["events"] = one("SELECT count(*) FROM events WHERE time < ?", older_than)
         # a dry run reads an unmigrated database as it is: it may predate the inbox
-        if one("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox'"):
+        if has_table(conn, "inbox"):
             out["inbox"] = one("SELECT count(*) FROM inbox WHERE received_at < ?", older_than)
     if keys_older_than is not None:
         # keys of messages deleted anyway are not counted twice
@@ -87,7 +86,7 @@ def _marks(n: int) -> str:
 class Retention:
     """The store's prune (see Store.prune)."""
 
-    def __init__(self, db: Connections) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def prune(
