@@ -178,7 +178,7 @@ class Dispatcher:
         if not wait_futures([out.future], timeout).done:
             raise TimeoutError(f"{req.cmd}: no answer in {timeout} s")
         try:
-            return self._decode(self._settle(req.id, out))
+            return self._decode(self._settle(req.id, out.future, out.shape))
         finally:
             self.end(1)
 
@@ -302,18 +302,23 @@ class Dispatcher:
         if deliver is None:
             raise RuntimeError("Dispatcher.deliver is not set: nobody can send a later reply")
         env = envelope if envelope is not None else []
+        shape = later.shape
+        settle = self._settle
 
-        def done(_: Future[Any]) -> None:
+        def done(future: Future[Any]) -> None:
             # Runs on the thread that resolved the future (store writer, pool worker): build
             # the reply here so the loop only has to send bytes.
-            deliver(peer, env, self._settle(rid, later))
+            deliver(peer, env, settle(rid, future, shape))
 
+        # `done` must not hold the future (nor the Later around it): the future keeps its
+        # callbacks after it resolved, so that would be a reference cycle per request, left to
+        # the cyclic garbage collector, whose full passes then cost more than the request did.
         later.future.add_done_callback(done)
 
-    def _settle(self, rid: str | int, later: Later) -> bytes:
+    def _settle(self, rid: str | int, future: Future[Any], shape: Callable[[Any], Any]) -> bytes:
         """The reply to a request whose future has resolved."""
         try:
-            return self.ok(rid, later.shape(later.future.result()))
+            return self.ok(rid, shape(future.result()))
         except WazError as e:
             return protocol.error_reply(rid, e)
         except Exception:
