@@ -33,10 +33,12 @@ def _gw(request: Request) -> Gateway:
     return gw
 
 
-def _html(request: Request, render: Any, status: int = 200, **kw: Any) -> Response:
+def _html(request: Request, render: Any, http_status: int = 200, **kw: Any) -> Response:
     """`render(nonce, ...)` -> a page with the security headers and that script nonce."""
     nonce = session.nonce()
-    return session.secure_headers(HTMLResponse(render(nonce, **kw), status_code=status), nonce)
+    return session.secure_headers(
+        HTMLResponse(render(nonce=nonce, **kw), status_code=http_status), nonce
+    )
 
 
 def _signed_out(request: Request, error: str = "") -> Response:
@@ -80,16 +82,25 @@ async def _fleet_rows(gw: Gateway, token: str) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(one(i) for i in items)))
 
 
-async def _instance_live(gw: Gateway, token: str, iid: str, status: str | None) -> str:
+async def _status_part(gw: Gateway, token: str, iid: str) -> str:
+    info, queue = await asyncio.gather(
+        gw.call("instance.get", {"instance_id": iid}, token),
+        gw.call("queue.status", {"instance_id": iid}, token),
+    )
+    return views.instance_status(info, queue)
+
+
+async def _queue_part(gw: Gateway, token: str, iid: str, status: str | None) -> str:
     args: dict[str, Any] = {"instance_id": iid, "limit": QUEUE_SHOWN}
     if status:
         args["status"] = status
-    info, queue, page = await asyncio.gather(
-        gw.call("instance.get", {"instance_id": iid}, token),
-        gw.call("queue.status", {"instance_id": iid}, token),
-        gw.call("queue.list", args, token),
-    )
-    return views.instance_live(info, queue, page.get("messages") or [])
+    page = await gw.call("queue.list", args, token)
+    return views.instance_queue(page.get("messages") or [])
+
+
+async def _instance_parts(request: Request, token: str, iid: str) -> tuple[str, str]:
+    gw, status = _gw(request), request.query_params.get("status")
+    return await asyncio.gather(_status_part(gw, token, iid), _queue_part(gw, token, iid, status))
 
 
 # -- pages -------------------------------------------------------------------------------
@@ -146,12 +157,13 @@ async def instance_page(request: Request) -> Response:
     sent = request.query_params.get("sent", "")
     flash = f"Queued message {sent}." if sent.replace("-", "").isalnum() else ""
     try:
-        part = await _instance_live(_gw(request), token, iid, request.query_params.get("status"))
+        status, queue = await _instance_parts(request, token, iid)
     except DaemonError as e:
         return _failure(request, token, e)
     return _html(
-        request, views.instance, iid=iid, live=part, csrf=session.csrf_for(token), flash=flash
-    )
+        request, views.instance, iid=iid, status=status, queue=queue,
+        csrf=session.csrf_for(token), flash=flash,
+    )  # fmt: skip
 
 
 async def _posted(request: Request) -> tuple[str, Response | None]:
@@ -182,12 +194,12 @@ async def send(request: Request) -> Response:
         if e.code in ("not_found", "unauthorized", "unreachable"):
             return _failure(request, token, e)
         try:
-            part = await _instance_live(gw, token, iid, None)
+            status, queue = await _instance_parts(request, token, iid)
         except DaemonError as again:
             return _failure(request, token, again)
         return _html(
-            request, views.instance, 400, iid=iid, live=part, csrf=session.csrf_for(token),
-            error=f"Not queued: {e.message}",
+            request, views.instance, 400, iid=iid, status=status, queue=queue,
+            csrf=session.csrf_for(token), error=f"Not queued: {e.message}",
         )  # fmt: skip
     query = urlencode({"sent": result.get("message_id", "")})
     return RedirectResponse(f"{views.path_of(iid)}?{query}", status_code=303)
@@ -218,7 +230,7 @@ async def pair_page(request: Request) -> Response:
     if phone:
         query["phone"] = phone
     events = f"{views.path_of(iid)}/pair/events?{urlencode(query)}"
-    return _html(request, views.pairing, iid=iid, events=events)
+    return _html(request, views.pairing, iid=iid, events=events, csrf=query["csrf"])
 
 
 # -- fragments and streams ---------------------------------------------------------------
@@ -239,9 +251,12 @@ async def instance_fragment(request: Request) -> Response:
     token = session.token_of(request)
     if token is None:
         return Response("sign in", status_code=401)
-    iid = request.path_params["instance_id"]
+    iid, gw = request.path_params["instance_id"], _gw(request)
     try:
-        part = await _instance_live(_gw(request), token, iid, request.query_params.get("status"))
+        if request.query_params.get("part") == "queue":
+            part = await _queue_part(gw, token, iid, request.query_params.get("status"))
+        else:
+            part = await _status_part(gw, token, iid)
     except DaemonError as e:
         return Response(e.code, status_code=401 if e.code == "unauthorized" else 503)
     return HTMLResponse(part, headers={"Cache-Control": "no-store"})

@@ -5,12 +5,13 @@ STYLE = """
 --green:#1a9c4a;--yellow:#d6a100;--red:#d23b3b;--grey:#9aa3ad}
 *{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--ink);
 font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-header{background:#16202c;color:#fff;display:flex;align-items:center;gap:1em;padding:.6em 1.5em}
+header{background:#16202c;color:#fff;display:flex;align-items:center;gap:1em;padding:0 1.5em;
+min-height:3.4em}
 header a{color:#fff;text-decoration:none}header .brand{font-weight:600;font-size:16px}
 header .grow{flex:1}header .who{color:#b9c3ce;font-size:13px}
 header form button{background:transparent;color:#dfe6ee;border:1px solid #4a5663}
 main{max-width:72em;margin:1.2em auto;padding:0 1.5em}
-h1{font-size:20px;margin:.2em 0 .8em}h2{font-size:15px;margin:0 0 .6em}
+h1{font-size:20px;margin:.2em 0 .8em}h1 .mono{font-size:inherit}h2{font-size:15px;margin:0 0 .6em}
 .cards{display:flex;gap:1em;flex-wrap:wrap;margin-bottom:1em}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.8em 1em}
 .cards .card{flex:1;min-width:9em}.card .n{font-size:22px;font-weight:600}
@@ -43,7 +44,7 @@ input,textarea,select{font:inherit;padding:.4em .5em;border:1px solid #c9ced6;bo
 width:100%;background:#fff}textarea{height:4.5em;resize:vertical}
 button{font:inherit;padding:.4em .9em;border-radius:6px;border:1px solid #c9ced6;background:#fff;
 cursor:pointer}button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
-.actions{display:flex;gap:.4em;flex-wrap:wrap;margin-top:.6em}
+.actions{display:flex;gap:.4em;flex-wrap:wrap;margin-top:.6em}.card .actions+h2{margin-top:1.1em}
 .flash{padding:.6em .9em;border-radius:6px;margin-bottom:1em;background:#dcf3e4;color:#11703a}
 .flash.err{background:#fbe1e1;color:#9c2121}
 .qr{display:flex;gap:1.5em;align-items:center}.qr img{width:264px;height:264px;
@@ -52,22 +53,25 @@ image-rendering:pixelated;border:1px solid var(--line);border-radius:6px;backgro
 .signin{max-width:26em;margin:5em auto}dl{display:grid;grid-template-columns:max-content 1fr;
 gap:.25em 1em;margin:0}dt{color:var(--mute)}dd{margin:0}
 .empty{padding:1.5em;text-align:center;color:var(--mute)}
+.back{margin:0 0 .4em}.back a{text-decoration:none}
 """
 
 # Live updates: a named SSE event from the gateway triggers a (debounced) refetch of the
 # server-rendered fragment; a state change is also written into its row at once.
 LIVE = """
-const box = document.getElementById('live'), live = document.getElementById('livebox');
+const live = document.getElementById('livebox');
 let timer = null;
 function refresh() {
   timer = null;
-  fetch(box.dataset.fragment, {credentials: 'same-origin'}).then(r => {
-    if (r.status === 401) { location.href = '/'; return null; }
-    return r.ok ? r.text() : null;
-  }).then(t => { if (t !== null) box.innerHTML = t; });
+  for (const box of document.querySelectorAll('[data-fragment]')) {
+    fetch(box.dataset.fragment, {credentials: 'same-origin'}).then(r => {
+      if (r.status === 401) { location.href = '/'; return null; }
+      return r.ok ? r.text() : null;
+    }).then(t => { if (t !== null) box.innerHTML = t; });
+  }
 }
 function soon() { if (!timer) timer = setTimeout(refresh, 250); }
-const es = new EventSource(box.dataset.events);
+const es = new EventSource(live.dataset.events);
 es.onopen = () => live.classList.add('on');
 es.onerror = () => live.classList.remove('on');
 es.addEventListener('state', e => {

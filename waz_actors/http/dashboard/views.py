@@ -60,7 +60,9 @@ def sign_in(nonce: str, error: str = "") -> str:
         '<button class="primary">Sign in</button></div></form>'
         '<p class="muted">A tenant token (<span class="mono">waz-actors token create NAME</span>) '
         'shows that tenant\'s instances. A link with <span class="mono">?access_token=</span> '
-        "signs in too.</p></div>"
+        'signs in too.</p><p class="muted"><a href="/docs">API docs</a> · '
+        '<a href="/openapi.json">OpenAPI</a> · <a href="/metrics">metrics</a> · '
+        '<a href="/healthz">healthz</a></p></div>'
     )
     return page("Sign in", body, nonce)
 
@@ -134,15 +136,15 @@ def _fleet_row(r: Row) -> str:
 
 def overview(rows: Sequence[Row], nonce: str, csrf: str) -> str:
     body = (
-        '<h1>Instances <span id="livebox" class="live">live</span></h1>'
-        '<div id="live" data-fragment="/dashboard/fleet" data-events="/dashboard/events">'
+        '<h1>Instances <span id="livebox" class="live" data-events="/dashboard/events">live'
+        '</span></h1><div id="fleet" data-fragment="/dashboard/fleet">'
         f"{fleet(rows)}</div>"
     )
     return page("Instances", body, nonce, csrf=csrf, script=LIVE)
 
 
-def instance_live(info: Row, queue: Row, messages: Iterable[Row]) -> str:
-    """The instance page's live part: status, health and the queue."""
+def instance_status(info: Row, queue: Row) -> str:
+    """The instance page's live status: state, health and the queue's counters."""
     iid = str(info.get("instance_id", ""))
     conflicts = (info.get("conflicts") or {}).get("count", 0)
     attempts = (info.get("throttle") or {}).get("attempts_in_window", 0)
@@ -167,19 +169,22 @@ def instance_live(info: Row, queue: Row, messages: Iterable[Row]) -> str:
         ("Success", rate(queue.get("success_rate"))),
     ]  # fmt: skip
     advice = "".join(f"<li>{esc(a)}</li>" for a in queue.get("recommendations") or [])
-    rows = "".join(_message_row(m) for m in messages)
-    table = (
-        '<table id="queue"><thead><tr><th>Message</th><th>To</th><th>Status</th>'
-        '<th class="num">Attempts</th><th>Created</th><th>Text</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table>"
-        if rows
-        else '<div class="card empty">The queue is empty.</div>'
-    )
     return (
         f'<div class="grid"><div class="card"><h2>Status</h2>{_dl(status)}</div>'
         f'<div class="card"><h2>Queue</h2>{_dl(qstat)}'
         f"{f'<ul>{advice}</ul>' if advice else ''}</div></div>"
-        f"<h2>Messages</h2>{table}"
+    )
+
+
+def instance_queue(messages: Iterable[Row]) -> str:
+    """The instance page's live list of messages (queue.list)."""
+    rows = "".join(_message_row(m) for m in messages)
+    return (
+        '<table id="queue"><thead><tr><th>Message</th><th>To</th><th>Status</th>'
+        '<th class="num">Attempts</th><th>Created</th><th>Text</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+        if rows
+        else '<div class="card empty">No messages.</div>'
     )
 
 
@@ -202,7 +207,14 @@ def _message_row(m: Row) -> str:
 
 
 def instance(
-    iid: str, live: str, nonce: str, csrf: str, *, flash: str = "", error: str = ""
+    iid: str,
+    status: str,
+    queue: str,
+    nonce: str,
+    csrf: str,
+    *,
+    flash: str = "",
+    error: str = "",
 ) -> str:
     base = path_of(iid)
     note = (f'<div class="flash">{esc(flash)}</div>' if flash else "") + (
@@ -214,10 +226,10 @@ def instance(
         for a in ("start", "stop", "restart", "reset", "logout")
     )
     body = (
-        f'<p><a href="/">← Instances</a></p><h1><span class="mono">{esc(iid)}</span> '
-        f'<span id="livebox" class="live">live</span></h1>{note}'
-        f'<div id="live" data-fragment="{esc(base)}/live" '
-        f'data-events="/dashboard/events?instance={esc(quote(iid, safe=""))}">{live}</div>'
+        f'<p class="back"><a href="/">← Instances</a></p><h1><span class="mono">{esc(iid)}'
+        f'</span> <span id="livebox" class="live" '
+        f'data-events="/dashboard/events?instance={esc(quote(iid, safe=""))}">live</span></h1>'
+        f'{note}<div id="status" data-fragment="{esc(base)}/live?part=status">{status}</div>'
         '<div class="grid">'
         f'<div class="card"><h2>Test send</h2><form method="post" action="{esc(base)}/send">'
         f'{hidden(csrf)}<label for="to">To (phone with country code, or JID)</label>'
@@ -232,13 +244,15 @@ def instance(
         'placeholder="for a pairing code instead of a QR"><div class="actions">'
         '<button class="primary" id="pair">Pair</button></div></form>'
         f'<h2>Actions</h2><div class="actions">{actions}</div></div></div>'
+        f'<h2>Messages</h2><div id="messages" data-fragment="{esc(base)}/live?part=queue">'
+        f"{queue}</div>"
     )
     return page(iid, body, nonce, csrf=csrf, script=LIVE)
 
 
-def pairing(iid: str, nonce: str, events: str) -> str:
+def pairing(iid: str, nonce: str, events: str, csrf: str) -> str:
     body = (
-        f'<p><a href="{esc(path_of(iid))}">← {esc(iid)}</a></p>'
+        f'<p class="back"><a href="{esc(path_of(iid))}">← {esc(iid)}</a></p>'
         f'<h1>Pair <span class="mono">{esc(iid)}</span></h1>'
         f'<div class="card" id="pairing" data-events="{esc(events)}"><div class="qr">'
         '<img id="qr" alt="QR code to link WhatsApp" hidden>'
@@ -246,12 +260,12 @@ def pairing(iid: str, nonce: str, events: str) -> str:
         'daemon for a code…</p><p class="muted">State: <span id="pairstate">&ndash;</span></p>'
         "</div></div></div>"
     )
-    return page(f"Pair {iid}", body, nonce, script=PAIR)
+    return page(f"Pair {iid}", body, nonce, csrf=csrf, script=PAIR)
 
 
 def error_page(nonce: str, title: str, message: str, csrf: str = "") -> str:
     body = (
-        f'<p><a href="/">← Instances</a></p><h1>{esc(title)}</h1>'
+        f'<p class="back"><a href="/">← Instances</a></p><h1>{esc(title)}</h1>'
         f'<div class="flash err">{esc(message)}</div>'
     )
     return page(title, body, nonce, csrf=csrf)

@@ -1,0 +1,268 @@
+"""The dashboard in a real headless Chromium (Debian's `chromium` + `chromium-driver`, driven by
+selenium) against a real daemon (sim driver) and its supervised gateway subprocess.
+
+Screenshots go to the test's tmp dir and are copied to `test-artifacts/` (git-ignored)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.http.conftest import Stack, free_port, http, start_stack
+from tests.waiting import wait_until
+from waz_actors.control.client import Client
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+webdriver = pytest.importorskip("selenium.webdriver")
+if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+    pytest.skip(
+        "chromium and chromium-driver are not installed (scripts/setup)", allow_module_level=True
+    )
+
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dash() -> Iterator[Stack]:
+    """Time runs 20x: a QR rotates every second (`sim.qr_interval` 20 s), pairing waits 30 s."""
+    root = Path(tempfile.mkdtemp(prefix="wzd", dir="/tmp"))
+    s = start_stack(
+        root,
+        root / "run",
+        free_port(),
+        daemon={"time_scale": 0.05},
+        sim={"qr_interval": 20.0},
+        connection={"pairing_timeout": 600.0},
+    )
+    yield s
+    s.admin.close()
+    s.daemon.stop(timeout=10)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(dash: Stack, tenant: tuple[str, Client]) -> Iterator[Any]:
+    """Chromium, signed in as the tenant (with a WAZIPER-style link)."""
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,860", "--no-first-run", "--disable-extensions"):  # fmt: skip
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    driver.get(f"{dash.base}/?access_token={tenant[0]}")
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def tenant(dash: Stack) -> tuple[str, Client]:
+    token = dash.tenant_token("dash")
+    return token, Client(dash.daemon.cfg.control_endpoint, token, timeout=5)
+
+
+def shot(driver: Any, tmp_path: Path, name: str, height: int = 860) -> Path:
+    path = tmp_path / f"{name}.png"
+    driver.set_window_size(1280, height)
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(1280, 860)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(path, ARTIFACTS / path.name)
+    return path
+
+
+def row(driver: Any, iid: str) -> Any:
+    return driver.find_element(By.CSS_SELECTOR, f'tr[data-instance="{iid}"]')
+
+
+def text_of(driver: Any, css: str) -> str | None:
+    """Read in the page: live refreshes replace elements, so no element handle is kept."""
+    got = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null", css
+    )
+    return None if got is None else str(got)
+
+
+def health_of(driver: Any, iid: str) -> str | None:
+    try:
+        return str(row(driver, iid).get_attribute("data-health"))
+    except WebDriverException:
+        return None
+
+
+def find(driver: Any, element_id: str) -> Any:
+    """The element once the page that has it is there (a click may still be navigating)."""
+    found: list[Any] = []
+    wait_until(lambda: bool(found.extend(driver.find_elements(By.ID, element_id)) or found),
+               what=f"#{element_id} on the page")  # fmt: skip
+    return found[0]
+
+
+def online(c: Client, iid: str) -> None:
+    c.instance_create("sim", iid)
+    c.instance_start(iid)
+    wait_until(lambda: c.instance_get(iid)["state"] == "online", what=f"{iid} online")
+
+
+def test_link_signs_in_and_instances_show_with_their_health(
+    dash: Stack, browser: Any, tenant: tuple[str, Client], tmp_path: Path
+) -> None:
+    token, c = tenant
+    for iid in ("shop-ok", "shop-bad"):
+        online(c, iid)
+    other = Client(dash.daemon.cfg.control_endpoint, dash.tenant_token("other"), timeout=5)
+    other.instance_create("sim", "not-mine")
+
+    browser.get(f"{dash.base}/?access_token={token}")
+    # The link's token went into the cookie and out of the address bar.
+    assert browser.current_url == f"{dash.base}/"
+    cookie = browser.get_cookie("waz_session")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["value"] == token
+    assert browser.execute_script("return document.cookie") == ""  # HttpOnly: no script reads it
+    wait_until(lambda: health_of(browser, "shop-ok") == "healthy", what="shop-ok healthy")
+    assert "not-mine" not in browser.page_source  # another tenant's instance
+
+    # Failing sends drop shop-bad's success rate: its row turns red without a reload.
+    browser.execute_script("window.notReloaded = true")
+    dash.admin.sim_fault("shop-bad", "send_fail", count=100, permanent=True)
+    for n in range(3):
+        c.message_send("shop-bad", "6281234567890", f"fails {n}")
+    wait_until(lambda: health_of(browser, "shop-bad") == "critical", what="shop-bad critical")
+    assert browser.execute_script("return window.notReloaded") is True
+    colour = row(browser, "shop-bad").find_element(By.CSS_SELECTOR, ".dot")
+    assert colour.value_of_css_property("background-color") == "rgba(210, 59, 59, 1)"  # red
+    ok_dot = row(browser, "shop-ok").find_element(By.CSS_SELECTOR, ".dot")
+    assert ok_dot.value_of_css_property("background-color") == "rgba(26, 156, 74, 1)"  # green
+    shot(browser, tmp_path, "dashboard-instances")
+    other.close()
+
+
+def test_state_change_appears_without_reload(
+    dash: Stack, browser: Any, tenant: tuple[str, Client]
+) -> None:
+    _token, c = tenant
+    browser.get(f"{dash.base}/")
+    on = "return document.getElementById('livebox').classList.contains('on')"
+    wait_until(lambda: browser.execute_script(on), what="the live stream connected")
+    browser.execute_script("window.notReloaded = true")
+    badge = '[data-state-of="shop-ok"]'
+    assert text_of(browser, badge) == "online"
+    c.instance_stop("shop-ok")
+    wait_until(
+        lambda: text_of(browser, badge) == "stopped",
+        what="the stopped state shown",
+    )
+    assert browser.execute_script("return window.notReloaded") is True
+    c.instance_start("shop-ok")
+    wait_until(lambda: text_of(browser, badge) == "online", what="online again")
+
+
+def test_pairing_shows_a_qr_that_rotates(
+    dash: Stack, browser: Any, tenant: tuple[str, Client], tmp_path: Path
+) -> None:
+    _token, c = tenant
+    online(c, "shop-pair")
+    c.instance_logout("shop-pair")
+    browser.get(f"{dash.base}/i/shop-pair")
+    browser.find_element(By.ID, "pair").click()
+    img = find(browser, "qr")
+    wait_until(lambda: img.get_attribute("src").startswith("data:image/svg+xml"), what="a QR")
+    first = img.get_attribute("src")
+    assert img.is_displayed() and img.size["width"] >= 200
+    wait_until(lambda: img.get_attribute("src") != first, timeout=20, what="the QR rotates")
+    shot(browser, tmp_path, "dashboard-pairing")
+    dash.admin.sim_fault("shop-pair", "complete_pairing")
+    wait_until(
+        lambda: find(browser, "pairing").get_attribute("data-done") == "paired",
+        what="paired",
+    )
+    assert c.instance_get("shop-pair")["state"] == "online"
+
+
+def test_pairing_code_for_a_phone(dash: Stack, browser: Any, tenant: tuple[str, Client]) -> None:
+    _token, c = tenant
+    c.instance_logout("shop-pair")
+    browser.get(f"{dash.base}/i/shop-pair")
+    browser.find_element(By.ID, "phone").send_keys("6281234567890")
+    browser.find_element(By.ID, "pair").click()
+    code = find(browser, "paircode")
+    wait_until(lambda: code.text != "", what="a pairing code")
+    assert re.fullmatch(r"[A-Z0-9]{4}-?[A-Z0-9]{4}", code.text)
+    c.instance_stop("shop-pair")
+
+
+def test_test_send_shows_up_in_the_queue(
+    dash: Stack, browser: Any, tenant: tuple[str, Client], tmp_path: Path
+) -> None:
+    _token, c = tenant
+    c.instance_stop("shop-ok")  # so the message waits in the queue
+    browser.get(f"{dash.base}/i/shop-ok")
+    browser.find_element(By.ID, "to").send_keys("6281234567890")
+    text = browser.find_element(By.ID, "text")
+    text.clear()
+    text.send_keys("<b>halo</b> from the dashboard")
+    browser.find_element(By.ID, "send").click()
+    wait_until(lambda: "Queued message" in browser.page_source, what="the send queued")
+    queued = browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
+    texts = [r.text for r in queued]
+    assert any("<b>halo</b> from the dashboard" in t for t in texts), texts  # escaped, shown
+    assert not browser.find_elements(By.CSS_SELECTOR, "#queue b")  # not markup
+    mid = re.search(r"Queued message ([\w.-]+)\.", browser.page_source)
+    assert mid and c.message_get(mid.group(1))["text"] == "<b>halo</b> from the dashboard"
+    shot(browser, tmp_path, "dashboard-instance", height=1100)
+    # Live: the stopped instance starts, the message is sent, the page follows.
+    c.instance_start("shop-ok")
+    wait_until(
+        lambda: "sent" in (text_of(browser, f'tr[data-message="{mid.group(1)}"]') or ""),
+        what="the message shown as sent",
+    )  # fmt: skip
+
+
+def test_forms_need_the_csrf_token_and_a_signed_in_browser(
+    dash: Stack, tenant: tuple[str, Client]
+) -> None:
+    token, _c = tenant
+    cookie = f"waz_session={token}"
+    form = b"to=6281234567890&text=x"
+    bare = http_with_cookie(dash.url("/i/shop-ok/send"), cookie, form)
+    assert bare == 403
+    assert http_with_cookie(dash.url("/i/shop-ok/send"), "", form) == 401
+    assert http_with_cookie(dash.url("/i/shop-ok/send"), cookie, form + b"&csrf=nope") == 403
+    cross = http_with_cookie(dash.url("/logout"), cookie, b"", origin="http://evil.example")
+    assert cross == 403
+    # The pairing stream starts a pairing: it needs the CSRF token too.
+    assert http("GET", dash.url("/i/shop-ok/pair/events")).status == 401
+    r = http("GET", dash.url("/"))
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+
+
+def http_with_cookie(url: str, cookie: str, body: bytes, origin: str | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie:
+        headers["Cookie"] = cookie
+    if origin:
+        headers["Origin"] = origin
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
