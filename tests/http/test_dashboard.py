@@ -180,7 +180,9 @@ def test_pairing_shows_a_qr_that_rotates(
     browser.get(f"{dash.base}/i/shop-pair")
     browser.find_element(By.ID, "pair").click()
     img = find(browser, "qr")
-    wait_until(lambda: img.get_attribute("src").startswith("data:image/svg+xml"), what="a QR")
+    wait_until(
+        lambda: (img.get_attribute("src") or "").startswith("data:image/svg+xml"), what="a QR"
+    )
     first = img.get_attribute("src")
     assert img.is_displayed() and img.size["width"] >= 200
     wait_until(lambda: img.get_attribute("src") != first, timeout=20, what="the QR rotates")
@@ -224,6 +226,12 @@ def test_test_send_shows_up_in_the_queue(
     mid = re.search(r"Queued message ([\w.-]+)\.", browser.page_source)
     assert mid and c.message_get(mid.group(1))["text"] == "<b>halo</b> from the dashboard"
     shot(browser, tmp_path, "dashboard-instance", height=1100)
+    browser.find_element(By.LINK_TEXT, "sent").click()  # the status filter: none sent yet
+    wait_until(lambda: "No messages." in browser.page_source, what="the sent filter")
+    browser.find_element(By.LINK_TEXT, "queued").click()
+    wait_until(lambda: text_of(browser, f'tr[data-message="{mid.group(1)}"]') is not None)
+    browser.find_element(By.LINK_TEXT, "all").click()
+    wait_until(lambda: text_of(browser, f'tr[data-message="{mid.group(1)}"]') is not None)
     # Live: the stopped instance starts, the message is sent, the page follows.
     c.instance_start("shop-ok")
     wait_until(

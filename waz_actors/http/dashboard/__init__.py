@@ -90,17 +90,19 @@ async def _status_part(gw: Gateway, token: str, iid: str) -> str:
     return views.instance_status(info, queue)
 
 
-async def _queue_part(gw: Gateway, token: str, iid: str, status: str | None) -> str:
-    args: dict[str, Any] = {"instance_id": iid, "limit": QUEUE_SHOWN}
-    if status:
-        args["status"] = status
-    page = await gw.call("queue.list", args, token)
-    return views.instance_queue(page.get("messages") or [])
+def _view(request: Request) -> dict[str, str]:
+    """The messages' filter and page from the query: `status`, `after` (the daemon checks them)."""
+    return {k: v for k in ("status", "after") if (v := request.query_params.get(k, ""))}
+
+
+async def _queue_part(gw: Gateway, token: str, iid: str, view: dict[str, str]) -> str:
+    page = await gw.call("queue.list", {"instance_id": iid, "limit": QUEUE_SHOWN, **view}, token)
+    return views.instance_queue(iid, page.get("messages") or [], view, page.get("next"))
 
 
 async def _instance_parts(request: Request, token: str, iid: str) -> tuple[str, str]:
-    gw, status = _gw(request), request.query_params.get("status")
-    return await asyncio.gather(_status_part(gw, token, iid), _queue_part(gw, token, iid, status))
+    gw, view = _gw(request), _view(request)
+    return await asyncio.gather(_status_part(gw, token, iid), _queue_part(gw, token, iid, view))
 
 
 # -- pages -------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ async def instance_page(request: Request) -> Response:
         return _failure(request, token, e)
     return _html(
         request, views.instance, iid=iid, status=status, queue=queue,
-        csrf=session.csrf_for(token), flash=flash,
+        csrf=session.csrf_for(token), flash=flash, view=_view(request),
     )  # fmt: skip
 
 
@@ -254,7 +256,7 @@ async def instance_fragment(request: Request) -> Response:
     iid, gw = request.path_params["instance_id"], _gw(request)
     try:
         if request.query_params.get("part") == "queue":
-            part = await _queue_part(gw, token, iid, request.query_params.get("status"))
+            part = await _queue_part(gw, token, iid, _view(request))
         else:
             part = await _status_part(gw, token, iid)
     except DaemonError as e:

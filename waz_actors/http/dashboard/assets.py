@@ -35,6 +35,12 @@ background:#e8ebef;color:#3b4550}
 .s-online{background:#dcf3e4;color:#11703a}.s-pairing,.s-connecting{background:#e2ecfd;color:#1c4fa8}
 .s-backoff,.s-tripped{background:#fdf1d6;color:#8a6400}
 .s-logged_out,.s-banned,.s-failed{background:#fbe1e1;color:#9c2121}
+.s-sent{background:#dcf3e4;color:#11703a}.s-queued,.s-sending{background:#e2ecfd;color:#1c4fa8}
+.s-unknown,.s-expired,.s-cancelled,.s-cooldown{background:#fdf1d6;color:#8a6400}
+.chips{display:flex;gap:.3em;flex-wrap:wrap;margin:0 0 .6em}.chip{padding:.1em .7em;
+border-radius:99px;border:1px solid var(--line);background:#fff;text-decoration:none;
+font-size:12.5px;color:var(--ink)}.chip.on{background:var(--ink);color:#fff;border-color:var(--ink)}
+.pages{margin:.6em 0}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
 .muted{color:var(--mute)}.live{font-size:12px;color:var(--mute)}
 .live::before{content:"";display:inline-block;width:.55em;height:.55em;border-radius:50%;
@@ -44,7 +50,7 @@ input,textarea,select{font:inherit;padding:.4em .5em;border:1px solid #c9ced6;bo
 width:100%;background:#fff}textarea{height:4.5em;resize:vertical}
 button{font:inherit;padding:.4em .9em;border-radius:6px;border:1px solid #c9ced6;background:#fff;
 cursor:pointer}button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
-.actions{display:flex;gap:.4em;flex-wrap:wrap;margin-top:.6em}.card .actions+h2{margin-top:1.1em}
+.actions{display:flex;gap:.4em;flex-wrap:wrap;margin-top:.6em}.card form+h2{margin-top:1.1em}
 .flash{padding:.6em .9em;border-radius:6px;margin-bottom:1em;background:#dcf3e4;color:#11703a}
 .flash.err{background:#fbe1e1;color:#9c2121}
 .qr{display:flex;gap:1.5em;align-items:center}.qr img{width:264px;height:264px;

@@ -6,10 +6,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from waz_actors import __version__
 from waz_actors.http.dashboard.assets import LIVE, PAIR, STYLE
+from waz_actors.types import MessageStatus
 
 Row = Mapping[str, Any]
 DASH = "&ndash;"  # an empty value
@@ -176,16 +177,37 @@ def instance_status(info: Row, queue: Row) -> str:
     )
 
 
-def instance_queue(messages: Iterable[Row]) -> str:
-    """The instance page's live list of messages (queue.list)."""
+def instance_queue(iid: str, messages: Iterable[Row], view: Mapping[str, str], nxt: object) -> str:
+    """The instance page's live list of messages: one queue.list page, in the order queued.
+
+    `view`: the page's `status` filter and `after` (paging), `nxt`: queue.list's `next`."""
+    base, status = path_of(iid), view.get("status", "")
+    chips = "".join(
+        f'<a class="chip{" on" if s == status else ""}" href="{esc(_filtered(base, s))}">'
+        f"{s or 'all'}</a>"
+        for s in ("", *(str(m) for m in MessageStatus))
+    )
     rows = "".join(_message_row(m) for m in messages)
-    return (
+    table = (
         '<table id="queue"><thead><tr><th>Message</th><th>To</th><th>Status</th>'
         '<th class="num">Attempts</th><th>Created</th><th>Text</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>"
         if rows
         else '<div class="card empty">No messages.</div>'
     )
+    pages = ""
+    if view.get("after"):
+        pages += f'<a href="{esc(_filtered(base, status))}">← first page</a> '
+    if isinstance(nxt, str) and nxt:
+        more = base + "?" + urlencode({k: v for k, v in (("status", status), ("after", nxt)) if v})
+        pages += f'<a href="{esc(more)}">next page →</a>'
+    return f'<nav class="chips">{chips}</nav>{table}' + (
+        f'<p class="pages">{pages}</p>' if pages else ""
+    )
+
+
+def _filtered(base: str, status: str) -> str:
+    return base + (f"?{urlencode({'status': status})}" if status else "")
 
 
 def _dl(items: list[tuple[str, str]]) -> str:
@@ -213,10 +235,12 @@ def instance(
     nonce: str,
     csrf: str,
     *,
+    view: Mapping[str, str] | None = None,
     flash: str = "",
     error: str = "",
 ) -> str:
     base = path_of(iid)
+    queue_url = f"{base}/live?{urlencode({'part': 'queue', **(view or {})})}"
     note = (f'<div class="flash">{esc(flash)}</div>' if flash else "") + (
         f'<div class="flash err">{esc(error)}</div>' if error else ""
     )
@@ -244,7 +268,7 @@ def instance(
         'placeholder="for a pairing code instead of a QR"><div class="actions">'
         '<button class="primary" id="pair">Pair</button></div></form>'
         f'<h2>Actions</h2><div class="actions">{actions}</div></div></div>'
-        f'<h2>Messages</h2><div id="messages" data-fragment="{esc(base)}/live?part=queue">'
+        f'<h2>Messages</h2><div id="messages" data-fragment="{esc(queue_url)}">'
         f"{queue}</div>"
     )
     return page(iid, body, nonce, csrf=csrf, script=LIVE)
