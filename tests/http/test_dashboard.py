@@ -254,9 +254,21 @@ def test_forms_need_the_csrf_token_and_a_signed_in_browser(
     assert cross == 403
     # The pairing stream starts a pairing: it needs the CSRF token too.
     assert http("GET", dash.url("/i/shop-ok/pair/events")).status == 401
+    # A revoked or wrong token: the sign-in page again, and the cookie is dropped.
+    r = get_with_cookie(dash.url("/"), "waz_session=waz_" + "x" * 43)
+    assert r.status_code == 401 and "refused" in r.text
+    assert 'waz_session=""' in r.headers["set-cookie"] or "Max-Age=0" in r.headers["set-cookie"]
+    r = get_with_cookie(dash.url("/i/not-mine"), cookie)  # another tenant's: not found
+    assert r.status_code == 404 and "not_found" in r.text
     r = http("GET", dash.url("/"))
     assert "default-src 'none'" in r.headers["content-security-policy"]
     assert r.headers["x-frame-options"] == "DENY"
+
+
+def get_with_cookie(url: str, cookie: str) -> Any:
+    import httpx
+
+    return httpx.get(url, headers={"Cookie": cookie}, timeout=10)
 
 
 def http_with_cookie(url: str, cookie: str, body: bytes, origin: str | None = None) -> int:
@@ -274,3 +286,39 @@ def http_with_cookie(url: str, cookie: str, body: bytes, origin: str | None = No
             return int(r.status)
     except urllib.error.HTTPError as e:
         return int(e.code)
+
+
+def test_event_stream_is_the_tenants_own_and_ends_with_the_browser(
+    dash: Stack, tenant: tuple[str, Client]
+) -> None:
+    """The SSE stream carries the signed-in tenant's events only; closing it unsubscribes."""
+    import httpx
+
+    token, c = tenant
+    other = Client(dash.daemon.cfg.control_endpoint, dash.tenant_token("other2"), timeout=5)
+    other.instance_create("sim", "theirs")
+    online(c, "mine")
+
+    def subscriptions() -> int:
+        return int(dash.admin.daemon_status()["control"]["subscriptions"])
+
+    before = subscriptions()
+    seen: list[str] = []
+    with (
+        httpx.Client(base_url=dash.base, cookies={"waz_session": token}, timeout=10) as h,
+        h.stream("GET", "/dashboard/events") as r,
+    ):
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        wait_until(lambda: subscriptions() == before + 1, what="the stream subscribed")
+        other.instance_start("theirs")
+        c.instance_stop("mine")
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                seen.append(line)
+                if '"mine"' in line and '"stopped"' in line:
+                    break
+    assert not [s for s in seen if "theirs" in s]
+    wait_until(lambda: subscriptions() == before, what="the subscription dropped")
+    assert http("GET", dash.url("/dashboard/events")).status == 401  # no cookie, no stream
+    other.close()

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import segno
 
 from waz_actors.http.client import DaemonError, DaemonUnreachable
@@ -58,6 +59,13 @@ async def follow(gw: Gateway, token: str, instance_id: str | None) -> AsyncItera
             else:
                 yield sse("change", {"topic": topic, "instance_id": body.get("instance_id")})
     finally:
+        await _close(sub)
+
+
+async def _close(sub: AsyncSubscription) -> None:
+    # The browser went away: Starlette cancels the response, and a cancelled scope would cancel
+    # the unsubscribe too (the daemon would then keep the subscription until its ttl).
+    with anyio.CancelScope(shield=True):
         await sub.close()
 
 
@@ -106,7 +114,7 @@ async def pair(
                     yield sse("failed", {"message": f"the instance is {body.get('state')}"})
                     return
     finally:
-        await sub.close()
+        await _close(sub)
 
 
 def _code(found: dict[str, Any]) -> bytes:
