@@ -246,7 +246,7 @@ async def fleet_fragment(request: Request) -> Response:
         rows = await _fleet_rows(_gw(request), token)
     except DaemonError as e:
         return Response(e.code, status_code=401 if e.code == "unauthorized" else 503)
-    return HTMLResponse(views.fleet(rows), headers={"Cache-Control": "no-store"})
+    return session.secure_headers(HTMLResponse(views.fleet(rows)), session.nonce())
 
 
 async def instance_fragment(request: Request) -> Response:
@@ -261,7 +261,7 @@ async def instance_fragment(request: Request) -> Response:
             part = await _status_part(gw, token, iid)
     except DaemonError as e:
         return Response(e.code, status_code=401 if e.code == "unauthorized" else 503)
-    return HTMLResponse(part, headers={"Cache-Control": "no-store"})
+    return session.secure_headers(HTMLResponse(part), session.nonce())
 
 
 def _stream(body: Any) -> StreamingResponse:

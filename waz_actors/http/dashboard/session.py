@@ -39,8 +39,10 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+    # A reverse proxy may rewrite Host; it then names the browser's host in X-Forwarded-Host.
+    # (A page on another site cannot set that header on a cross-site form post.)
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+    return origin.split("://", 1)[-1] in hosts - {""}
 
 
 def sign_in(request: Request, token: str, to: str) -> Response:
