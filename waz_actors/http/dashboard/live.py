@@ -9,17 +9,61 @@ named SSE events: `state` (an instance's new state, written into the page at onc
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import anyio
 import segno
 
 from waz_actors.http.client import DaemonError, DaemonUnreachable
-from waz_actors.http.events import AsyncSubscription
+from waz_actors.http.events import AsyncSubscription, Event
 from waz_actors.http.gateway import Gateway
 
 KEEPALIVE = 15.0  # seconds between SSE comments: proxies keep the stream, dead tabs show up
+TICK = 0.5  # how often a quiet stream looks whether the gateway is stopping
+
+# uvicorn waits for open responses before it stops (up to 5 s, then cancels them): an open
+# dashboard would delay every stop of the gateway, and of the daemon that stops it last. So the
+# streams end by themselves on SIGTERM/SIGINT; uvicorn's own handlers still run after ours.
+_stop = {"watching": False, "stopping": False}
+
+
+def _watch_shutdown() -> None:
+    if _stop["watching"]:
+        return
+    _stop["watching"] = True
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            _stop["stopping"] = True
+            if callable(previous):
+                previous(signum, frame)
+
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (an embedding app): streams end on cancel
+            return
+
+
+async def _events(sub: AsyncSubscription) -> AsyncIterator[Event | None]:
+    """The subscription's events, None when a keep-alive is due; ends when the gateway stops.
+
+    Raises DaemonError / DaemonUnreachable when the renew fails (the daemon restarted)."""
+    _watch_shutdown()
+    quiet = time.monotonic()
+    while not _stop["stopping"]:
+        ev = await sub.recv(TICK)
+        now = time.monotonic()
+        if ev is not None:
+            quiet = now
+            yield ev
+        elif now - quiet >= KEEPALIVE:
+            quiet = now
+            yield None
 
 
 def sse(name: str, data: dict[str, Any]) -> bytes:
@@ -45,19 +89,18 @@ async def follow(gw: Gateway, token: str, instance_id: str | None) -> AsyncItera
             yield sse("failed", {"message": str(e)})
             return
         yield b"retry: 3000\n\n"
-        while True:
-            try:
-                ev = await sub.recv(KEEPALIVE)
-            except (DaemonError, DaemonUnreachable):
-                return  # the browser reconnects and subscribes anew
-            if ev is None:
-                yield b": keep-alive\n\n"
-                continue
-            topic, body = ev
-            if topic.endswith(".state"):
-                yield sse("state", _state(body))
-            else:
-                yield sse("change", {"topic": topic, "instance_id": body.get("instance_id")})
+        try:
+            async for ev in _events(sub):
+                if ev is None:
+                    yield b": keep-alive\n\n"
+                    continue
+                topic, body = ev
+                if topic.endswith(".state"):
+                    yield sse("state", _state(body))
+                else:
+                    yield sse("change", {"topic": topic, "instance_id": body.get("instance_id")})
+        except (DaemonError, DaemonUnreachable):
+            return  # the browser reconnects and subscribes anew
     finally:
         await _close(sub)
 
@@ -93,26 +136,26 @@ async def pair(
             yield sse("failed", {"message": message})
             return
         yield _code(first if isinstance(first, dict) else {})
-        while True:
-            try:
-                ev = await sub.recv(KEEPALIVE)
-            except (DaemonError, DaemonUnreachable) as e:
-                yield sse("failed", {"message": str(e)})
-                return
-            if ev is None:
-                yield b": keep-alive\n\n"
-                continue
-            topic, body = ev
-            if topic.endswith(".qr") and (body.get("qr") or body.get("code")):
-                yield _code(body)
-            elif topic.endswith(".state"):
-                yield sse("state", _state(body))
-                if body.get("state") == "online":
-                    yield sse("paired", {"instance_id": instance_id})
-                    return
-                if body.get("state") in ("logged_out", "banned", "deleted"):
-                    yield sse("failed", {"message": f"the instance is {body.get('state')}"})
-                    return
+        try:
+            async for ev in _events(sub):
+                if ev is None:
+                    yield b": keep-alive\n\n"
+                    continue
+                topic, body = ev
+                if topic.endswith(".qr") and (body.get("qr") or body.get("code")):
+                    yield _code(body)
+                elif topic.endswith(".state"):
+                    yield sse("state", _state(body))
+                    if body.get("state") == "online":
+                        yield sse("paired", {"instance_id": instance_id})
+                        return
+                    if body.get("state") in ("logged_out", "banned", "deleted"):
+                        yield sse("failed", {"message": f"the instance is {body.get('state')}"})
+                        return
+        except (DaemonError, DaemonUnreachable) as e:
+            yield sse("failed", {"message": str(e)})
+            return
+        yield sse("failed", {"message": "the gateway is stopping"})
     finally:
         await _close(sub)
 
