@@ -322,3 +322,41 @@ def test_event_stream_is_the_tenants_own_and_ends_with_the_browser(
     wait_until(lambda: subscriptions() == before, what="the subscription dropped")
     assert http("GET", dash.url("/dashboard/events")).status == 401  # no cookie, no stream
     other.close()
+
+
+def test_an_open_dashboard_does_not_hold_up_a_stop(short_dir: Path) -> None:
+    """uvicorn waits up to 5 s for open responses; the event streams end on SIGTERM instead."""
+    import threading
+    import time
+
+    import httpx
+
+    s = start_stack(short_dir, short_dir / "run", free_port())
+    token = s.tenant_token("stopper")
+    opened = threading.Event()
+    ended: list[str] = []
+
+    def hold() -> None:
+        try:
+            with (
+                httpx.Client(base_url=s.base, cookies={"waz_session": token}, timeout=30) as h,
+                h.stream("GET", "/dashboard/events") as r,
+            ):
+                opened.set()
+                for _ in r.iter_lines():
+                    pass
+            ended.append("ended")
+        except httpx.HTTPError as e:
+            ended.append(type(e).__name__)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert opened.wait(10)
+    wait_until(lambda: s.admin.daemon_status()["control"]["subscriptions"] == 1)
+    s.admin.close()
+    started = time.monotonic()
+    s.daemon.stop(timeout=20)
+    took = time.monotonic() - started
+    t.join(5)
+    assert ended == ["ended"], ended  # the stream finished cleanly, it was not cut
+    assert took < 4.0, f"the stop took {took:.1f} s"
