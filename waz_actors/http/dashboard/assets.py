@@ -89,6 +89,11 @@ es.addEventListener('state', e => {
 });
 es.addEventListener('change', soon);
 setInterval(soon, 15000);  // success rates and hourly counts also move with time alone
+for (const b of document.querySelectorAll('button[value="logout"]')) {
+  b.addEventListener('click', e => {
+    if (!confirm('Unlink this WhatsApp device? Pairing again needs the phone.')) e.preventDefault();
+  });
+}
 """
 
 # Pairing: the gateway asks instance.pair for this page's own stream and pushes each rotating
