@@ -28,7 +28,6 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         "chromium and chromium-driver are not installed (scripts/setup)", allow_module_level=True
     )
 
-from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -84,10 +83,6 @@ def shot(driver: Any, tmp_path: Path, name: str, height: int = 860) -> Path:
     return path
 
 
-def row(driver: Any, iid: str) -> Any:
-    return driver.find_element(By.CSS_SELECTOR, f'tr[data-instance="{iid}"]')
-
-
 def text_of(driver: Any, css: str) -> str | None:
     """Read in the page: live refreshes replace elements, so no element handle is kept."""
     got = driver.execute_script(
@@ -96,11 +91,29 @@ def text_of(driver: Any, css: str) -> str | None:
     return None if got is None else str(got)
 
 
+def chip(driver: Any, name: str) -> None:
+    """Clicks a status filter of the messages (in the page: the list may be refreshed)."""
+    driver.execute_script(
+        "for (const a of document.querySelectorAll('.chip'))"
+        " if (a.textContent === arguments[0]) { a.click(); return; }",
+        name,
+    )
+
+
+def colour_of(driver: Any, iid: str) -> str:
+    """The health dot's colour as the browser paints it (read in the page: rows get replaced)."""
+    return str(driver.execute_script(
+        "return getComputedStyle(document.querySelector(arguments[0])).backgroundColor",
+        f'tr[data-instance="{iid}"] .dot',
+    ))  # fmt: skip
+
+
 def health_of(driver: Any, iid: str) -> str | None:
-    try:
-        return str(row(driver, iid).get_attribute("data-health"))
-    except WebDriverException:
-        return None
+    got = driver.execute_script(
+        "const r = document.querySelector(arguments[0]); return r ? r.dataset.health : null",
+        f'tr[data-instance="{iid}"]',
+    )
+    return None if got is None else str(got)
 
 
 def find(driver: Any, element_id: str) -> Any:
@@ -143,10 +156,8 @@ def test_link_signs_in_and_instances_show_with_their_health(
         c.message_send("shop-bad", "6281234567890", f"fails {n}")
     wait_until(lambda: health_of(browser, "shop-bad") == "critical", what="shop-bad critical")
     assert browser.execute_script("return window.notReloaded") is True
-    colour = row(browser, "shop-bad").find_element(By.CSS_SELECTOR, ".dot")
-    assert colour.value_of_css_property("background-color") == "rgba(210, 59, 59, 1)"  # red
-    ok_dot = row(browser, "shop-ok").find_element(By.CSS_SELECTOR, ".dot")
-    assert ok_dot.value_of_css_property("background-color") == "rgba(26, 156, 74, 1)"  # green
+    assert colour_of(browser, "shop-bad") == "rgb(210, 59, 59)"  # red
+    assert colour_of(browser, "shop-ok") == "rgb(26, 156, 74)"  # green
     shot(browser, tmp_path, "dashboard-instances")
     other.close()
 
@@ -219,18 +230,19 @@ def test_test_send_shows_up_in_the_queue(
     text.send_keys("<b>halo</b> from the dashboard")
     browser.find_element(By.ID, "send").click()
     wait_until(lambda: "Queued message" in browser.page_source, what="the send queued")
-    queued = browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
-    texts = [r.text for r in queued]
+    texts = browser.execute_script(
+        "return [...document.querySelectorAll('#queue tbody tr')].map(r => r.textContent)"
+    )
     assert any("<b>halo</b> from the dashboard" in t for t in texts), texts  # escaped, shown
     assert not browser.find_elements(By.CSS_SELECTOR, "#queue b")  # not markup
     mid = re.search(r"Queued message ([\w.-]+)\.", browser.page_source)
     assert mid and c.message_get(mid.group(1))["text"] == "<b>halo</b> from the dashboard"
     shot(browser, tmp_path, "dashboard-instance", height=1100)
-    browser.find_element(By.LINK_TEXT, "sent").click()  # the status filter: none sent yet
+    chip(browser, "sent")  # the status filter: none sent yet
     wait_until(lambda: "No messages." in browser.page_source, what="the sent filter")
-    browser.find_element(By.LINK_TEXT, "queued").click()
+    chip(browser, "queued")
     wait_until(lambda: text_of(browser, f'tr[data-message="{mid.group(1)}"]') is not None)
-    browser.find_element(By.LINK_TEXT, "all").click()
+    chip(browser, "all")
     wait_until(lambda: text_of(browser, f'tr[data-message="{mid.group(1)}"]') is not None)
     # Live: the stopped instance starts, the message is sent, the page follows.
     c.instance_start("shop-ok")
