@@ -57,6 +57,12 @@ class DemoTraffic:
             "every few seconds; Ctrl-C drains and stops",
             self.interval,
         )
+        if self.daemon.cfg.http.listen:
+            logger.info(
+                "demo: dashboard at http://{}/ (sign in with the token of "
+                "`waz-actors token create demo`)",
+                self.daemon.cfg.http.listen,
+            )
         self._thread.start()
 
     @staticmethod

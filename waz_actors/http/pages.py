@@ -1,4 +1,4 @@
-"""Pages for people: `/` (a placeholder a dashboard module will replace) and `/docs`.
+"""Pages for people: `/docs`, and `/` when the dashboard (http/dashboard/) is not mounted.
 
 Self-contained: no script, font or style from the internet, so they work on a host without
 outbound access. /docs reads /openapi.json and lets you try each request.
@@ -20,7 +20,7 @@ label{display:block;margin:.2em 0}input{width:24em}textarea{width:100%;height:6e
 
 INDEX = f"""<!doctype html><html><head><meta charset="utf-8"><title>waz-actors</title>
 <style>{STYLE}</style></head><body><h1>waz-actors HTTP gateway</h1>
-<p>Version {__version__}. The dashboard comes later; for now:</p>
+<p>Version {__version__}. Served when the dashboard (http/dashboard/) is not mounted:</p>
 <ul><li><a href="/docs">/docs</a>: the API, try requests in the browser</li>
 <li><a href="/openapi.json">/openapi.json</a>: the OpenAPI 3 document</li>
 <li><a href="/metrics">/metrics</a>: Prometheus metrics</li>

@@ -29,11 +29,12 @@ def settings_from(cfg: Config, endpoint: str | None = None) -> Settings:
 def serve(settings: Settings, host: str, port: int, log_level: str = "warning") -> None:
     import uvicorn
 
+    from waz_actors.http import dashboard
     from waz_actors.http.app import build_app
 
     fast = importlib.util.find_spec("uvloop") is not None
     uvicorn.run(
-        build_app(settings),
+        build_app(settings, dashboard.routes()),
         host=host,
         port=port,
         log_level=log_level,
