@@ -8,6 +8,7 @@ carrying a Future, and the caller waits at most `timeout`: a stuck actor costs i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,6 +47,7 @@ from waz_actors.store.records import MessageRecord
 from waz_actors.types import InstanceState, new_instance_id
 
 if TYPE_CHECKING:
+    from waz_actors.campaign.actor import Manager
     from waz_actors.drivers.sim import SimNetworkLike
 
 T = TypeVar("T")
@@ -74,6 +76,9 @@ class Fleet:
         self.accepting = True
         self.started_at = time.time()
         self.started_at_monotonic = time.monotonic()
+        # Set by the runtime once the fleet exists (the manager feeds instances through it).
+        self.campaigns: Manager | None = None
+        self.publish: Callable[[str, Mapping[str, Any]], None] = lambda topic, body: None
 
     @property
     def max_queue(self) -> int:

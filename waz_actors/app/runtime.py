@@ -21,6 +21,7 @@ from waz_actors.actors.instance import InstanceDeps
 from waz_actors.actors.messages import StopAll
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.app.lock import StateLock
+from waz_actors.campaign.actor import Manager
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.config import Config
 from waz_actors.drivers.base import Driver, DriverContext, DriverFactory
@@ -61,6 +62,7 @@ class Daemon:
         self.supervisor: pykka.ActorRef[SupervisorActor] | None = None
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
+        self.campaigns: Manager | None = None
         self.pruner = Pruner(
             self.store,
             retention_days=cfg.store.retention_days,
@@ -114,11 +116,19 @@ class Daemon:
             self.sweep,
             sim=self.sim,
         )
+        self.fleet.publish = self.bus.publish
+        self.campaigns = Manager(
+            cfg, self.store, self.fleet, self.clock, self.scheduler, self.bus.publish
+        )
+        self.fleet.campaigns = self.campaigns
         if self.with_control:
             from waz_actors.control.server import ControlServer
 
             self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
             self.control.start()
+        resumed = self.campaigns.resume_all()
+        if resumed:
+            logger.info("{} campaign(s) resumed", resumed)
         logger.info(
             "waz-actors {} started: {} instance(s), state {}, control {}",
             __version__,
@@ -208,6 +218,8 @@ class Daemon:
         logger.info("stopping: draining in-flight sends (up to {:g} s)", t)
         if self.fleet is not None:
             self.fleet.accepting = False
+        if self.campaigns is not None:
+            self.campaigns.stop()  # before the instances: feeders talk to them
         if self.supervisor is not None:
             from concurrent.futures import Future
 

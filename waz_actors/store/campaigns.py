@@ -172,7 +172,8 @@ class Campaigns:
         return None if row is None else CampaignRecord.from_row(row)
 
     def list_all(self, tenant: str | None = None, state: str | None = None) -> list[CampaignRecord]:
-        sql, args = f"SELECT {_COLS} FROM campaigns WHERE 1", []
+        sql = f"SELECT {_COLS} FROM campaigns WHERE 1"
+        args: list[str] = []
         if tenant is not None:
             sql, args = sql + " AND tenant = ?", [*args, tenant]
         if state is not None:

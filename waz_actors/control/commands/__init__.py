@@ -1,6 +1,7 @@
 """Command handlers, one module per group; importing this package registers them all."""
 
 from waz_actors.control.commands import (
+    campaign,
     daemon,
     events,
     inbox,
@@ -12,4 +13,15 @@ from waz_actors.control.commands import (
 )
 from waz_actors.control.protocol import REGISTRY
 
-__all__ = ["REGISTRY", "daemon", "events", "inbox", "instance", "message", "queue", "sim", "token"]
+__all__ = [
+    "REGISTRY",
+    "campaign",
+    "daemon",
+    "events",
+    "inbox",
+    "instance",
+    "message",
+    "queue",
+    "sim",
+    "token",
+]
