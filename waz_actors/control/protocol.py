@@ -307,6 +307,9 @@ READONLY_COMMANDS = frozenset(
         "queue.status",
         "queue.list",
         "inbox.list",
+        "campaign.get",
+        "campaign.list",
+        "campaign.recipients",
         "token.list",
         "sim.stats",
     }
