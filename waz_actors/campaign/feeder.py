@@ -4,7 +4,8 @@ Each `step()` reads the campaign's durable state and acts on it, so a step after
 restart carries on where the last one stopped:
 
 1. copy final message statuses onto recipients (`sync`);
-2. safety stops: an instance of the campaign banned, or fewer than `warning_success` (60 %, the
+2. safety stops: an instance of the campaign banned (once per ban: after a resume the banned
+   instance is only skipped), or fewer than `warning_success` (60 %, the
    seeds' critical border) of the last FAILURE_WINDOW sends sent -> the campaign pauses itself
    and raises a `daemon.alarm`;
 3. take back: the queued, unsent messages of the campaign on an instance that went bad
@@ -103,6 +104,9 @@ class Feeder:
         self.turn = 0  # round-robin start
         self.since = clock.wall()  # the safety stop counts outcomes from here (start, resume)
         self.last_progress = 0.0
+        # Instances already banned when this feeder began (the operator resumed knowing it):
+        # skipped, their share goes to the others, but they do not pause the campaign again.
+        self.known_bans: set[str] | None = None
 
     # ------------------------------------------------------------------ the step
 
@@ -171,10 +175,16 @@ class Feeder:
     # ------------------------------------------------------------------ parts
 
     def _safety_stop(self, camp: CampaignRecord) -> str | None:
+        banned = set()
         for iid in camp.instance_ids:
             snap = self.fleet.snapshot(iid)
             if snap is not None and snap.state == "banned":
-                return f"instance {iid} is banned"
+                banned.add(iid)
+        if self.known_bans is None:
+            self.known_bans = banned
+        new = sorted(banned - self.known_bans)
+        if new:
+            return f"instance {new[0]} is banned"
         outcomes = self.store.campaigns.recent_outcomes(
             self.campaign_id, FAILURE_WINDOW, since=self.since
         )
