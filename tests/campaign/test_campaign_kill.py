@@ -18,6 +18,7 @@ import chaos  # noqa: E402
 
 from tests.service.daemon_proc import DaemonProc, config_text  # noqa: E402
 from tests.waiting import wait_until  # noqa: E402
+from waz_actors.control.client import Client  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 N = 300
@@ -49,9 +50,9 @@ def test_exactly_one_message_per_recipient_across_two_kill9(tmp_path: Path) -> N
         for threshold in (N // 4, N // 2):
             with procs[-1].client(timeout=10) as c:
 
-                def sent(c=c) -> bool:  # type: ignore[no-untyped-def]
+                def sent(c: Client = c, at: int = threshold) -> bool:
                     counts = c.campaign_get(cid)["counts"]
-                    return int(counts["sent"]) + int(counts["queued"]) >= threshold
+                    return int(counts["sent"]) + int(counts["queued"]) >= at
 
                 wait_until(sent, timeout=90)
             procs[-1].signal(signal.SIGKILL)
@@ -64,7 +65,7 @@ def test_exactly_one_message_per_recipient_across_two_kill9(tmp_path: Path) -> N
         counts = got["counts"]
         assert sum(counts.values()) == N and counts["pending"] == counts["queued"] == 0
         assert counts["sent"] + counts["failed"] + counts["cancelled"] == N
-        stats, log = sim.query()
+        _, log = sim.query()
         to = [entry["to"] for entry in log]
         assert len(to) == len(set(to)), "a recipient got two messages"
         assert len(to) == counts["sent"]

@@ -21,6 +21,9 @@ from waz_actors.store.api import StoreAPI
 
 TICK = 1.0  # daemon seconds between two feeder passes
 MIN_REAL_TICK = 0.02  # real seconds: compressed time must not make the feeder spin
+# While the last pass queued something, the next comes after this many real seconds: a campaign
+# with pacing off keeps up with the queues instead of topping them up once a second.
+BUSY_REAL_TICK = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +37,11 @@ class Wake:
 
 
 class CampaignActor(pykka.ThreadingActor):
-    def __init__(self, feeder: Feeder, scheduler: Scheduler, tick: float, done: Manager) -> None:
+    def __init__(
+        self, feeder: Feeder, scheduler: Scheduler, tick: float, time_scale: float, done: Manager
+    ) -> None:
         super().__init__()
+        self.time_scale = time_scale
         self.feeder = feeder
         self.scheduler = scheduler
         self.tick = tick
@@ -59,7 +65,10 @@ class CampaignActor(pykka.ThreadingActor):
             again = True
         if again:
             ref = self.actor_ref
-            self.timer = self.scheduler.call_later(self.tick, lambda: ref.tell(Tick()))
+            wait = self.tick
+            if self.feeder.fed:
+                wait = min(wait, BUSY_REAL_TICK / self.time_scale)
+            self.timer = self.scheduler.call_later(wait, lambda: ref.tell(Tick()))
         else:
             self.done.forget(self.feeder.campaign_id, ref=self.actor_ref)
             self.stop()
@@ -110,7 +119,9 @@ class Manager:
             feeder = Feeder(
                 campaign_id, self.store, self.fleet, self.clock, self.publish, self.limits()
             )
-            self._actors[campaign_id] = CampaignActor.start(feeder, self.scheduler, self.tick, self)
+            self._actors[campaign_id] = CampaignActor.start(
+                feeder, self.scheduler, self.tick, self.clock.time_scale, self
+            )
 
     def forget(self, campaign_id: str, ref: pykka.ActorRef[CampaignActor]) -> None:
         with self._lock:
