@@ -5,8 +5,9 @@ messages per second through a campaign vs direct `message.send` in the same run 
 
 A real `waz-actors run` subprocess (sim driver in-process, store synchronous=FULL), three online
 instances of one tenant. Steps:
-1. throughput: --messages direct sends (one client, one request at a time, retrying
-   `queue_full` after 5 ms: what a panel's loop does) until the sim delivered them; then a
+1. throughput: --messages direct sends (one client, then --senders clients in threads, each one
+   request at a time, retrying `queue_full` after 5 ms: what a panel's loop does) until the sim
+   delivered them; then a
    campaign of --messages other numbers, timed from campaign.start to `done`;
 2. a campaign of --recipients created over the protocol in calls of 1,000, timed;
 3. that campaign started for --run seconds while the daemon's RSS is sampled, then cancelled.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,18 +41,28 @@ def delivered(c: Client) -> int:
     return int(c.sim_stats()["totals"]["delivered"])
 
 
-def direct(c: Client, n: int) -> float:
+def direct(d: DaemonProcess, c: Client, n: int, senders: int) -> float:
+    """`senders` clients in threads, each sending its share one request at a time."""
     base = delivered(c)
+
+    def send(k: int) -> None:
+        with Client(d.endpoint, d.token(), timeout=30.0) as mine:
+            for i in range(k, n, senders):
+                while True:
+                    try:
+                        mine.message_send(IDS[i % 3], f"6281{i:08d}{k}", text=f"direct {i}")
+                        break
+                    except ClientError as e:
+                        if e.code != "queue_full":
+                            raise
+                        time.sleep(0.005)
+
     t0 = time.monotonic()
-    for i in range(n):
-        while True:
-            try:
-                c.message_send(IDS[i % 3], f"6281{i:08d}1", text=f"direct {i}")
-                break
-            except ClientError as e:
-                if e.code != "queue_full":
-                    raise
-                time.sleep(0.005)
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     wait_until(lambda: delivered(c) >= base + n, 600, "direct sends delivered")
     return n / (time.monotonic() - t0)
 
@@ -71,6 +83,7 @@ def main() -> None:
     ap.add_argument("--recipients", type=int, default=100_000)
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--run", type=float, default=20.0)
+    ap.add_argument("--senders", type=int, default=8, help="direct: concurrent clients")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="wzcamp", dir="/tmp"))
     cfg = work / "waz.toml"
@@ -93,12 +106,14 @@ def main() -> None:
             lambda: all(c.instance_get(i)["state"] == "online" for i in IDS), 60, "instances"
         )
         print(machine_line())
-        rate_direct = direct(c, args.messages)
+        rate_one = direct(d, c, args.messages, 1)
+        rate_direct = direct(d, c, args.messages, args.senders)
         rate_campaign = campaign(c, args.messages)
         print(
             f"throughput, {args.messages} messages over 3 instances, pacing off:"
-            f" direct {rate_direct:.0f} msg/s, campaign {rate_campaign:.0f} msg/s"
-            f" ({rate_campaign / rate_direct:.0%} of direct)"
+            f" direct {rate_one:.0f} msg/s with one client, {rate_direct:.0f} msg/s with"
+            f" {args.senders}; campaign {rate_campaign:.0f} msg/s"
+            f" ({rate_campaign / rate_direct:.0%} of direct with {args.senders} clients)"
         )
         rss0 = proc_sample(d.pid).rss_mib
         rows = [{"to": f"6283{i:08d}1", "vars": {"name": f"N{i}"}} for i in range(args.recipients)]

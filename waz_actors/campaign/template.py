@@ -42,7 +42,7 @@ def seed_of(campaign_id: str, number: str) -> int:
 
 def render(text: str, vars: Mapping[str, str], seed: int) -> str:
     """The text for one recipient. Raises TemplateError naming a missing variable."""
-    rng = random.Random(seed)
+    rng: random.Random | None = None  # made on the first choice: seeding costs more than a var
     out = text
     while True:
         m = _GROUP.search(out)
@@ -51,6 +51,8 @@ def render(text: str, vars: Mapping[str, str], seed: int) -> str:
         inner = m.group(1)
         if "|" in inner:
             options = inner.split("|")
+            if rng is None:
+                rng = random.Random(seed)
             choice = options[rng.randrange(len(options))]
         else:
             name = inner.strip()

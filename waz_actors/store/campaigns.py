@@ -303,7 +303,8 @@ class Campaigns:
         """The last `n` recipients that ended sent or failed (after `since`), newest first."""
         with self._db.read() as c:
             rows = c.execute(
-                "SELECT status FROM campaign_recipients WHERE campaign_id = ? AND done_at >= ?"
+                "SELECT status FROM campaign_recipients WHERE campaign_id = ?"
+                " AND done_at IS NOT NULL AND done_at >= ?"
                 " AND status IN ('sent', 'failed') ORDER BY done_at DESC LIMIT ?",
                 (campaign_id, since, n),
             ).fetchall()
