@@ -76,5 +76,7 @@ def test_validation_and_tenants(core: Core) -> None:
     assert acme.error("campaign.add_recipients", campaign_id=cid, recipients=too_many)[1] == {
         "field": "recipients"
     }
+    assert acme.error("campaign.list", state="asleep")[1] == {"field": "state"}
+    assert acme.error("campaign.recipients", campaign_id=cid, status="x")[1] == {"field": "status"}
     acme.ok("campaign.cancel", campaign_id=cid)
     assert acme.ok("campaign.get", campaign_id=cid)["state"] == "cancelled"

@@ -335,6 +335,7 @@ class Feeder:
     ) -> dict[str, Any]:
         c = dict(counts) if counts is not None else self.store.campaigns.counts(self.campaign_id)
         return {
+            "time": self.clock.wall(),
             "tenant": camp.tenant,
             "instance_id": None,
             "campaign_id": self.campaign_id,

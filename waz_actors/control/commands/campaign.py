@@ -19,7 +19,7 @@ from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import ArgError, command, optional
 from waz_actors.errors import BadRequest, InvalidState, NotFound, TooLarge
-from waz_actors.store.campaigns import RECIPIENT_STATUSES, CampaignRecord
+from waz_actors.store.campaigns import CAMPAIGN_STATES, RECIPIENT_STATUSES, CampaignRecord
 
 RECIPIENTS_MAX = 1000  # per call; any number of calls
 VARS_MAX = 32
@@ -231,6 +231,7 @@ def _move(ctx: Context, campaign_id: str, to: str, frm: tuple[str, ...]) -> dict
     if not ctx.store.campaigns.set_state(campaign_id, to, only_if=frm).result():
         raise InvalidState(f"campaign {campaign_id} changed meanwhile", {"state": camp.state})
     body: dict[str, Any] = {
+        "time": time.time(),
         "tenant": camp.tenant,
         "instance_id": None,
         "campaign_id": campaign_id,
@@ -270,7 +271,13 @@ def get(ctx: Context, campaign_id: str) -> dict[str, Any]:
     return view(ctx, campaign_of(ctx, campaign_id))
 
 
-@command("campaign.list", readonly=True, args={"state": optional(v.label)})
+def _state(value: Any) -> str:
+    if value not in CAMPAIGN_STATES:
+        raise ArgError(f"expected one of {', '.join(CAMPAIGN_STATES)}")
+    return str(value)
+
+
+@command("campaign.list", readonly=True, args={"state": optional(_state)})
 def list_(ctx: Context, state: str | None = None) -> dict[str, Any]:
     camps = ctx.store.campaigns.list_all(tenant=ctx.tenant_filter, state=state)
     return {"campaigns": [view(ctx, c, detail=False) for c in camps]}
