@@ -133,10 +133,16 @@ class Manager:
             return sorted(self._actors)
 
     def resume_all(self) -> int:
-        """At start-up: the campaigns that were running or scheduled carry on."""
+        """At start-up: the campaigns that were running or scheduled carry on; a paused or
+        cancelled one whose take-back a crash interrupted (messages still queued) finishes it."""
         n = 0
-        for state in ("running", "scheduled"):
+        for state in ("running", "scheduled", "paused", "cancelled"):
             for camp in self.store.campaigns.list_all(state=state):
+                if state in ("paused", "cancelled"):
+                    counts = self.store.campaigns.counts(camp.campaign_id)
+                    left = counts["queued"] + (counts["pending"] if state == "cancelled" else 0)
+                    if not left:
+                        continue
                 self.wake(camp.campaign_id)
                 n += 1
         return n

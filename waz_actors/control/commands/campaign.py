@@ -218,6 +218,12 @@ def add_recipients(
         raise InvalidState(f"campaign {campaign_id} is {camp.state}", {"state": camp.state})
     rows = render_rows(campaign_id, camp.text, recipients)
     added, dups = ctx.store.campaigns.add_recipients(campaign_id, rows).result()
+    # The feeder may have found nothing left and ended the campaign while these were being
+    # written: they are pending, so it runs again.
+    if added and camp.state == "running":
+        again = ctx.store.campaigns.set_state(campaign_id, "running", only_if=("done",))
+        if again.result():
+            manager(ctx).wake(campaign_id)
     return {"campaign_id": campaign_id, "added": added, "duplicates": dups}
 
 
@@ -258,7 +264,9 @@ def pause(ctx: Context, campaign_id: str) -> dict[str, Any]:
 
 @command("campaign.resume", blocking=True, args=CID)
 def resume(ctx: Context, campaign_id: str) -> dict[str, Any]:
-    return _move(ctx, campaign_id, "running", ("paused",))
+    camp = campaign_of(ctx, campaign_id)
+    later = camp.start_at is not None and camp.start_at > time.time()
+    return _move(ctx, campaign_id, "scheduled" if later else "running", ("paused",))
 
 
 @command("campaign.cancel", blocking=True, args=CID)
