@@ -27,7 +27,8 @@ SCALE = 0.01
 
 
 def _daemon(tmp: Path, endpoint: str) -> DaemonProc:
-    extra = "pacing_interval = 8.0\n[sim]\n" + f'endpoint = "{endpoint}"\n'
+    # Transient faults only (the sim's schedule), retries to spare: every recipient is sent.
+    extra = "pacing_interval = 8.0\nmax_retries = 10\n[sim]\n" + f'endpoint = "{endpoint}"\n'
     d = DaemonProc(tmp, config_text(IDS, extra=extra, time_scale=SCALE))
     d.notify.wait_for("READY=1", timeout=60)
     return d
@@ -68,10 +69,9 @@ def test_exactly_one_message_per_recipient_across_two_kill9(tmp_path: Path) -> N
         _, log = sim.query()
         to = [entry["to"] for entry in log]
         assert len(to) == len(set(to)), "a recipient got two messages"
-        assert len(to) == counts["sent"]
         sent_numbers = {r["to"] for r in report if r["status"] == "sent"}
         assert {t.split("@")[0] for t in to} == sent_numbers
-        assert counts["sent"] >= N * 0.8  # the faults cost some sends, not most
+        assert len(to) == counts["sent"] == N, (counts, len(to))
     finally:
         for p in procs:
             p.close()

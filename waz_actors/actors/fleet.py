@@ -189,9 +189,17 @@ class Fleet:
         if ref is not None:
             ref.tell(Submit(record))
 
-    def cancel(self, instance_id: str, message_id: str, timeout: float | None = None) -> str:
+    def cancel(
+        self,
+        instance_id: str,
+        message_id: str,
+        timeout: float | None = None,
+        *,
+        untried_only: bool = False,
+    ) -> str:
+        """`untried_only`: only a message never handed to the driver (campaign take-backs)."""
         f: Future[str] = Future()
-        return self._ask(instance_id, Cancel(message_id, f), f, timeout)
+        return self._ask(instance_id, Cancel(message_id, f, untried_only), f, timeout)
 
     def retry(
         self, instance_id: str, message_ids: list[str] | None, timeout: float | None = None

@@ -101,6 +101,7 @@ class Manager:
         self._actors: dict[str, pykka.ActorRef[CampaignActor]] = {}
         self._closed = False
         self.tick = max(TICK, MIN_REAL_TICK / clock.time_scale)
+        self.started = clock.wall()
 
     def limits(self) -> Limits:
         return Limits(
@@ -117,7 +118,13 @@ class Manager:
                 ref.tell(Wake())
                 return
             feeder = Feeder(
-                campaign_id, self.store, self.fleet, self.clock, self.publish, self.limits()
+                campaign_id,
+                self.store,
+                self.fleet,
+                self.clock,
+                self.publish,
+                self.limits(),
+                process_started=self.started,
             )
             self._actors[campaign_id] = CampaignActor.start(
                 feeder, self.scheduler, self.tick, self.clock.time_scale, self

@@ -10,10 +10,12 @@ restart carries on where the last one stopped:
    and raises a `daemon.alarm`;
 3. take back: the queued, unsent messages of the campaign on an instance that went bad
    (cooldown, tripped, banned, logged out, stopped, deleted), on every instance when the
-   campaign is paused or cancelled or its window closed, are cancelled (only a message still
-   `queued` can be: one being sent is left to finish) and their recipients go back to
-   `pending` with the next attempt's idempotency key; a message that could not be cancelled
-   keeps its recipient, so no recipient is ever sent twice;
+   campaign is paused or cancelled or its window closed, are cancelled and their recipients go
+   back to `pending` with the next attempt's idempotency key. Only a message never handed to
+   the driver is taken back: one being sent, or tried before (a retry waiting, an unknown
+   outcome after a dropped session or a crash), may have reached the phone, so it stays where
+   it is and its instance's queue resends it under its own id; so does every message queued
+   before this daemon process started. A recipient is never sent twice;
 4. check numbers (`check_numbers`): contact.check in batches of CHECK_BATCH, not on WhatsApp ->
    `skipped`;
 5. feed: round-robin over the campaign's instances that are `online` and not critical, each up
@@ -56,7 +58,14 @@ class FleetPort(Protocol):
 
     def snapshot(self, instance_id: str) -> Any: ...
     def submit(self, record: MessageRecord) -> None: ...
-    def cancel(self, instance_id: str, message_id: str, timeout: float | None = None) -> str: ...
+    def cancel(
+        self,
+        instance_id: str,
+        message_id: str,
+        timeout: float | None = None,
+        *,
+        untried_only: bool = False,
+    ) -> str: ...
     def query(
         self, instance_id: str, request: DriverRequest, timeout: float | None = None
     ) -> Any: ...
@@ -92,8 +101,13 @@ class Feeder:
         publish: Publish,
         limits: Limits,
         rng: random.Random | None = None,
+        process_started: float = 0.0,
     ) -> None:
         self.campaign_id = campaign_id
+        # Wall time this daemon process started: only messages queued since then may be taken
+        # back. One queued by an earlier process may have been handed to the driver just before
+        # a crash whose "sending" write never reached the disk (those writes are posted).
+        self.process_started = process_started
         self.store = store
         self.fleet = fleet
         self.clock = clock
@@ -207,6 +221,8 @@ class Feeder:
         moved = 0
         for r in self.store.campaigns.queued_on(self.campaign_id):
             assert r.instance_id is not None and r.message_id is not None
+            if r.updated_at < self.process_started:
+                continue
             if not everywhere:
                 snap = self.fleet.snapshot(r.instance_id)
                 if snap is not None and snap.state not in BAD_STATES:
@@ -220,7 +236,7 @@ class Feeder:
     def _cancel(self, r: RecipientRecord) -> bool:
         assert r.instance_id is not None and r.message_id is not None
         try:
-            status = self.fleet.cancel(r.instance_id, r.message_id)
+            status = self.fleet.cancel(r.instance_id, r.message_id, untried_only=True)
         except WazError:  # being sent, already ended, instance gone or busy: leave it be
             return False
         if status != MessageStatus.CANCELLED:
