@@ -7,12 +7,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+import pytest
+
 from tests.campaign.test_campaign_behaviour import _online, _rows
 from tests.control.conftest import TestDaemon
 from tests.control.dispatch_util import Core
 from tests.waiting import wait_until
 from waz_actors.campaign.feeder import Feeder, Limits
 from waz_actors.clock import FakeClock
+from waz_actors.errors import InvalidState
 
 HELD = {"pacing_interval": 100000.0, "pacing_jitter": 0.0}  # one send, then the queue holds
 
@@ -77,3 +80,21 @@ def test_the_delay_comes_on_top_of_the_pacing(start_daemon: Callable[..., TestDa
     clock.advance(1)
     feeder.step()
     assert counts()["sent"] + counts()["queued"] == 2
+
+
+def test_a_take_back_refuses_a_message_that_was_tried(
+    start_daemon: Callable[..., TestDaemon],
+) -> None:
+    """A retry waiting may have reached the phone: only never-tried messages come back."""
+    core = Core(start_daemon(queue={"retry_delay": 100000.0}))
+    acme = core.tenant("acme")
+    _online(acme, "a1")
+    core.admin.ok("sim.fault", instance_id="a1", kind="send_fail", params={"count": 1})
+    tried = acme.ok("message.send", instance_id="a1", to="6281300000011", text="x")["message_id"]
+    wait_until(lambda: acme.ok("message.get", message_id=tried)["attempts"] == 1)
+    fleet = core.daemon.fleet
+    assert fleet is not None
+    with pytest.raises(InvalidState, match="tried already"):
+        fleet.cancel("a1", tried, untried_only=True)
+    assert acme.ok("message.get", message_id=tried)["status"] == "queued"
+    assert fleet.cancel("a1", tried) == "cancelled"  # an operator's cancel still works
