@@ -77,6 +77,7 @@ class Pair:
 class Cancel:
     message_id: str
     reply: Future[str] | None = None
+    untried_only: bool = False  # refuse a message that was handed to the driver before
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from waz_actors.actors.instance import InstanceDeps
 from waz_actors.actors.messages import StopAll
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.app.lock import StateLock
+from waz_actors.campaign.actor import Manager
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.config import Config
 from waz_actors.drivers.base import Driver, DriverContext, DriverFactory
@@ -65,6 +66,7 @@ class Daemon:
         self.control: ControlServer | None = None
         self.http: GatewayProcess | None = None
         self.cluster: Cluster | None = None  # [cluster] enabled: leases decide what runs here
+        self.campaigns: Manager | None = None
         self.pruner = Pruner(
             self.store,
             retention_days=cfg.store.retention_days,
@@ -127,6 +129,11 @@ class Daemon:
         self.fleet.cluster = self.cluster
         if self.cluster is not None:
             self.cluster.start(self.supervisor)
+        self.fleet.publish = self.bus.publish
+        self.campaigns = Manager(
+            cfg, self.store, self.fleet, self.clock, self.scheduler, self.bus.publish
+        )
+        self.fleet.campaigns = self.campaigns
         if self.with_control:
             from waz_actors.control.server import ControlServer
 
@@ -139,6 +146,9 @@ class Daemon:
 
                 self.http = GatewayProcess(cfg)
                 self.http.start()
+        resumed = self.campaigns.resume_all()
+        if resumed:
+            logger.info("{} campaign(s) resumed", resumed)
         logger.info(
             "waz-actors {} started: {} instance(s), state {}, control {}",
             __version__,
@@ -230,6 +240,8 @@ class Daemon:
             self.fleet.accepting = False
         if self.cluster is not None:
             self.cluster.halt()  # take no more leases while the sessions close
+        if self.campaigns is not None:
+            self.campaigns.stop()  # before the instances: feeders talk to them
         if self.supervisor is not None:
             from concurrent.futures import Future
 

@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "sim": "waz_actors.cli.sim:sim",
     "http": "waz_actors.cli.http:http",
     "cluster": "waz_actors.cli.cluster:cluster",
+    "campaign": "waz_actors.cli.campaign:campaign",
 }
 
 

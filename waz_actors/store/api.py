@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from waz_actors.store.campaigns import Campaigns
 from waz_actors.store.inbox import InboxRecord
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
 
@@ -34,6 +35,11 @@ class StoreAPI(Protocol):
         """Commit everything already submitted, then disconnect. A write racing close fails
         with ShuttingDown (one nobody waits for is dropped with a log line); afterwards every
         method raises ShuttingDown."""
+        ...
+
+    @property
+    def campaigns(self) -> Campaigns:
+        """Campaigns and their recipients (store/campaigns.py)."""
         ...
 
     # -- instances ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from waz_actors.errors import BadRequest
 from waz_actors.store import backup as _backup
+from waz_actors.store.campaigns import Campaigns
 from waz_actors.store.connection import Connections, read_pragmas
 from waz_actors.store.events import Conflicts, EventLog
 from waz_actors.store.inbox import Inbox, InboxRecord
@@ -93,12 +94,18 @@ class Store:
         self._tokens = Tokens(self._db)
         self._retention = Retention(self._db)
         self._inbox = Inbox(self._db, wall)
+        self._campaigns = Campaigns(self._db, wall)
 
     # -- life cycle --------------------------------------------------------------------------
 
     @property
     def backend(self) -> str:
         return "postgresql" if self._pg is not None else "sqlite"
+
+    @property
+    def campaigns(self) -> Campaigns:
+        """Campaigns and their recipients (a table family with its own methods)."""
+        return self._campaigns
 
     def open(self) -> None:
         (self._pg or self._connections()).open()

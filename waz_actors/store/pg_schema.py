@@ -17,7 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from waz_actors.store.schema import _V1, _V_INBOX, _V_MEDIA, _V_TOKEN_QUOTA, Migration
+from waz_actors.store.schema import (
+    _V1,
+    _V_CAMPAIGNS,
+    _V_INBOX,
+    _V_MEDIA,
+    _V_TOKEN_QUOTA,
+    Migration,
+)
 
 _TYPES = (
     (
@@ -88,6 +95,7 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
     _PG_V_RECEIPTS,
     pg_ddl(_V_TOKEN_QUOTA),
     pg_ddl(_V_INBOX),
+    pg_ddl(_V_CAMPAIGNS),
 )
 
 __all__ = ["PG_MIGRATIONS", "pg_ddl"]

@@ -220,6 +220,50 @@ _V_INBOX: list[str] = [
     "CREATE INDEX inbox_received ON inbox (received_at)",  # retention
 ]
 
+# Campaigns (store/campaigns.py): one row per campaign, one per (campaign, number). The feeder's
+# next batch reads (campaign_id, status, seq); the safety stop's last-50 reads done_at.
+_V_CAMPAIGNS: list[str] = [
+    """CREATE TABLE campaigns (
+        campaign_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        instance_ids TEXT NOT NULL,
+        text TEXT,
+        media TEXT,
+        start_at REAL,
+        send_window TEXT,  -- not `window`: a reserved word in PostgreSQL
+        delay_min REAL NOT NULL DEFAULT 0,
+        delay_max REAL NOT NULL DEFAULT 0,
+        check_numbers INTEGER NOT NULL DEFAULT 0,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    "CREATE INDEX campaigns_tenant ON campaigns (tenant, created_at)",
+    """CREATE TABLE campaign_recipients (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id TEXT NOT NULL,
+        number TEXT NOT NULL,
+        vars TEXT,
+        text TEXT,
+        status TEXT NOT NULL,
+        instance_id TEXT,
+        message_id TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        checked INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        updated_at REAL NOT NULL,
+        done_at REAL,
+        UNIQUE (campaign_id, number)
+    )""",
+    "CREATE INDEX campaign_recipients_next ON campaign_recipients (campaign_id, status, seq)",
+    # Partial: a recipient joins it only once it ended, so adding recipients does not pay for it.
+    "CREATE INDEX campaign_recipients_done ON campaign_recipients (campaign_id, done_at)"
+    " WHERE done_at IS NOT NULL",
+]
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _v2_incarnations,
@@ -227,6 +271,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_RECEIPTS,
     _V_TOKEN_QUOTA,
     _V_INBOX,
+    _V_CAMPAIGNS,
 )
 
 

@@ -226,8 +226,8 @@ class Instance:
                 return self._logout()
             case Pair(phone=phone, reply=reply):
                 return self._pair(phone, reply)
-            case Cancel(message_id=message_id):
-                return self.outbox.cancel(message_id)
+            case Cancel(message_id=message_id, untried_only=untried_only):
+                return self.outbox.cancel(message_id, untried_only)
             case Purge(status=status):
                 return self.outbox.purge(status)
             case Retry(message_ids=message_ids):

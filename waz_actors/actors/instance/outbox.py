@@ -396,10 +396,15 @@ class Outbox:
 
     # ------------------------------------------------------------------ operator commands
 
-    def cancel(self, message_id: str) -> str:
+    def cancel(self, message_id: str, untried_only: bool = False) -> str:
         ctx = self.ctx
         if self.in_flight is not None and self.in_flight.record.message_id == message_id:
             raise InvalidState(f"message {message_id} is being sent and cannot be cancelled")
+        if untried_only and self.tried(message_id):
+            # A campaign takes back only messages that never reached the driver: one tried
+            # before may have reached the phone (lost ack), and its recipient is fed again
+            # under a new message id, which no network would recognise as a resend.
+            raise InvalidState(f"message {message_id} was tried already")
         if self.prepared is not None and self.prepared.write.message_id == message_id:
             self._unprepare("cancel requested")  # committed before the cancel below
         if message_id in self.queued_ids:
@@ -414,6 +419,13 @@ class Outbox:
         ctx.emit_message(message_id, M.CANCELLED, "cancelled by client")
         ctx.publish_snapshot()
         return str(M.CANCELLED)
+
+    def tried(self, message_id: str) -> bool:
+        q = next((q for q in self.queue if q.record.message_id == message_id), None)
+        if q is not None:
+            return q.record.attempts > 0 or q.unknown
+        rec = self.ctx.deps.store.get_message(message_id)
+        return rec is None or rec.attempts > 0 or rec.outcome_unknown
 
     def purge(self, status: str) -> int:
         ctx = self.ctx

@@ -1,6 +1,7 @@
 """Command handlers, one module per group; importing this package registers them all."""
 
 from waz_actors.control.commands import (
+    campaign,
     cluster,
     daemon,
     events,
@@ -15,6 +16,7 @@ from waz_actors.control.protocol import REGISTRY
 
 __all__ = [
     "REGISTRY",
+    "campaign",
     "cluster",
     "daemon",
     "events",
