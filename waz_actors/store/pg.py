@@ -124,6 +124,8 @@ class PgConn:
     timeout) is replaced at the next BEGIN, so the writer outlives it; the batch that was
     running when it went failed with an error, as any failed commit does."""
 
+    shared = True  # other daemons write the same tables (store/messages.py is_shared)
+
     def __init__(
         self,
         conn: psycopg.Connection[Any],
