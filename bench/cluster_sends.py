@@ -14,6 +14,7 @@ simulator's delivery log is polled until every accepted id was delivered. Prints
 from __future__ import annotations
 
 import argparse
+import importlib
 import secrets
 import subprocess
 import sys
@@ -32,9 +33,12 @@ if str(ROOT) not in sys.path:
 sys.path.append(str(ROOT / "bench"))  # last: bench/http.py must not hide the standard http
 
 import psycopg  # noqa: E402
-from chaos import SimServerProcess  # noqa: E402
 
 from waz_actors.control.client import Client, ClientError  # noqa: E402
+
+# After the standard library's http is imported: chaos puts bench/ first on sys.path.
+importlib.import_module("http.client")
+SimServerProcess = importlib.import_module("chaos").SimServerProcess
 
 SCALE = 0.01
 

@@ -92,7 +92,8 @@ class Fleet:
         rec = self.store.get_instance(instance_id)
         if rec is None:
             return None
-        return InstanceSnapshot.placeholder(rec, self.store.pending_count(instance_id))
+        depth = self.store.pending_count(instance_id)
+        return InstanceSnapshot.placeholder(rec, depth, as_saved=True)
 
     def snapshots(
         self, *, tenant: str | None = None, state: str | None = None
