@@ -2,8 +2,8 @@
 instances whose lease its node holds, a SIGTERM hands them over, a drain moves them; commands
 cluster.status and cluster.drain through the Dispatcher and over the socket.
 
-In this branch each daemon keeps its own SQLite store (the PostgreSQL store is branch w3-pg),
-so both are given the same instances in their config; the leases decide which one runs each.
+Both keep their store in the same PostgreSQL schema and are given the same instances in their
+config (each seeds them; the second finds them there); the leases decide which one runs each.
 """
 
 from __future__ import annotations
@@ -230,8 +230,8 @@ def test_any_node_answers_for_every_instance_by_forwarding_to_its_owner(
         a = Daemon(cfgs[0], sim=shared_sim)
         a.start()
         started.append(a)
-        # Each daemon keeps its tokens in its own SQLite here: give b a's admin token (with
-        # the PostgreSQL store they share the tokens table).
+        # One admin token for the cluster (the tokens table is shared, and each start revokes
+        # every admin token but its own file's): b gets a's file.
         cfgs[1].state_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(cfgs[0].state_dir / "admin.token", cfgs[1].state_dir / "admin.token")
         b = Daemon(cfgs[1], sim=shared_sim)

@@ -2,10 +2,10 @@
 a partition between one node and the database; zero conflicts caused by our own sessions and
 nothing lost.
 
-Needs the PostgreSQL store (branch w3-pg: `store.url = "postgresql://..."` makes the daemon
-keep instances, messages and tokens in PostgreSQL, so every node sees every instance and every
-queued message). Without it this test is skipped, saying so; everything it needs from the
-cluster side (leases, fencing, hand-over, forwarding, the wake channel) is in this branch.
+Runs on the PostgreSQL store (`store.url = "postgresql://..."`: every node sees every instance,
+every queued message and every token); skipped, saying so, when no PostgreSQL answers
+(scripts/test-pg starts a throwaway one). Sends go through any node: the accepting node commits
+the message and wakes the owner (docs/design.md, Cluster, "Wired to the PostgreSQL store").
 """
 
 from __future__ import annotations

@@ -85,7 +85,9 @@ class Fleet:
 
     def snapshot(self, instance_id: str) -> InstanceSnapshot | None:
         snap = self.board.get(instance_id)
-        if self.cluster is None or (snap is not None and self.children.get(instance_id)):
+        if self.cluster is None or (
+            snap is not None and self.children.get(instance_id) is not None
+        ):
             return snap
         # Clustered and not running here: what its owner last saved in the shared store (the
         # board only knows the instances this node runs or saw at start).

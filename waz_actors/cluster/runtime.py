@@ -121,7 +121,7 @@ class Cluster:
     def listen(self, on_wake: Callable[[str], None], on_resync: Callable[[], None]) -> None:
         """Outbox wake-ups for this node (cluster/wake.py): `on_wake(instance_id)` when a send
         for one of its instances committed on any node; `on_resync()` after every (re)connect.
-        The PostgreSQL store's integration calls this (both must only tell)."""
+        `listen_for_sends` is the daemon's use (both must only tell)."""
         from waz_actors.cluster.wake import WakeListener
 
         self._listener = WakeListener(self.cfg.store.url, self.node_id, on_wake, on_resync)

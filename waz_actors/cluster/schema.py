@@ -1,7 +1,8 @@
 """The cluster's tables and its fencing check, in one place.
 
-The PostgreSQL store (branch w3-pg) folds `CLUSTER_SQL` into its schema migrations as one
-migration (`_V_CLUSTER`); until then `apply` creates it in the connection's search_path.
+The PostgreSQL store runs `CLUSTER_SQL` as one of its schema migrations (store/pg_schema.py
+`_PG_V_CLUSTER`); `apply` (LeaseStore.migrate) creates the same, idempotently, for the tests and
+tools that use the leases without a store.
 
 - `nodes`: one row per daemon (`cluster.node_id`): its heartbeat (database clock), whether it
   was asked to drain, and the control endpoint other daemons forward commands to.
