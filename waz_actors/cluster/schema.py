@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+MIGRATION_LOCK = 0x7761_7A00  # store/pg.py's _ADVISORY_KEY: one migrator at a time
 STALE_EPOCH = "WZ409"  # SQLSTATE of a write refused for a stale epoch
 
 CLUSTER_SQL = """
@@ -67,4 +68,7 @@ $$;
 def apply(conn: Any) -> None:
     """Create the cluster tables and functions (idempotent) on a psycopg connection."""
     with conn.transaction():
+        # The store's migration lock (store/pg.py _ADVISORY_KEY): nodes starting together
+        # would otherwise replace the functions at once ("tuple concurrently updated").
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(CLUSTER_SQL)
