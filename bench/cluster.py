@@ -7,8 +7,9 @@ Runs in a fresh schema (dropped at the end) and prints:
 - acquire: N unowned leases taken by one node in batches of --batch,
 - takeover: node b takes all N leases after node a's expire (time from expiry to all held),
 - status: the cluster.status queries (nodes + N leases).
-The full failover figures (three daemons, kill -9, SIGTERM) need the PostgreSQL store: see
-tests/cluster/test_failover.py.
+The failover itself (three daemons, kill -9, SIGTERM, a partition): tests/cluster/
+test_failover.py; durable sends/s with 1, 2 and 3 daemons next to one SQLite daemon:
+bench/cluster_sends.py.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 instances whose lease its node holds, a SIGTERM hands them over, a drain moves them; commands
 cluster.status and cluster.drain through the Dispatcher and over the socket.
 
-In this branch each daemon keeps its own SQLite store (the PostgreSQL store is branch w3-pg),
-so both are given the same instances in their config; the leases decide which one runs each.
+Both keep their store in the same PostgreSQL schema and are given the same instances in their
+config (each seeds them; the second finds them there); the leases decide which one runs each.
 """
 
 from __future__ import annotations
@@ -230,8 +230,8 @@ def test_any_node_answers_for_every_instance_by_forwarding_to_its_owner(
         a = Daemon(cfgs[0], sim=shared_sim)
         a.start()
         started.append(a)
-        # Each daemon keeps its tokens in its own SQLite here: give b a's admin token (with
-        # the PostgreSQL store they share the tokens table).
+        # One admin token for the cluster (the tokens table is shared, and each start revokes
+        # every admin token but its own file's): b gets a's file.
         cfgs[1].state_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(cfgs[0].state_dir / "admin.token", cfgs[1].state_dir / "admin.token")
         b = Daemon(cfgs[1], sim=shared_sim)
@@ -257,3 +257,42 @@ def test_any_node_answers_for_every_instance_by_forwarding_to_its_owner(
         for d in started:
             d.stop()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def test_every_node_lists_and_reads_instances_it_does_not_run(
+    tmp_path: Path, pg_url: str, shared_sim: SimNetwork
+) -> None:
+    """instance.list / instance.get answered by a node that does not run the instance (and did
+    not see it at start): what its owner saved in the shared store."""
+    a = Daemon(cluster_config(tmp_path, pg_url, "a"), with_control=False, sim=shared_sim)
+    b = Daemon(cluster_config(tmp_path, pg_url, "b"), with_control=False, sim=shared_sim)
+    a.start()
+    b.start()
+    try:
+        assert a.fleet is not None and b.fleet is not None
+        auth_a = Auth(a.store, a.cfg.state_dir)
+        admin = auth_a.ensure_admin_token()
+        # One admin token for the cluster: b reads the same file (docs/operations.md).
+        auth_b = Auth(b.store, a.cfg.state_dir)
+        on_a = Dispatcher(a.cfg, a.fleet, a.store, auth_a, REGISTRY)
+        on_b = Dispatcher(b.cfg, b.fleet, b.store, auth_b, REGISTRY)
+
+        def ask(d: Dispatcher, cmd: str, **args: object) -> dict[str, object]:
+            return d({"v": 1, "id": 1, "cmd": cmd, "token": admin, "args": args})  # type: ignore[no-any-return]
+
+        made = ask(on_a, "instance.create", instance_id="late", driver="sim")
+        assert made["result"] == {"instance_id": "late"} or "result" in made, made
+        wait_until(lambda: "late" in running(a) | running(b), timeout=20, what="late placed")
+        elsewhere = "late" if "late" in running(a) else sorted(running(a))[0]
+        listed = ask(on_b, "instance.list")["result"]
+        assert {x["instance_id"] for x in listed["instances"]} >= {"late"}  # type: ignore[index]
+        assert len(listed["instances"]) == N + 1  # type: ignore[index]
+        got = ask(on_b, "instance.get", instance_id=elsewhere)
+        assert got["result"]["instance_id"] == elsewhere, got  # type: ignore[index]
+        saved = a.store.get_instance(elsewhere)
+        assert saved is not None and got["result"]["state"] == saved.state  # type: ignore[index]
+        missing = ask(on_b, "instance.get", instance_id="nobody")
+        assert missing["error"]["code"] == "not_found"  # type: ignore[index]
+    finally:
+        a.stop()
+        b.stop()

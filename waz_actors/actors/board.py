@@ -43,13 +43,19 @@ class InstanceSnapshot:
 
     @classmethod
     def placeholder(
-        cls, rec: InstanceRecord, queue_depth: int, reason: str | None = None
+        cls,
+        rec: InstanceRecord,
+        queue_depth: int,
+        reason: str | None = None,
+        *,
+        as_saved: bool = False,
     ) -> InstanceSnapshot:
         """What the board shows for an instance whose actor has not booted yet.
 
         Without it a command sent while the daemon is still spawning its actors would hear
-        `not_found` for an instance that exists, and a client treats that as final."""
-        kept = rec.state if rec.state in ("logged_out", "banned") else "stopped"
+        `not_found` for an instance that exists, and a client treats that as final.
+        `as_saved`: the state its running owner saved (a cluster node reading another's)."""
+        kept = rec.state if as_saved or rec.state in ("logged_out", "banned") else "stopped"
         return cls(
             instance_id=rec.instance_id,
             tenant=rec.tenant,

@@ -89,14 +89,33 @@ class Fleet:
     # ------------------------------------------------------------------ reads
 
     def snapshot(self, instance_id: str) -> InstanceSnapshot | None:
-        return self.board.get(instance_id)
+        snap = self.board.get(instance_id)
+        if self.cluster is None or (
+            snap is not None and self.children.get(instance_id) is not None
+        ):
+            return snap
+        # Clustered and not running here: what its owner last saved in the shared store (the
+        # board only knows the instances this node runs or saw at start).
+        rec = self.store.get_instance(instance_id)
+        if rec is None:
+            return None
+        depth = self.store.pending_count(instance_id)
+        return InstanceSnapshot.placeholder(rec, depth, as_saved=True)
 
     def snapshots(
         self, *, tenant: str | None = None, state: str | None = None
     ) -> list[InstanceSnapshot]:
+        if self.cluster is None:
+            every = self.board.all()
+        else:
+            every = [
+                s
+                for s in (self.snapshot(r.instance_id) for r in self.store.list_instances())
+                if s is not None
+            ]
         return [
             s
-            for s in self.board.all()
+            for s in every
             if (tenant is None or s.tenant == tenant) and (state is None or s.state == state)
         ]
 

@@ -235,6 +235,19 @@ class ClusterStart:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterWake:
+    """Cluster: messages were queued on another node for this instance (None: for any instance
+    of this node, after the wake channel reconnected)."""
+
+    instance_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """Read the queue from the store again: rows other nodes queued (never one already held)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterStop:
     """Cluster: the lease is lost, fenced or being handed over; close the session. `on_stopped`
     (a hand-over) is called once the session is closed, so the lease can be released."""

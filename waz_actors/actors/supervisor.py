@@ -26,6 +26,7 @@ from waz_actors.actors.messages import (
     ChildFailed,
     ClusterStart,
     ClusterStop,
+    ClusterWake,
     CreateChild,
     DeleteChild,
     DeleteSession,
@@ -33,6 +34,7 @@ from waz_actors.actors.messages import (
     Ping,
     Pong,
     Probe,
+    Reload,
     Respawn,
     StopAll,
     Sweep,
@@ -138,7 +140,9 @@ class Supervisor:
 
     def boot(self, me: pykka.ActorRef[SupervisorActor]) -> None:
         self.me = me
-        recovered = self.deps.store.recover_sending()
+        # Clustered, the store is shared: another node's sends are in flight; each instance's
+        # are recovered when this node takes its lease (cluster_start).
+        recovered = self.deps.store.recover_sending() if self.cluster is None else 0
         if recovered:
             logger.info("{} message(s) left sending by the last run are queued again", recovered)
         scale = self.deps.cfg.daemon.time_scale
@@ -321,7 +325,24 @@ class Supervisor:
             return
         rec = self.deps.store.get_instance(msg.instance_id)
         if rec is not None:
+            # The last owner may have died mid-send: its `sending` rows go back to the queue
+            # with the same ids (the network dedups a resend; the outcome is marked unknown).
+            recovered = self.deps.store.recover_sending(msg.instance_id)
+            if recovered:
+                logger.bind(instance=msg.instance_id).info(
+                    "cluster: {} message(s) left sending by the last owner queued again",
+                    recovered,
+                )
             self._spawn(rec)
+
+    def cluster_wake(self, msg: ClusterWake) -> None:
+        """Messages were queued for instances of ours on another node (or the wake channel
+        reconnected: None, every instance): they read their queues again."""
+        ids = self.owned if msg.instance_id is None else {msg.instance_id} & self.owned
+        for iid in ids:
+            ref = self.children.get(iid)
+            if ref is not None:
+                ref.tell(Reload())
 
     def cluster_stop(self, msg: ClusterStop) -> None:
         """Close the session now: a lost or fenced lease, or a hand-over (drain). In-flight
@@ -464,6 +485,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self.sup.cluster_start(message)
         elif isinstance(message, ClusterStop):
             self.sup.cluster_stop(message)
+        elif isinstance(message, ClusterWake):
+            self.sup.cluster_wake(message)
         elif isinstance(message, StopAll):
             _reply(message.reply, self.sup.stop_all, message.timeout)
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pykka
 from loguru import logger
@@ -25,6 +25,7 @@ from waz_actors.campaign.actor import Manager
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.config import Config
 from waz_actors.drivers.base import Driver, DriverContext, DriverFactory
+from waz_actors.errors import Exists
 from waz_actors.events import EventBus
 from waz_actors.store import Store
 from waz_actors.store.records import InstanceRecord
@@ -115,6 +116,8 @@ class Daemon:
             self.cluster = Cluster(
                 cfg, lambda: [r.instance_id for r in self.store.list_instances()]
             )
+            if self.store.backend == "postgresql":
+                self.store.fence_sends(self.cluster.epoch)
         self.supervisor = SupervisorActor.start(deps, self.children, self.sweep, self.cluster)
         self.fleet = Fleet(
             cfg,
@@ -129,6 +132,8 @@ class Daemon:
         self.fleet.cluster = self.cluster
         if self.cluster is not None:
             self.cluster.start(self.supervisor)
+            if self.store.backend == "postgresql":
+                self.cluster.listen_for_sends()
         self.fleet.publish = self.bus.publish
         self.campaigns = Manager(
             cfg, self.store, self.fleet, self.clock, self.scheduler, self.bus.publish
@@ -210,21 +215,27 @@ class Daemon:
             if self.store.get_instance(inst.id) is not None:
                 continue
             now = time.time()
-            self.store.create_instance(
-                InstanceRecord(
-                    instance_id=inst.id,
-                    tenant=inst.tenant,
-                    driver=inst.driver,
-                    settings=dict(inst.settings),
-                    desired="running" if inst.autostart else "stopped",
-                    state=str(InstanceState.STOPPED),
-                    since=now,
-                    jid=None,
-                    last_code=None,
-                    last_reason=None,
-                    created_at=now,
-                )
+            try:
+                self._create_seeded(inst, now)
+            except Exists:
+                pass  # clustered: another node seeded it between the read and the insert
+
+    def _create_seeded(self, inst: Any, now: float) -> None:
+        self.store.create_instance(
+            InstanceRecord(
+                instance_id=inst.id,
+                tenant=inst.tenant,
+                driver=inst.driver,
+                settings=dict(inst.settings),
+                desired="running" if inst.autostart else "stopped",
+                state=str(InstanceState.STOPPED),
+                since=now,
+                jid=None,
+                last_code=None,
+                last_reason=None,
+                created_at=now,
             )
+        )
 
     # ------------------------------------------------------------------ stop
 

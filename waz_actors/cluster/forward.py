@@ -21,8 +21,11 @@ from waz_actors.errors import Busy, Internal, WazError
 from waz_actors.types import ErrorCode
 
 # Answered by whichever node is asked: they read the shared store or the cluster, or act on
-# the caller's own connection (event streams), never on one instance's session.
-LOCAL = frozenset({"ping", "daemon.status", "instance.list", "instance.create", "cluster.status"})
+# the caller's own connection (event streams), never on one instance's session. message.send
+# commits to the shared store on any node and wakes the owner (store/messages.py wake_owner).
+LOCAL = frozenset(
+    {"ping", "daemon.status", "instance.list", "instance.create", "cluster.status", "message.send"}
+)
 LOCAL_PREFIXES = ("token.", "events.", "cluster.", "sim.")
 
 

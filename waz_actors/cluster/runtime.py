@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from waz_actors.actors.messages import ClusterStart, ClusterStop
+from waz_actors.actors.messages import ClusterStart, ClusterStop, ClusterWake
 from waz_actors.cluster.forward import Forwarder
 from waz_actors.cluster.lease_policy import LeaseTiming, Placement
 from waz_actors.cluster.leases import LeaseStore
@@ -110,10 +110,18 @@ class Cluster:
         finally:
             admin.close()
 
+    def listen_for_sends(self) -> None:
+        """The outbox across nodes: a `message.send` accepted on any node wakes this node's
+        instance (store/messages.py wake_owner), which reads its new rows (Reload)."""
+        self.listen(
+            lambda iid: self.hooks._tell(ClusterWake(iid)),
+            lambda: self.hooks._tell(ClusterWake(None)),
+        )
+
     def listen(self, on_wake: Callable[[str], None], on_resync: Callable[[], None]) -> None:
         """Outbox wake-ups for this node (cluster/wake.py): `on_wake(instance_id)` when a send
         for one of its instances committed on any node; `on_resync()` after every (re)connect.
-        The PostgreSQL store's integration calls this (both must only tell)."""
+        `listen_for_sends` is the daemon's use (both must only tell)."""
         from waz_actors.cluster.wake import WakeListener
 
         self._listener = WakeListener(self.cfg.store.url, self.node_id, on_wake, on_resync)

@@ -1,7 +1,8 @@
 """The cluster's tables and its fencing check, in one place.
 
-The PostgreSQL store (branch w3-pg) folds `CLUSTER_SQL` into its schema migrations as one
-migration (`_V_CLUSTER`); until then `apply` creates it in the connection's search_path.
+The PostgreSQL store runs `CLUSTER_SQL` as one of its schema migrations (store/pg_schema.py
+`_PG_V_CLUSTER`); `apply` (LeaseStore.migrate) creates the same, idempotently, for the tests and
+tools that use the leases without a store.
 
 - `nodes`: one row per daemon (`cluster.node_id`): its heartbeat (database clock), whether it
   was asked to drain, and the control endpoint other daemons forward commands to.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+MIGRATION_LOCK = 0x7761_7A00  # store/pg.py's _ADVISORY_KEY: one migrator at a time
 STALE_EPOCH = "WZ409"  # SQLSTATE of a write refused for a stale epoch
 
 CLUSTER_SQL = """
@@ -66,4 +68,7 @@ $$;
 def apply(conn: Any) -> None:
     """Create the cluster tables and functions (idempotent) on a psycopg connection."""
     with conn.transaction():
+        # The store's migration lock (store/pg.py _ADVISORY_KEY): nodes starting together
+        # would otherwise replace the functions at once ("tuple concurrently updated").
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(CLUSTER_SQL)

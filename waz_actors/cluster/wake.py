@@ -41,8 +41,9 @@ def wake_owner(conn: psycopg.Connection[Any], instance_id: str) -> None:
     )
 
 
-# For the PostgreSQL store's outbox (branch w3-pg): %(table)s is its messages table. Claims up
-# to `limit` queued rows of one instance, oldest first, for the owner at `epoch`.
+# A claim of up to `limit` queued rows of one instance, oldest first, for the owner at `epoch`
+# ({table}: an outbox with lease_epoch). The daemon's store does not use it: its outbox marks
+# one row `sending` at a time, fenced the same way (store/messages.py `fence`).
 CLAIM_SQL = """
 WITH fence AS (SELECT waz_fence(%(instance_id)s, %(epoch)s)),
 due AS (

@@ -158,8 +158,13 @@ class StoreAPI(Protocol):
         """depth, in_flight, oldest_age (seconds, or None) and the count of each final status."""
         ...
 
-    def recover_sending(self) -> int:
-        """At start-up: every `sending` message goes back to `queued` with the same id."""
+    def fence_sends(self, epoch_of: Callable[[str], int | None]) -> None:
+        """Clustered on PostgreSQL: `sending` only under this node's lease epoch."""
+        ...
+
+    def recover_sending(self, instance_id: str | None = None) -> int:
+        """At start-up: every `sending` message goes back to `queued` with the same id. Given
+        an instance: only its own (a cluster node taking the instance's lease)."""
         ...
 
     def cancel_pending(

@@ -240,8 +240,14 @@ class Store:
     def set_status(self, message_id: str, status: str, **changes: Any) -> None:
         self._messages.set_status(message_id, status, **changes)
 
-    def recover_sending(self) -> int:
-        return self._messages.recover_sending()
+    def fence_sends(self, epoch_of: Callable[[str], int | None]) -> None:
+        """Clustered: a message becomes `sending` only under this node's current lease epoch of
+        its instance (checked in the same transaction), so an owner that lost its lease (a
+        pause, a partition) can never start a send the new owner also makes."""
+        self._messages.epoch_of = epoch_of
+
+    def recover_sending(self, instance_id: str | None = None) -> int:
+        return self._messages.recover_sending(instance_id)
 
     def cancel_pending(
         self, instance_id: str, *, status: str = "queued", reason: str = "purged"

@@ -137,6 +137,48 @@ def insert_queued(c: Conn, rec: MessageRecord, media: str | None, incarnation: i
     add_history(c, rec.message_id, rec.status, rec.created_at, "accepted")
 
 
+# -- a store shared by several daemons (PostgreSQL) -------------------------------------------
+
+
+def is_shared(conn: Conn) -> bool:
+    """True on PostgreSQL, where other daemons write the same tables (store/pg.py PgConn)."""
+    return bool(getattr(conn, "shared", False))
+
+
+def resync_pending(tx: Tx, instance_id: str) -> None:
+    """Set this writer's pending counter of the instance to what the database holds.
+
+    Other nodes accept messages for the instance and its owner sends them, so on a shared store
+    the in-memory counter (only this daemon's own writes) drifts. Read in the writing
+    transaction, before queue.max_size is checked or the queue is loaded: one indexed count."""
+    row = tx.conn.execute(
+        f"SELECT count(*) FROM messages m WHERE m.instance_id = ? AND m.status IN (?, ?)"
+        f" AND {OWNED_ROW}",
+        (instance_id, *PENDING),
+    ).fetchone()
+    tx.adjust(instance_id, int(row[0]) - tx.pending(instance_id))
+
+
+# The instance's owner LISTENs on waz_node_<node id> (cluster/wake.py); PostgreSQL delivers the
+# notification only if this transaction commits. No lease (no cluster): nobody is woken.
+_WAKE = (
+    "SELECT pg_notify(? || owner, instance_id) FROM leases"
+    " WHERE instance_id = ? AND owner IS NOT NULL"
+)
+
+
+def fence(conn: Conn, instance_id: str, epoch: int | None) -> None:
+    """Refuse the write (SQLSTATE WZ409, cluster/schema.py waz_fence) unless `epoch` is the
+    current epoch of a held, unexpired lease of the instance; no epoch: not ours, refused."""
+    conn.execute("SELECT waz_fence(?, ?)", (instance_id, -1 if epoch is None else epoch)).fetchall()
+
+
+def wake_owner(conn: Conn, instance_id: str) -> None:
+    from waz_actors.cluster.wake import CHANNEL_PREFIX
+
+    conn.execute(_WAKE, (CHANNEL_PREFIX, instance_id)).fetchall()
+
+
 # -- the table family ------------------------------------------------------------------------
 
 
@@ -144,6 +186,9 @@ class Messages:
     def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
+        # Clustered (Store.fence_sends): this node's lease epoch of an instance, None when it
+        # holds none. None here: one daemon, no fencing, no cost.
+        self.epoch_of: Callable[[str], int | None] | None = None
 
     def enqueue(self, rec: MessageRecord, *, max_queue: int) -> Future[tuple[MessageRecord, bool]]:
         check_message(rec, max_queue)
@@ -155,9 +200,14 @@ class Messages:
             if earlier is not None:
                 return earlier, False
             incarnation = owner_of(tx.conn, rec)
+            shared = is_shared(tx.conn)
+            if shared:
+                resync_pending(tx, rec.instance_id)
             need_room(tx, rec.instance_id, max_queue)
             insert_queued(tx.conn, stored, media, incarnation)
             tx.adjust(rec.instance_id, 1)
+            if shared:
+                wake_owner(tx.conn, rec.instance_id)
             return stored, True
 
         return self._db.writer.submit(op)
@@ -243,6 +293,8 @@ class Messages:
                     f"message {message_id} belongs to a deleted instance",
                     {"message_id": message_id, "status": current},
                 )
+            if new == MessageStatus.SENDING and self.epoch_of is not None:
+                fence(c, row["instance_id"], self.epoch_of(row["instance_id"]))
             c.execute(
                 "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
                 " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
@@ -287,14 +339,20 @@ class Messages:
 
         return self._db.writer.submit(op)
 
-    def recover_sending(self) -> int:
+    def recover_sending(self, instance_id: str | None = None) -> int:
+        """Every instance's (one daemon's start-up), or one instance's (a cluster node that
+        just took its lease: the other instances' sends are in flight on other nodes)."""
         now = self._wall()
 
         def op(tx: Tx) -> int:
+            only = "" if instance_id is None else " AND m.instance_id = ?"
             rows = tx.conn.execute(
-                f"SELECT message_id, status, {OWNED_ROW} FROM messages m WHERE status IN (?, ?)",
-                PENDING,
+                f"SELECT message_id, status, {OWNED_ROW} FROM messages m"
+                f" WHERE status IN (?, ?){only}",
+                PENDING if instance_id is None else (*PENDING, instance_id),
             ).fetchall()
+            if instance_id is not None and is_shared(tx.conn):
+                resync_pending(tx, instance_id)
             # A pending message no instance owns is cancelled, never loaded into a new instance
             # that reuses the id. None should exist (a delete, a hand-over to another tenant and
             # the v2 migration cancel them); this is the last guard. It was never counted, so

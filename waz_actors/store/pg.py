@@ -32,6 +32,7 @@ from psycopg.rows import RowMaker
 from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 from psycopg_pool import ConnectionPool
 
+from waz_actors.cluster.schema import MIGRATION_LOCK
 from waz_actors.errors import ShuttingDown
 from waz_actors.store import schema
 from waz_actors.store.checks import PENDING, is_int
@@ -40,7 +41,7 @@ from waz_actors.store.schema import Migration
 from waz_actors.store.sql import Conn, has_table
 from waz_actors.store.writer import Writer
 
-_ADVISORY_KEY = 0x7761_7A00  # "waz\0": one migrator at a time per database
+_ADVISORY_KEY = MIGRATION_LOCK  # "waz\0": one migrator at a time per database (the cluster's too)
 _SPECIAL = re.compile(r"'[^']*'|%|\?")
 
 
@@ -123,6 +124,8 @@ class PgConn:
     `reconnect` (the writer's): a connection the server dropped (restart, failover, idle
     timeout) is replaced at the next BEGIN, so the writer outlives it; the batch that was
     running when it went failed with an error, as any failed commit does."""
+
+    shared = True  # other daemons write the same tables (store/messages.py is_shared)
 
     def __init__(
         self,

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any, cast
 
+from waz_actors.cluster.schema import CLUSTER_SQL
 from waz_actors.store.schema import (
     _V1,
     _V_CAMPAIGNS,
@@ -25,6 +27,7 @@ from waz_actors.store.schema import (
     _V_TOKEN_QUOTA,
     Migration,
 )
+from waz_actors.store.sql import Conn
 
 _TYPES = (
     (
@@ -88,6 +91,16 @@ _PG_V_RECEIPTS = [
     " ('queued', 'sending', 'sent', 'failed', 'cancelled', 'expired', 'unknown'))",
 ]
 
+
+# The cluster's leases, nodes and fencing functions (cluster/schema.py), so a store on
+# PostgreSQL can wake an instance's owner (messages.enqueue) and fence its writes. SQLite has an
+# empty twin: one daemon on one file needs no leases. LeaseStore.migrate stays idempotent.
+def _PG_V_CLUSTER(conn: Conn) -> None:
+    # Several statements (and plpgsql bodies) in one text: psycopg's simple query protocol,
+    # on the raw connection inside the migration's transaction.
+    cast(Any, conn).raw.execute(CLUSTER_SQL)
+
+
 PG_MIGRATIONS: tuple[Migration, ...] = (
     pg_ddl(_V1),
     _PG_V2_INCARNATIONS,
@@ -96,6 +109,7 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
     pg_ddl(_V_TOKEN_QUOTA),
     pg_ddl(_V_INBOX),
     pg_ddl(_V_CAMPAIGNS),
+    _PG_V_CLUSTER,
 )
 
 __all__ = ["PG_MIGRATIONS", "pg_ddl"]

@@ -272,6 +272,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_TOKEN_QUOTA,
     _V_INBOX,
     _V_CAMPAIGNS,
+    [],  # _V_CLUSTER: the cluster's tables exist only on PostgreSQL (pg_schema._PG_V_CLUSTER)
 )
 
 

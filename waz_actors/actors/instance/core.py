@@ -38,6 +38,7 @@ from waz_actors.actors.messages import (
     Pair,
     Purge,
     Query,
+    Reload,
     Reset,
     Restart,
     Retry,
@@ -150,6 +151,10 @@ class Instance:
                 self.connection.close("instance deleted", delete_session=True)
             case Submit(record=record):
                 self.outbox.add(record)
+                self._pump()
+                self.ctx.publish_snapshot(light=True)
+            case Reload():
+                self.outbox.reload()
                 self._pump()
                 self.ctx.publish_snapshot(light=True)
             case Written():

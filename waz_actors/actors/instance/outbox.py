@@ -75,6 +75,14 @@ class Outbox:
             for rec in store.pending_messages(self.ctx.id):
                 self.add(rec)
 
+    def reload(self) -> None:
+        """Queued rows another node accepted (cluster wake-up). Only `queued` ones: a row is
+        durably `sending` before it is sent, so one read here is neither in flight nor sent,
+        and `add` skips those already held."""
+        for rec in self.ctx.deps.store.pending_messages(self.ctx.id):
+            if rec.status == "queued":
+                self.add(rec)
+
     def add(self, rec: MessageRecord) -> None:
         if rec.message_id in self.queued_ids:
             return

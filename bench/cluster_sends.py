@@ -1,0 +1,230 @@
+"""Durable sends per second with 1, 2 and 3 daemons on one PostgreSQL, next to one SQLite daemon.
+
+    python bench/cluster_sends.py [--url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--instances 30] [--messages 1500] [--senders 4] [--nodes 1,2,3]
+
+Every daemon is a real process (`waz-actors run`) on the networked simulator; the PostgreSQL
+runs use a fresh schema each (dropped at the end). `--senders` client threads per node call
+`message.send` (each spread over every instance) until `--messages` were accepted, then the
+simulator's delivery log is polled until every accepted id was delivered. Prints per setup:
+- accepted/s: accepted messages / time from the first send to the last reply,
+- dispatched/s: accepted messages / time from the first send to the last one delivered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ is sys.path[0], and bench/http.py would hide the standard http.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))  # last: bench/http.py must not hide the standard http
+
+import psycopg  # noqa: E402
+
+from waz_actors.control.client import Client, ClientError  # noqa: E402
+
+# After the standard library's http is imported: chaos puts bench/ first on sys.path.
+importlib.import_module("http.client")
+SimServerProcess = importlib.import_module("chaos").SimServerProcess
+
+SCALE = 0.01
+
+
+def _config(work: Path, node: str, url: str, sim: str, clustered: bool) -> Path:
+    store = f'[store]\nurl = "{url}"\n' if url else ""
+    # The lease rounds at their real-time defaults (renew every 5 s), not compressed with the
+    # simulator's time: a renew round every 50 ms would measure the bench, not the daemon.
+    cluster = (
+        f'[cluster]\nenabled = true\nnode_id = "{node}"\nlease_ttl = {30 / SCALE}\n'
+        f"renew_every = {5 / SCALE}\nfence_margin = {10 / SCALE}\n"
+        f"takeover_delay = {5 / SCALE}\nacquire_rate = 100.0\n"
+        if clustered
+        else ""
+    )
+    path = work / f"{node}.toml"
+    path.write_text(
+        f"""
+[daemon]
+state_dir = "{work / node / "state"}"
+runtime_dir = "{work / node / "run"}"
+time_scale = {SCALE}
+connect_rate = 1000.0
+
+[queue]
+max_size = 100000
+
+[sim]
+endpoint = "{sim}"
+
+[connection]
+timeout = 5000.0
+keepalive = 2000.0
+
+{store}{cluster}"""
+    )
+    return path
+
+
+def _wait(pred: Any, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if pred():
+                return
+        except Exception:  # a daemon still starting
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def run(
+    url: str, nodes: int, instances: int, messages: int, senders: int, clustered: bool = True
+) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="wzb", dir="/tmp"))
+    sim = SimServerProcess(work, "sim", SCALE, "", 7)
+    procs: list[subprocess.Popen[bytes]] = []
+    names = [f"n{i + 1}" for i in range(nodes)]
+    try:
+        token = ""
+        for k, name in enumerate(names):
+            state = work / name / "state"
+            if k:
+                state.mkdir(parents=True, exist_ok=True)
+                (state / "admin.token").write_text(token + "\n")
+            cfg = _config(work, name, url, sim.endpoint, clustered and bool(url))
+            log = open(work / f"{name}.log", "ab")  # noqa: SIM115
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "waz_actors", "run", "--config", str(cfg)],
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            if not k:
+                tf = state / "admin.token"
+                _wait(tf.exists, 30, "the admin token")
+                token = tf.read_text().strip()
+        endpoints = [f"ipc://{(work / n / 'run').resolve()}/control.sock" for n in names]
+        for ep in endpoints:
+            _wait(lambda ep=ep: Client(ep, token, timeout=5).call("ping")["pong"], 30, ep)
+        with Client(endpoints[0], token, timeout=10) as c:
+            ids = [
+                c.call("instance.create", {"instance_id": f"b{i}", "driver": "sim"})["instance_id"]
+                for i in range(instances)
+            ]
+
+            def started(iid: str) -> bool:
+                try:
+                    c.call("instance.start", {"instance_id": iid})
+                    return True
+                except ClientError:
+                    return False
+
+            for iid in ids:
+                _wait(lambda iid=iid: started(iid), 60, f"{iid} started")
+            _wait(
+                lambda: (
+                    sum(1 for x in c.call("instance.list")["instances"] if x["state"] == "online")
+                    == instances
+                ),
+                60,
+                "every instance online",
+            )
+        accepted: list[str] = []
+        lock = threading.Lock()
+        per = messages // (nodes * senders)
+
+        def sender(ep: str, offset: int) -> None:
+            with Client(ep, token, timeout=30) as cl:
+                for k in range(per):
+                    r = cl.call(
+                        "message.send",
+                        {
+                            "instance_id": ids[(offset + k) % instances],
+                            "to": "6281234567890",
+                            "text": f"m{offset}-{k}",
+                        },
+                    )
+                    with lock:
+                        accepted.append(r["message_id"])
+
+        threads = [
+            threading.Thread(target=sender, args=(ep, 7919 * (j * senders + s)))
+            for j, ep in enumerate(endpoints)
+            for s in range(senders)
+        ]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        t_accept = time.monotonic() - t0
+        want = set(accepted)
+
+        def all_delivered() -> bool:
+            _, log = sim.query()
+            return want <= {e["message_id"] for e in log}
+
+        _wait(all_delivered, 300, "every message delivered")
+        t_done = time.monotonic() - t0
+        return {
+            "accepted": len(accepted),
+            "accepted_per_s": len(accepted) / t_accept,
+            "dispatched_per_s": len(accepted) / t_done,
+        }
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        sim.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--instances", type=int, default=30)
+    ap.add_argument("--messages", type=int, default=1500)
+    ap.add_argument("--senders", type=int, default=4)
+    ap.add_argument("--nodes", default="1,2,3")
+    a = ap.parse_args(argv)
+    rows = [("sqlite, 1 daemon", run("", 1, a.instances, a.messages, a.senders))]
+    for n in [0, *(int(x) for x in a.nodes.split(","))]:  # 0: one daemon, no [cluster]
+        schema = "waz_bench_" + secrets.token_hex(6)
+        with psycopg.connect(a.url, autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in a.url else "?"
+        url = f"{a.url}{sep}options={urllib.parse.quote(f'-csearch_path={schema}')}"
+        try:
+            name = f"postgresql, {n} daemon(s)" if n else "postgresql, 1, no cluster"
+            rows.append((name, run(url, max(n, 1), a.instances, a.messages, a.senders, n > 0)))
+        finally:
+            with psycopg.connect(a.url, autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
+    for name, r in rows:
+        print(
+            f"{name:26} accepted {r['accepted']:.0f}: {r['accepted_per_s']:8.1f} accepted/s, "
+            f"{r['dispatched_per_s']:8.1f} dispatched/s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
