@@ -64,7 +64,9 @@ def test_nothing_lost_or_duplicated_across_two_kill9(short_run: dict[str, Any]) 
 def test_no_conflict_caused_by_the_daemon(short_run: dict[str, Any]) -> None:
     assert short_run["conflicts_caused"] == 0
     # Each restart replaced the killed daemon's lingering sessions: seen as stale, not ours.
-    assert short_run["stale_replaced"] >= 1
+    # (The fault schedule leaves a dead owner's session alone, so one is always there to be
+    # replaced however long the restart takes on a loaded machine: faults.py.)
+    assert short_run["stale_replaced"] >= 1, short_run
     assert sum(short_run["faults_fired"].values()) >= 1, "the fault schedule never fired"
 
 

@@ -124,3 +124,42 @@ def test_parse_fault_rates() -> None:
     for bad in ("conflict", "boom=1", "ban=x", "ban=-2"):
         with pytest.raises(ValueError, match=r"bad fault rate|must be"):
             parse_fault_rates(bad)
+
+
+class _Owner:
+    """A session owner (a daemon connection of the sim server) that is alive until killed."""
+
+    def __init__(self) -> None:
+        self.dead = False
+
+    def alive(self) -> bool:
+        return not self.dead
+
+
+def test_faults_skip_a_dead_owners_lingering_session(
+    scheduler: Scheduler, clock: RealClock
+) -> None:
+    """A killed daemon's session lingers until the restarted daemon replaces it (counted as
+    `stale_replaced`): the schedule must not close it first, at random, with a fault."""
+    net = SimNetwork(scheduler, clock, rand=random.Random(2))
+    owner = _Owner()
+    rec = Recorder()
+    net.open_session("A", rec, owner=owner)
+    rec.wait_count(Connected)
+    assert net.instance_ids(owned_only=True) == ["A"]
+    owner.dead = True
+    assert net.instance_ids(live_only=True) == ["A"]
+    assert net.instance_ids(owned_only=True) == []
+    schedule = FaultSchedule({"conflict": 36000, "disconnect": 36000}, random.Random(5))
+    schedule.start(net)
+    settle(scheduler, 10)
+    schedule.stop()
+    assert sum(schedule.fired.values()) == 0
+    assert schedule.skipped["conflict"] > 0 and schedule.skipped["disconnect"] > 0
+    assert net.session_states("A") == ["live"]
+    # The new daemon's session replaces it: stale, not a conflict of ours.
+    new = Recorder()
+    net.open_session("A", new, owner=_Owner())
+    new.wait_count(Connected)
+    st = net.stats()["instances"]["A"]
+    assert (st["stale_replaced"], st["conflicts_caused_by_ours"]) == (1, 0)

@@ -38,6 +38,23 @@ def test_delete_session_on_a_live_driver_frees_the_slot_and_the_file(
     assert not sessions.has_session("whatsmeow", workdir / "state", "ds1")
 
 
+def test_delete_session_frees_the_slot_only_once_the_files_are_gone(
+    workdir: Path, make_pool, make_proxy
+) -> None:
+    """The close reaches the host (it used to be dropped: detach came first), and the slot is
+    held until the session is closed or its host killed; then the pool removes the files, which
+    a session stuck in its dial may have written after anyone else removed them."""
+    pool = make_pool()
+    drv, _ = make_driver(pool, "ds2", make_proxy("stall").url, workdir)
+    drv.connect()
+    wait_until(
+        lambda: session_db_path(workdir / "state", "ds2").exists(), timeout=30, what="the db"
+    )
+    drv.delete_session()
+    wait_until(lambda: pool.host_of("ds2") is None, timeout=30, what="the slot freed")
+    assert not sessions.has_session("whatsmeow", workdir / "state", "ds2")
+
+
 def test_daemon_delete_removes_the_session_and_create_refuses_a_leftover(
     workdir: Path, make_proxy, offline
 ) -> None:

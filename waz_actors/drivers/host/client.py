@@ -29,7 +29,7 @@ from waz_actors.clock import RealClock
 from waz_actors.config import Config
 from waz_actors.drivers.host.env import host_env
 from waz_actors.drivers.host.protocol import TO_POOL, ProtocolError, pack, pool_endpoint, unpack
-from waz_actors.drivers.host.state import HostInfo, HostListener, _Inst
+from waz_actors.drivers.host.state import HostInfo, HostListener, _Inst, remove_db
 from waz_actors.policy.backoff import BackoffPolicy
 
 _SETTLED = {"Connected", "QrCode", "PairCode", "Disconnected", "LoggedOut", "Conflict"}
@@ -106,7 +106,7 @@ class HostPool:
         with self._lock:
             inst = self._insts.get(iid)
             if inst is not None:
-                inst.listener = listener
+                inst.listener, inst.detached = listener, False
                 return inst.host
             hid = self._pick_host()
             self._insts[iid] = _Inst(listener=listener, host=hid)
@@ -114,10 +114,33 @@ class HostPool:
         return hid
 
     def detach(self, iid: str) -> None:
+        """Free the instance's slot once its session is closed. Queued behind the driver's
+        close: popped at once, the close would find no instance and never reach the host."""
         with self._lock:
-            inst = self._insts.pop(iid, None)
-            if inst is not None and inst.host in self.hosts:
+            inst = self._insts.get(iid)
+        if inst is not None:
+            listener = inst.listener
+            self._cmds.put(lambda: self._detach(iid, listener))
+
+    def _detach(self, iid: str, listener: HostListener) -> None:
+        with self._lock:
+            inst = self._insts.get(iid)
+            if inst is None or inst.listener is not listener:
+                return  # attached again since (the same id created anew)
+            if inst.open:
+                inst.detached = True  # popped when the close is acknowledged or the host dies
+                return
+            self._insts.pop(iid)
+            if inst.host in self.hosts:
                 self.hosts[inst.host].instances.discard(iid)
+
+    def _closed_for_good(self, iid: str, inst: _Inst) -> None:
+        """The session is over (acknowledged, or its host killed): finish a delete."""
+        if inst.remove_gen == inst.gen:
+            remove_db(inst.remove_db)
+            inst.remove_gen = None
+        if inst.detached:
+            self._detach(iid, inst.listener)
 
     def open(self, iid: str, gen: int, db: str, proxy: str, phone: str | None = None) -> None:
         msg = {"op": "open", "iid": iid, "gen": gen, "db": db, "proxy": proxy, "phone": phone}
@@ -269,6 +292,8 @@ class HostPool:
         inst.connect_deadline = inst.pair_deadline = None
         if inst.open:
             inst.close_deadline = time.monotonic() + self._grace()
+        if remove:
+            inst.remove_gen, inst.remove_db = inst.gen, db
         msg = {"op": "close", "iid": iid, "gen": inst.gen, "db": db, "remove": remove}
         self._send_host(self.hosts[inst.host], msg)
 
@@ -342,6 +367,7 @@ class HostPool:
                 inst.open = False
                 inst.connect_deadline = inst.pair_deadline = inst.close_deadline = None
                 inst.listener.on_session_closed(inst.gen)
+                self._closed_for_good(msg["iid"], inst)
 
     def _on_event(self, msg: dict[str, Any]) -> None:
         inst = self._insts.get(msg["iid"])
@@ -416,6 +442,7 @@ class HostPool:
                 inst.open = False
                 inst.connect_deadline = inst.pair_deadline = inst.close_deadline = None
                 inst.listener.on_host_died(inst.gen)
+                self._closed_for_good(iid, inst)  # the process is gone: nothing writes the files
         h.restarts += 1
         h.proc = None
         self._request_spawn(h)

@@ -33,6 +33,7 @@ from waz_actors.drivers.base import (
 )
 from waz_actors.drivers.host import media as host_media
 from waz_actors.drivers.host.protocol import TO_HOST, ProtocolError, pack, unpack
+from waz_actors.drivers.host.state import remove_db
 from waz_actors.drivers.whatsmeow_events import map_event, map_qr, to_wire
 
 LIB_LOCK = threading.Lock()
@@ -43,14 +44,6 @@ _SETTLING = {"Connected", "PairStatus", "LoggedOut", "StreamReplaced", "Temporar
 _SETTLING |= {"ConnectFailure", "ClientOutdated"}
 # Event types after which the session must stop (whatsmeow does not reconnect, neither do we).
 _STOPPING = {"StreamReplaced", "LoggedOut", "TemporaryBan", "ClientOutdated"}
-
-
-def remove_db(path: str) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            os.unlink(path + suffix)
-        except FileNotFoundError:
-            pass
 
 
 def private_db(path: str) -> None:

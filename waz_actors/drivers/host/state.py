@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+def remove_db(path: str) -> None:
+    """Delete a whatsmeow session database and its SQLite sidecars (idempotent)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
 
 
 class HostListener(Protocol):
@@ -28,6 +38,12 @@ class _Inst:
     connect_deadline: float | None = None
     pair_deadline: float | None = None
     close_deadline: float | None = None
+    # instance.delete: the slot is freed only once the session is closed (or its host killed),
+    # so the close deadline still guards it; then the pool removes the session files of
+    # `remove_gen`'s session itself, in case the host could not (a dial stuck in the library).
+    detached: bool = False
+    remove_gen: int | None = None
+    remove_db: str = ""
 
 
 @dataclass

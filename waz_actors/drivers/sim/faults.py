@@ -120,7 +120,7 @@ class FaultTarget(Protocol):
     @property
     def scheduler(self) -> TimerScheduler: ...
 
-    def instance_ids(self, *, live_only: bool = False) -> list[str]: ...
+    def instance_ids(self, *, live_only: bool = False, owned_only: bool = False) -> list[str]: ...
 
     def inject(self, instance_id: str, kind: str, **params: Any) -> None: ...
 
@@ -192,11 +192,14 @@ class FaultSchedule:
             # skipped when it needs a live session and that one has none: so each instance
             # sees its share of the rate, as when its owner opens WhatsApp Web elsewhere.
             # (Drawing among live sessions only would pile a fleet's faults onto the few
-            # instances still online while the others cool down.)
+            # instances still online while the others cool down.) A live session whose owner
+            # is dead (a daemon killed with -9, its session lingering on a sim server) is not a
+            # target either: nobody would see the fault, and it would close the session the
+            # restarted daemon is meant to replace (counted `stale_replaced`) at random.
             targets = network.instance_ids()
             target = self.rand.choice(targets) if targets else None
             needs_live = target is not None and kind in NEEDS_LIVE
-            if needs_live and target not in network.instance_ids(live_only=True):
+            if needs_live and target not in network.instance_ids(owned_only=True):
                 target = None
             self._arm()
         if target is None:

@@ -51,10 +51,16 @@ class Observed:
             inst = self._instances.get(instance_id)
             return [session.state for session in inst.sessions] if inst else []
 
-    def instance_ids(self, *, live_only: bool = False) -> list[str]:
+    def instance_ids(self, *, live_only: bool = False, owned_only: bool = False) -> list[str]:
+        """Every instance; `live_only`: those with a live session; `owned_only` also asks that
+        session's owner to be alive (a killed daemon's lingering session does not count)."""
         with self._lock:
-            return sorted(
-                iid
-                for iid, inst in self._instances.items()
-                if not live_only or inst.live_session() is not None
-            )
+            out = []
+            for iid, inst in self._instances.items():
+                live = inst.live_session()
+                if (live_only or owned_only) and live is None:
+                    continue
+                if owned_only and live is not None and not live.owner_alive():
+                    continue
+                out.append(iid)
+            return sorted(out)
