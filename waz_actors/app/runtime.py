@@ -20,6 +20,7 @@ from waz_actors.actors.gate import ConnectGate
 from waz_actors.actors.instance import InstanceDeps
 from waz_actors.actors.messages import StopAll
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
+from waz_actors.actors.webhooks import Deliverer, WebhookActor
 from waz_actors.app.lock import StateLock
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.config import Config
@@ -61,6 +62,7 @@ class Daemon:
         self.supervisor: pykka.ActorRef[SupervisorActor] | None = None
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
+        self.webhooks: pykka.ActorRef[WebhookActor] | None = None
         self.pruner = Pruner(
             self.store,
             retention_days=cfg.store.retention_days,
@@ -91,6 +93,7 @@ class Daemon:
         self.scheduler.start()
         self.store.open()
         self.pruner.start()
+        self._start_webhooks()
         drivers = self._drivers()
         self._seed_config_instances()
         deps = InstanceDeps(
@@ -126,6 +129,16 @@ class Daemon:
             cfg.state_dir,
             cfg.control_endpoint,
         )
+
+    def _start_webhooks(self) -> None:
+        """The delivery worker (its own thread), woken by the store after each commit that
+        wrote deliveries; campaign events from the bus get theirs written too."""
+        deliverer = Deliverer(
+            self.store.webhooks, self.cfg.webhooks, self.clock, self.cfg.daemon.time_scale
+        )
+        self.store.webhooks.tap.on_new = deliverer.wake
+        self.bus.subscribe("campaign.", self.store.webhooks.emit_published)
+        self.webhooks = WebhookActor.start(deliverer)
 
     def _drivers(self) -> dict[str, DriverFactory]:
         from waz_actors.drivers.sim import make_sim_factory, network_from_config
@@ -239,6 +252,11 @@ class Daemon:
             self.sim.close()
         self.scheduler.stop()
         self.pruner.stop()
+        if self.webhooks is not None:
+            try:
+                self.webhooks.stop(timeout=10)
+            except Exception:
+                logger.exception("webhook worker stop failed")
         try:
             self.store.close()
         except Exception:

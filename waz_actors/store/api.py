@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from waz_actors.store.inbox import InboxRecord
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
+from waz_actors.store.webhooks import Webhooks
 
 
 @runtime_checkable
@@ -240,6 +241,14 @@ class StoreAPI(Protocol):
         messages stored before `older_than`). With `dry_run`, counts what would go and writes
         nothing.
         """
+        ...
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Subscriptions and the delivery outbox (store/webhooks.py). Its tap writes the
+        deliveries inside the other families' writes: a backend implements both together."""
         ...
 
     # -- tokens ------------------------------------------------------------------------------

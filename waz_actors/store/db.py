@@ -30,6 +30,7 @@ from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
 from waz_actors.store.retention import Retention
 from waz_actors.store.schema import MIGRATIONS, Migration, user_version
 from waz_actors.store.tokens import Tokens
+from waz_actors.store.webhooks import Webhooks
 from waz_actors.store.writer import Tx, Writer
 
 if TYPE_CHECKING:
@@ -68,11 +69,14 @@ class Store:
         self._tokens = Tokens(self._db)
         self._retention = Retention(self._db)
         self._inbox = Inbox(self._db, wall)
+        self._webhooks = Webhooks(self._db, wall)
+        self._db.tap = self._webhooks.tap
 
     # -- life cycle --------------------------------------------------------------------------
 
     def open(self) -> None:
         self._db.open()
+        self._db.writer.after_commit = self._webhooks.tap.committed
 
     def close(self) -> None:
         """Drain the writer (everything submitted is committed), then close every connection."""
@@ -302,6 +306,12 @@ class Store:
         self, instance_id: str, *, after: str | None = None, limit: int = 100
     ) -> list[InboxRecord]:
         return self._inbox.list_inbox(instance_id, after=after, limit=limit)
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    @property
+    def webhooks(self) -> Webhooks:
+        return self._webhooks
 
     # -- retention ---------------------------------------------------------------------------
 

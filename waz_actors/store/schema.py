@@ -218,6 +218,50 @@ _V_INBOX: list[str] = [
     "CREATE INDEX inbox_received ON inbox (received_at)",  # retention
 ]
 
+# Webhooks (store/webhooks.py): the subscriptions, each event once (its signed body), and the
+# delivery outbox, one row per (webhook, event), written in the same transaction as the write
+# that makes the event durable (docs/design.md, invariant 12). `lane` is the instance id (or
+# ''): deliveries of one webhook and one lane go out in seq order.
+_V_WEBHOOKS: list[str] = [
+    """CREATE TABLE webhooks (
+        webhook_id TEXT PRIMARY KEY,
+        tenant TEXT,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        disabled_reason TEXT,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX webhooks_tenant ON webhooks (tenant)",
+    """CREATE TABLE webhook_events (
+        event_id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        tenant TEXT,
+        instance_id TEXT,
+        time REAL NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX webhook_events_time ON webhook_events (time)",
+    """CREATE TABLE webhook_deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        lane TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        last_at REAL,
+        last_code INTEGER,
+        last_error TEXT,
+        last_body TEXT,
+        UNIQUE (webhook_id, event_id)
+    )""",
+    "CREATE INDEX webhook_deliveries_lane ON webhook_deliveries (status, webhook_id, lane, seq)",
+    "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, seq)",
+]
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _v2_incarnations,
@@ -225,6 +269,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_RECEIPTS,
     _V_TOKEN_QUOTA,
     _V_INBOX,
+    _V_WEBHOOKS,
 )
 
 

@@ -9,7 +9,19 @@ from waz_actors.control.commands import (
     queue,
     sim,
     token,
+    webhook,
 )
 from waz_actors.control.protocol import REGISTRY
 
-__all__ = ["REGISTRY", "daemon", "events", "inbox", "instance", "message", "queue", "sim", "token"]
+__all__ = [
+    "REGISTRY",
+    "daemon",
+    "events",
+    "inbox",
+    "instance",
+    "message",
+    "queue",
+    "sim",
+    "token",
+    "webhook",
+]

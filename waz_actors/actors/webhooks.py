@@ -1,0 +1,287 @@
+"""Webhook delivery: a dedicated asyncio thread, owned by a thin actor, away from the hot path.
+
+The `Deliverer` claims due deliveries from the store's outbox in batches (the head of each
+(webhook, lane) only, so one webhook sees one instance's events in order), POSTs them signed with
+httpx, at most `webhooks.concurrency` at once, and writes each outcome (policy/webhooks.py
+`judge`) back through the group commit before the lane may move on. A per-webhook circuit breaker
+(policy/breaker.py) keeps a dead receiver to one probe at a time. Sends and the control socket
+never wait on any of this: the tap in the store only writes rows, and this thread only reads
+and posts.
+
+`WebhookActor` owns the thread's life (started and stopped with the daemon) and routes wake-ups;
+the logic is in the plain class, tested without the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import pykka
+from loguru import logger
+
+from waz_actors import __version__
+from waz_actors.clock import Clock
+from waz_actors.config import WebhooksConfig
+from waz_actors.net import webhook_http
+from waz_actors.policy import webhooks as rules
+from waz_actors.policy.breaker import BreakerState, CircuitBreaker
+from waz_actors.store.webhooks import Due, Webhooks
+
+EXPIRE_EVERY = 5.0  # real seconds between sweeps of deliveries past max_age
+
+
+def policy_of(cfg: WebhooksConfig, time_scale: float) -> rules.RetryPolicy:
+    return rules.RetryPolicy(
+        initial=cfg.retry_initial,
+        maximum=cfg.retry_max,
+        jitter=cfg.retry_jitter,
+        max_age=cfg.max_age,
+        time_scale=time_scale,
+    )
+
+
+def headers_for(d: Due, raw: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": f"waz-actors/{__version__}",
+        "X-Waz-Signature": rules.sign(d.secret, raw),
+        "X-Waz-Event-Id": d.event_id,
+        "X-Waz-Event": d.event,
+        "X-Waz-Attempt": str(d.attempts + 1),
+    }
+
+
+class Deliverer:
+    def __init__(
+        self, hooks: Webhooks, cfg: WebhooksConfig, clock: Clock, time_scale: float
+    ) -> None:
+        self.hooks = hooks
+        self.cfg = cfg
+        self.clock = clock
+        self.time_scale = time_scale
+        self.policy = policy_of(cfg, time_scale)
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.busy: set[str] = set()  # "webhook_id lane" in flight
+        self.stats = {"attempts": 0, "delivered": 0, "failed": 0, "dead": 0, "retried": 0}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="waz-webhooks", daemon=True)
+        self._ready = threading.Event()
+
+    # -- any thread --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(5)
+
+    def wake(self) -> None:
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:
+                pass  # the loop closed meanwhile: stopping
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
+        self.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the delivery thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            logger.exception("webhook delivery thread failed")
+
+    def _breaker(self, webhook_id: str) -> CircuitBreaker:
+        b = self.breakers.get(webhook_id)
+        if b is None:
+            b = CircuitBreaker(
+                failure_threshold=self.cfg.breaker_failures,
+                reset_timeout=self.cfg.breaker_reset,
+                reset_timeout_max=max(self.cfg.breaker_reset, self.cfg.retry_max),
+            )
+            self.breakers[webhook_id] = b
+        return b
+
+    def _held(self, now: float) -> list[str]:
+        """Webhooks whose breaker lets nothing through now (open before its probe, or a probe
+        in flight): their deliveries are not even claimed."""
+        out = []
+        for webhook_id, b in self.breakers.items():
+            if b.state is BreakerState.HALF_OPEN:
+                out.append(webhook_id)
+            elif b.state is BreakerState.OPEN:
+                probe_at = b.next_probe_at()
+                if probe_at is None or now < probe_at:
+                    out.append(webhook_id)
+        return out
+
+    def _next_probe_in(self, now: float) -> float | None:
+        waits = [
+            (p - now) * self.time_scale
+            for b in self.breakers.values()
+            if (p := b.next_probe_at()) is not None
+        ]
+        return max(0.0, min(waits)) if waits else None
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._ready.set()
+        limits = httpx.Limits(
+            max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency
+        )
+        timeout = httpx.Timeout(self.cfg.timeout, connect=self.cfg.connect_timeout)
+        tasks: set[asyncio.Task[None]] = set()
+        last_expire = 0.0
+        async with httpx.AsyncClient(
+            limits=limits, timeout=timeout, follow_redirects=False, trust_env=False
+        ) as client:
+            while not self._stopping:
+                self._wake.clear()
+                if time.monotonic() - last_expire >= EXPIRE_EVERY:
+                    last_expire = time.monotonic()
+                    await self._expire()
+                room = self.cfg.concurrency - len(tasks)
+                want = min(room, self.cfg.batch)
+                claimed = await self._claim(want) if want > 0 else []
+                for d in claimed:
+                    task = asyncio.create_task(self._deliver(client, d))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                # A full batch with room left: look again at once; else wait for a wake-up
+                # (a commit with new deliveries, a delivery done) or the next due time.
+                more = want > 0 and len(claimed) == want and room > want
+                await self._sleep(full=not more)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> list[Due]:
+        now = self.clock.now()
+        try:
+            due = await asyncio.to_thread(
+                self.hooks.due_deliveries, time.time(), limit, list(self.busy), self._held(now)
+            )
+        except Exception as e:  # the store closing under us, say
+            logger.warning("webhooks: cannot read the outbox: {}", e)
+            return []
+        out = []
+        for d in due:
+            # allow() hands out a half-open breaker's single probe.
+            if self._breaker(d.webhook_id).allow(now):
+                self.busy.add(f"{d.webhook_id} {d.lane}")
+                out.append(d)
+        return out
+
+    async def _sleep(self, *, full: bool) -> None:
+        assert self._wake is not None
+        wait = self.cfg.poll_interval if full else 0.0
+        if full:
+            probe = self._next_probe_in(self.clock.now())
+            try:
+                next_at = await asyncio.to_thread(self.hooks.next_due_at)
+            except Exception:
+                next_at = None
+            for w in (probe, None if next_at is None else next_at - time.time()):
+                if w is not None:
+                    wait = min(wait, max(0.0, w))
+        if wait <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    async def _expire(self) -> None:
+        older = time.time() - self.cfg.max_age * self.time_scale
+        try:
+            n = await asyncio.wrap_future(self.hooks.expire_deliveries(older))
+        except Exception as e:
+            logger.warning("webhooks: expiry failed: {}", e)
+            return
+        if n:
+            self.stats["dead"] += n
+            logger.warning("webhooks: {} deliveries dead (max_age passed)", n)
+
+    async def _deliver(self, client: httpx.AsyncClient, d: Due) -> None:
+        raw = d.body.encode()
+        try:
+            answer = await webhook_http.post(
+                client,
+                d.url,
+                raw,
+                headers_for(d, raw),
+                allow_private=self.cfg.allow_private_targets,
+                timeout=self.cfg.timeout,
+            )
+            await self._settle(d, answer)
+        except Exception:
+            logger.exception("webhook delivery {} failed", d.seq)
+        finally:
+            self.busy.discard(f"{d.webhook_id} {d.lane}")
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _settle(self, d: Due, answer: webhook_http.Answer) -> None:
+        wall = time.time()
+        outcome = rules.judge(
+            answer.code,
+            attempts=d.attempts + 1,
+            created_at=d.created_at,
+            now_wall=wall,
+            policy=self.policy,
+            retry_after_s=rules.retry_after(answer.retry_after, wall),
+        )
+        now = self.clock.now()
+        breaker = self._breaker(d.webhook_id)
+        if outcome.breaker_failure:
+            if breaker.record_failure(now, answer.error or f"HTTP {answer.code}"):
+                logger.warning("webhook {}: breaker open ({})", d.webhook_id, breaker.last_reason)
+        elif answer.code is not None:
+            breaker.record_success(now)  # the receiver answered: it is up
+        self.stats["attempts"] += 1
+        key = {"pending": "retried"}.get(outcome.status, outcome.status)
+        self.stats[key] = self.stats.get(key, 0) + 1
+        if outcome.disable:
+            logger.warning("webhook {}: 410 Gone, disabled", d.webhook_id)
+        fut = self.hooks.record_attempt(
+            d.seq,
+            status=outcome.status,
+            next_at=outcome.next_at,
+            code=answer.code,
+            error=answer.error,
+            body=answer.body,
+            disable_reason="the receiver answered 410 Gone" if outcome.disable else None,
+        )
+        await asyncio.wrap_future(fut)  # committed before the lane's next delivery is claimed
+
+
+class WebhookActor(pykka.ThreadingActor):
+    """Owns the delivery thread: started and stopped with the daemon. Wake-ups go straight to
+    the thread's loop (call_soon_threadsafe), not through this mailbox: the store's writer
+    thread sends them after every commit that wrote deliveries, and must not queue behind
+    anything."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        super().__init__()
+        self.deliverer = deliverer
+
+    def on_start(self) -> None:
+        self.deliverer.start()
+
+    def on_stop(self) -> None:
+        self.deliverer.stop()
+
+
+__all__ = ["Deliverer", "WebhookActor", "headers_for", "policy_of"]

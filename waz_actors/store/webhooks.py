@@ -1,0 +1,456 @@
+"""Webhooks in the store: subscriptions, the tap that writes deliveries, the delivery outbox.
+
+The tap (`WebhookTap.emit`) runs INSIDE the write operation that makes an event durable (a
+message's status change, a receipt, an inbox insert, the event log row of a state change or an
+alarm): it inserts the event's body once and one delivery row per matching webhook, in the same
+transaction. So an event that is on disk has its deliveries on disk, and a crash loses neither
+(invariant 12 of docs/design.md). The subscriptions it matches against are cached in memory and
+reloaded, on the writer's connection, after any change to the webhooks table: an event with no
+subscriber costs one loop over the cache and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from waz_actors.errors import NotFound
+from waz_actors.policy import webhooks as rules
+from waz_actors.store.connection import Connections
+from waz_actors.store.writer import Tx
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead")
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    webhook_id: str
+    tenant: str | None  # None: daemon-wide (created by the admin), receives every tenant's events
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    enabled: bool
+    disabled_reason: str | None
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> WebhookRecord:
+        return cls(
+            webhook_id=row["webhook_id"],
+            tenant=row["tenant"],
+            url=row["url"],
+            events=tuple(json.loads(row["events"])),
+            secret=row["secret"],
+            enabled=bool(row["enabled"]),
+            disabled_reason=row["disabled_reason"],
+            created_at=row["created_at"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What webhook.get/list show: everything but the secret (shown once, at creation)."""
+        return {
+            "webhook_id": self.webhook_id,
+            "tenant": self.tenant,
+            "url": self.url,
+            "events": list(self.events),
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class Due:
+    """A delivery the worker may attempt now: the head of its (webhook, lane)."""
+
+    seq: int
+    webhook_id: str
+    event_id: str
+    event: str
+    lane: str
+    attempts: int
+    created_at: float
+    url: str
+    secret: str
+    body: str
+
+
+_HOOK_COLS = "webhook_id, tenant, url, events, secret, enabled, disabled_reason, created_at"
+
+
+class WebhookTap:
+    """Writes an event's deliveries in the transaction of the write that makes it durable."""
+
+    def __init__(self, wall: Callable[[], float]) -> None:
+        self._wall = wall
+        self._hooks: list[WebhookRecord] = []
+        self.dirty = True  # (re)load from the writer's connection before the next match
+        self.on_new: Callable[[], None] = lambda: None  # wakes the delivery worker
+        self._written = False  # deliveries written since the last commit
+
+    def committed(self) -> None:
+        """The writer's after-commit hook: wake the worker once new deliveries are visible."""
+        if self._written:
+            self._written = False
+            self.on_new()
+
+    def _load(self, conn: sqlite3.Connection) -> None:
+        rows = conn.execute(f"SELECT {_HOOK_COLS} FROM webhooks WHERE enabled = 1").fetchall()
+        self._hooks = [WebhookRecord.from_row(r) for r in rows]
+        self.dirty = False
+
+    def wants(self, tx: Tx, event: str) -> bool:
+        """Does any enabled webhook (of any tenant) subscribe to this event? The cheap test
+        before a write reads what the event's body needs."""
+        if self.dirty:
+            self._load(tx.conn)
+        return any(rules.matches(h.events, event) for h in self._hooks)
+
+    def emit(
+        self,
+        tx: Tx,
+        event: str,
+        tenant: str | None,
+        instance_id: str | None,
+        data: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        *,
+        only: str | None = None,
+    ) -> str | None:
+        """Insert the event and its deliveries; the event id, or None when nobody subscribed.
+
+        `data` may be a function, so a write with no subscriber never builds the body.
+        `only`: deliver to this webhook alone (webhook.test's ping)."""
+        if self.dirty:
+            self._load(tx.conn)
+        if only is not None:
+            targets = [only]
+        else:
+            targets = [
+                h.webhook_id
+                for h in self._hooks
+                if (h.tenant is None or h.tenant == tenant) and rules.matches(h.events, event)
+            ]
+        if not targets:
+            return None
+        now = self._wall()
+        event_id = rules.new_event_id()
+        payload = data() if callable(data) else data
+        body = rules.event_body(event_id, event, now, tenant, instance_id, payload)
+        c = tx.conn
+        c.execute(
+            "INSERT INTO webhook_events (event_id, event, tenant, instance_id, time, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, event, tenant, instance_id, now, body),
+        )
+        c.executemany(
+            "INSERT INTO webhook_deliveries (webhook_id, event_id, lane, status, next_at,"
+            " created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+            [(w, event_id, instance_id or "", now, now) for w in targets],
+        )
+        self._written = True
+        return event_id
+
+
+def _instance_tenant(c: sqlite3.Connection, instance_id: str) -> str | None:
+    row = c.execute("SELECT tenant FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def emit_status(tap: WebhookTap, tx: Tx, message_id: str, status: str, reason: str | None) -> None:
+    """message.status for a status change or a receipt, built from the row as just written."""
+    if not tap.wants(tx, "message.status"):
+        return
+    row = tx.conn.execute(
+        "SELECT instance_id, tenant, recipient, attempts, wa_id, last_error, possible_duplicate"
+        " FROM messages WHERE message_id = ?",
+        (message_id,),
+    ).fetchone()
+    data: dict[str, Any] = {
+        "message_id": message_id,
+        "status": status,
+        "reason": reason,
+        "to": row["recipient"],
+        "attempts": row["attempts"],
+        "wa_id": row["wa_id"],
+    }
+    if status == "failed" and row["last_error"]:
+        data["error"] = row["last_error"]
+    if row["possible_duplicate"]:
+        data["possible_duplicate"] = True
+    tap.emit(tx, "message.status", row["tenant"], row["instance_id"], data)
+
+
+def emit_logged(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) -> None:
+    """The webhook event of an event-log row, if it has one (called by EventLog.log_event).
+
+    instance.<id>.state -> instance.state; daemon.alarm about an instance -> instance.alarm."""
+    parts = topic.split(".")
+    if topic.startswith("instance.") and parts[-1] == "state":
+        instance_id = str(body.get("instance_id") or parts[1])
+        data = {k: body.get(k) for k in ("state", "previous", "reason", "code")}
+        tap.emit(tx, "instance.state", _instance_tenant(tx.conn, instance_id), instance_id, data)
+    elif topic == "daemon.alarm" and body.get("instance_id"):
+        instance_id = str(body["instance_id"])
+        data = {k: body.get(k) for k in ("kind", "message")}
+        tap.emit(tx, "instance.alarm", _instance_tenant(tx.conn, instance_id), instance_id, data)
+
+
+def emit_campaign(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) -> None:
+    """campaign.<id>.<kind> or campaign.<kind> with a tenant in the body -> campaign.<kind>."""
+    event = "campaign." + topic.rsplit(".", 1)[-1]
+    if event in rules.EVENTS and body.get("tenant"):
+        instance = body.get("instance_id")
+        data = {k: v for k, v in body.items() if k not in ("tenant", "time")}
+        tap.emit(tx, event, str(body["tenant"]), instance and str(instance), data)
+
+
+class Webhooks:
+    def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
+        self._db = db
+        self._wall = wall
+        self.tap = WebhookTap(wall)
+
+    def emit_published(self, topic: str, body: Mapping[str, Any]) -> None:
+        """A bus event with no durable write of ours behind it (campaign.*: the campaign
+        branch publishes them): its deliveries are written by an op of their own."""
+        tap = self.tap
+        self._db.writer.post(lambda tx: emit_campaign(tap, tx, topic, dict(body)))
+
+    def _changed(self, fut: Future[Any]) -> Future[Any]:
+        # The cache reloads from the writer's connection before the next match; a change that
+        # rolled back is reloaded away the same way.
+        fut.add_done_callback(lambda f: setattr(self.tap, "dirty", True))
+        return fut
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def create_webhook(self, rec: WebhookRecord) -> Future[None]:
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                f"INSERT INTO webhooks ({_HOOK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.webhook_id,
+                    rec.tenant,
+                    rec.url,
+                    json.dumps(list(rec.events)),
+                    rec.secret,
+                    int(rec.enabled),
+                    rec.disabled_reason,
+                    rec.created_at,
+                ),
+            )
+            self.tap.dirty = True
+
+        return self._changed(self._db.writer.submit(op))
+
+    def get_webhook(self, webhook_id: str) -> WebhookRecord | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_HOOK_COLS} FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+        return None if row is None else WebhookRecord.from_row(row)
+
+    def list_webhooks(self, tenant: str | None = None) -> list[WebhookRecord]:
+        """Every webhook (tenant None: the admin's view) or one tenant's."""
+        sql = f"SELECT {_HOOK_COLS} FROM webhooks"
+        args: tuple[Any, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = ?"
+            args = (tenant,)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, webhook_id", args).fetchall()
+        return [WebhookRecord.from_row(r) for r in rows]
+
+    def delete_webhook(self, webhook_id: str) -> Future[bool]:
+        def op(tx: Tx) -> bool:
+            n = tx.conn.execute("DELETE FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+            self.tap.dirty = True
+            return n.rowcount > 0
+
+        return self._changed(self._db.writer.submit(op))
+
+    def set_webhook_enabled(
+        self, webhook_id: str, enabled: bool, reason: str | None
+    ) -> Future[None]:
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                "UPDATE webhooks SET enabled = ?, disabled_reason = ? WHERE webhook_id = ?",
+                (int(enabled), None if enabled else reason, webhook_id),
+            )
+            self.tap.dirty = True
+
+        return self._changed(self._db.writer.submit(op))
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def ping(self, webhook_id: str) -> Future[str | None]:
+        """webhook.test: a `ping` event for this webhook alone."""
+        data = {"message": "webhook test"}
+
+        def op(tx: Tx) -> str | None:
+            row = tx.conn.execute(
+                "SELECT tenant FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no webhook {webhook_id!r}", {"field": "webhook_id"})
+            return self.tap.emit(tx, rules.PING, row[0], None, data, only=webhook_id)
+
+        return self._db.writer.submit(op)
+
+    def list_deliveries(
+        self, webhook_id: str, *, status: str | None = None, after: int | None = None, limit: int
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT d.seq, d.event_id, e.event, d.lane, d.status, d.attempts, d.next_at,"
+            " d.created_at, d.last_at, d.last_code, d.last_error, d.last_body"
+            " FROM webhook_deliveries d JOIN webhook_events e USING (event_id)"
+            " WHERE d.webhook_id = ? AND d.seq > ?"
+        )
+        args: list[Any] = [webhook_id, after or 0]
+        if status is not None:
+            sql += " AND d.status = ?"
+            args.append(status)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY d.seq LIMIT ?", (*args, limit)).fetchall()
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["instance_id"] = item.pop("lane") or None
+            if item["status"] != "pending":
+                item["next_at"] = None
+            out.append(item)
+        return out
+
+    def redeliver(self, webhook_id: str, event_ids: Iterable[str] | None) -> Future[int]:
+        """Deliveries back to pending, with a fresh max_age: the listed events, or every dead
+        and failed one. Also enables the webhook again (after a 410, say)."""
+        ids = None if event_ids is None else list(event_ids)
+        now = self._wall()
+
+        def op(tx: Tx) -> int:
+            base = (
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_at = ?,"
+                " created_at = ? WHERE webhook_id = ?"
+            )
+            if ids is None:
+                cur = tx.conn.execute(
+                    base + " AND status IN ('dead', 'failed')", (now, now, webhook_id)
+                )
+            else:
+                cur = tx.conn.execute(
+                    base + " AND event_id IN (SELECT value FROM json_each(?))",
+                    (now, now, webhook_id, json.dumps(ids)),
+                )
+            tx.conn.execute(
+                "UPDATE webhooks SET enabled = 1, disabled_reason = NULL WHERE webhook_id = ?",
+                (webhook_id,),
+            )
+            self.tap.dirty = True
+            return int(cur.rowcount)
+
+        fut = self._changed(self._db.writer.submit(op))
+        fut.add_done_callback(lambda f: self.tap.on_new())
+        return fut
+
+    def due_deliveries(
+        self, now: float, limit: int, busy_lanes: Iterable[str], closed_hooks: Iterable[str]
+    ) -> list[Due]:
+        """The head of each (webhook, lane) that is due, skipping the lanes in flight and the
+        webhooks whose breaker is open (so they cannot fill the batch)."""
+        sql = (
+            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.created_at,"
+            " w.url, w.secret, e.body FROM ("
+            "   SELECT webhook_id, lane, min(seq) AS seq FROM webhook_deliveries"
+            "   WHERE status = 'pending' GROUP BY webhook_id, lane) h"
+            " JOIN webhook_deliveries d ON d.seq = h.seq"
+            " JOIN webhooks w ON w.webhook_id = d.webhook_id"
+            " JOIN webhook_events e ON e.event_id = d.event_id"
+            " WHERE w.enabled = 1 AND d.next_at <= ?"
+            " AND (d.webhook_id || ' ' || d.lane) NOT IN (SELECT value FROM json_each(?))"
+            " AND d.webhook_id NOT IN (SELECT value FROM json_each(?))"
+            " ORDER BY d.next_at LIMIT ?"
+        )
+        args = (now, json.dumps(list(busy_lanes)), json.dumps(list(closed_hooks)), limit)
+        with self._db.read() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [Due(**dict(r)) for r in rows]
+
+    def next_due_at(self) -> float | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT min(next_at) FROM webhook_deliveries WHERE status = 'pending'"
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def record_attempt(
+        self,
+        seq: int,
+        *,
+        status: str,
+        next_at: float | None,
+        code: int | None,
+        error: str | None,
+        body: bytes | None,
+        disable_reason: str | None = None,
+    ) -> Future[None]:
+        now = self._wall()
+        text = None if body is None else body[: rules.BODY_PREFIX].decode("utf-8", "replace")
+
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
+                " next_at = coalesce(?, next_at), last_at = ?, last_code = ?, last_error = ?,"
+                " last_body = ? WHERE seq = ? AND status = 'pending'",
+                (status, next_at, now, code, error, text, seq),
+            )
+            if disable_reason is not None:
+                tx.conn.execute(
+                    "UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE webhook_id ="
+                    " (SELECT webhook_id FROM webhook_deliveries WHERE seq = ?)",
+                    (disable_reason, seq),
+                )
+                self.tap.dirty = True
+
+        return self._db.writer.submit(op)
+
+    def expire_deliveries(self, older_than: float) -> Future[int]:
+        """Pending deliveries created before `older_than` (wall) are dead: max_age passed
+        (also those held back by an open breaker, which never got to fail on their own)."""
+
+        def op(tx: Tx) -> int:
+            cur = tx.conn.execute(
+                "UPDATE webhook_deliveries SET status = 'dead',"
+                " last_error = coalesce(last_error, 'max_age passed')"
+                " WHERE status = 'pending' AND created_at < ?",
+                (older_than,),
+            )
+            return int(cur.rowcount)
+
+        return self._db.writer.submit(op)
+
+    def delivery_counts(self, webhook_id: str | None = None) -> dict[str, int]:
+        """Deliveries per status, of one webhook or of all."""
+        sql = "SELECT status, count(*) FROM webhook_deliveries"
+        args: tuple[str, ...] = ()
+        if webhook_id is not None:
+            sql += " WHERE webhook_id = ?"
+            args = (webhook_id,)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " GROUP BY status", args).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "Due",
+    "WebhookRecord",
+    "WebhookTap",
+    "Webhooks",
+    "emit_campaign",
+    "emit_logged",
+    "emit_status",
+]
