@@ -6,14 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.control.dispatch_util import PHONE, Core
 from tests.waiting import wait_until
 from tests.webhooks.conftest import hooked_core
-from tests.webhooks.receiver import Hit, Receiver
+from tests.webhooks.receiver import Receiver
 
 
 def statuses(r: Receiver, path: str, message_id: str) -> list[str]:
@@ -87,7 +86,9 @@ def test_errors_and_a_receiver_down_for_a_while(hooked: Core, receiver: Receiver
     for m in [first, *ids]:
         wait_until(lambda m=m: "sent" in statuses(receiver, "/hook", m), what=m)  # type: ignore[misc]
     # at least once, each event in order, and nothing out of order for the instance
-    delivered = [e["data"]["message_id"] for e in receiver.events() if e["data"]["status"] == "sent"]
+    delivered = [
+        e["data"]["message_id"] for e in receiver.events() if e["data"]["status"] == "sent"
+    ]
     assert [m for m in delivered if m in ids] == sorted(
         {m for m in delivered if m in ids}, key=ids.index
     )
@@ -165,5 +166,3 @@ def test_dead_after_max_age(strict: Core, receiver: Receiver) -> None:
     time.sleep(0.3)
     assert len(receiver.hits) == n  # dead is final
     assert acme.ok("webhook.redeliver", webhook_id=wid)["redelivering"] == 1
-
-

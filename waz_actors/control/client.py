@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import msgpack
 import zmq
 
+from waz_actors.control.client_webhooks import WebhookCalls
 from waz_actors.control.protocol import READONLY_COMMANDS, VERSION
 
 
@@ -50,7 +51,7 @@ def _drop_none(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
-class Client:
+class Client(WebhookCalls):
     def __init__(
         self,
         endpoint: str,
