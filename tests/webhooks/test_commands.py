@@ -8,6 +8,7 @@ from tests.control.conftest import TestDaemon, make_config
 from tests.control.dispatch_util import Core
 from tests.waiting import wait_until
 from tests.webhooks.receiver import Receiver
+from waz_actors.store.webhooks import WebhookRecord
 
 
 def test_create_list_get_delete_and_tenant_isolation(hooked: Core, receiver: Receiver) -> None:
@@ -103,6 +104,22 @@ def test_private_targets_are_refused_by_default(tmp_path: Path) -> None:
         ):
             code, details = core.admin.error("webhook.create", url=url)
             assert (code, details) == ("bad_request", {"field": "url"}), url
+        # a webhook that got past creation (a name that resolved elsewhere then, say) is
+        # refused again at every connection: the receiver never hears of it
+        receiver = Receiver()
+        rec = WebhookRecord("wh_x", "t1", receiver.url(), ("*",), "s" * 20, True, None, 0.0)
+        d.store.webhooks.create_webhook(rec).result(5)
+        core.admin.ok("webhook.test", webhook_id="wh_x")
+        wait_until(
+            lambda: (
+                core.admin.ok("webhook.deliveries", webhook_id="wh_x")["deliveries"][0]["attempts"]
+                >= 1
+            )
+        )
+        (got,) = core.admin.ok("webhook.deliveries", webhook_id="wh_x")["deliveries"]
+        assert "refused" in got["last_error"] and got["last_code"] is None
+        assert receiver.hits == []
+        receiver.close()
         core.dispatcher.close()
     finally:
         d.stop(timeout=5)
