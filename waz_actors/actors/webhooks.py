@@ -31,6 +31,7 @@ from waz_actors.policy.breaker import BreakerState, CircuitBreaker
 from waz_actors.store.webhooks import Due, Webhooks
 
 EXPIRE_EVERY = 5.0  # real seconds between sweeps of deliveries past max_age
+MIN_WAIT = 0.002  # real seconds: the shortest sleep between two looks at the outbox
 
 
 def policy_of(cfg: WebhooksConfig, time_scale: float) -> rules.RetryPolicy:
@@ -69,6 +70,7 @@ class Deliverer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        self._next_at: float | None = None  # wall time the next waiting delivery falls due
         self._thread = threading.Thread(target=self._run, name="waz-webhooks", daemon=True)
         self._ready = threading.Event()
 
@@ -152,7 +154,7 @@ class Deliverer:
                     await self._expire()
                 room = self.cfg.concurrency - len(tasks)
                 want = min(room, self.cfg.batch)
-                claimed = await self._claim(want) if want > 0 else []
+                claimed, self._next_at = await self._claim(want) if want > 0 else ([], None)
                 for d in claimed:
                     task = asyncio.create_task(self._deliver(client, d))
                     tasks.add(task)
@@ -165,35 +167,33 @@ class Deliverer:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _claim(self, limit: int) -> list[Due]:
+    async def _claim(self, limit: int) -> tuple[list[Due], float | None]:
         now = self.clock.now()
         try:
-            due = await asyncio.to_thread(
+            due, next_at = await asyncio.to_thread(
                 self.hooks.due_deliveries, time.time(), limit, list(self.busy), self._held(now)
             )
         except Exception as e:  # the store closing under us, say
             logger.warning("webhooks: cannot read the outbox: {}", e)
-            return []
+            return [], None
         out = []
         for d in due:
             # allow() hands out a half-open breaker's single probe.
             if self._breaker(d.webhook_id).allow(now):
                 self.busy.add(f"{d.webhook_id} {d.lane}")
                 out.append(d)
-        return out
+        return out, next_at
 
     async def _sleep(self, *, full: bool) -> None:
         assert self._wake is not None
         wait = self.cfg.poll_interval if full else 0.0
         if full:
+            # Until the next retry or probe falls due, at the latest; never a spin (MIN_WAIT).
             probe = self._next_probe_in(self.clock.now())
-            try:
-                next_at = await asyncio.to_thread(self.hooks.next_due_at)
-            except Exception:
-                next_at = None
-            for w in (probe, None if next_at is None else next_at - time.time()):
+            nxt = self._next_at
+            for w in (probe, None if nxt is None else nxt - time.time()):
                 if w is not None:
-                    wait = min(wait, max(0.0, w))
+                    wait = min(wait, max(MIN_WAIT, w))
         if wait <= 0:
             await asyncio.sleep(0)
             return

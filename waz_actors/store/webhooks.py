@@ -357,34 +357,35 @@ class Webhooks:
         return fut
 
     def due_deliveries(
-        self, now: float, limit: int, busy_lanes: Iterable[str], closed_hooks: Iterable[str]
-    ) -> list[Due]:
+        self, now: float, limit: int, busy_lanes: Iterable[str], held_hooks: Iterable[str]
+    ) -> tuple[list[Due], float | None]:
         """The head of each (webhook, lane) that is due, skipping the lanes in flight and the
-        webhooks whose breaker is open (so they cannot fill the batch)."""
-        sql = (
-            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.created_at,"
-            " w.url, w.secret, e.body FROM ("
-            "   SELECT webhook_id, lane, min(seq) AS seq FROM webhook_deliveries"
+        webhooks whose breaker holds them (so they cannot fill the batch); and the wall time
+        the next such head falls due (None: none is waiting), for the worker's sleep."""
+        heads = (
+            "FROM (SELECT webhook_id, lane, min(seq) AS seq FROM webhook_deliveries"
             "   WHERE status = 'pending' GROUP BY webhook_id, lane) h"
             " JOIN webhook_deliveries d ON d.seq = h.seq"
             " JOIN webhooks w ON w.webhook_id = d.webhook_id"
-            " JOIN webhook_events e ON e.event_id = d.event_id"
-            " WHERE w.enabled = 1 AND d.next_at <= ?"
+        )
+        free = (
+            " WHERE w.enabled = 1"
             " AND (d.webhook_id || ' ' || d.lane) NOT IN (SELECT value FROM json_each(?))"
             " AND d.webhook_id NOT IN (SELECT value FROM json_each(?))"
-            " ORDER BY d.next_at LIMIT ?"
         )
-        args = (now, json.dumps(list(busy_lanes)), json.dumps(list(closed_hooks)), limit)
+        sql = (
+            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.created_at,"
+            f" w.url, w.secret, e.body {heads}"
+            f" JOIN webhook_events e ON e.event_id = d.event_id {free}"
+            " AND d.next_at <= ? ORDER BY d.next_at LIMIT ?"
+        )
+        skip = (json.dumps(list(busy_lanes)), json.dumps(list(held_hooks)))
         with self._db.read() as conn:
-            rows = conn.execute(sql, args).fetchall()
-        return [Due(**dict(r)) for r in rows]
-
-    def next_due_at(self) -> float | None:
-        with self._db.read() as conn:
-            row = conn.execute(
-                "SELECT min(next_at) FROM webhook_deliveries WHERE status = 'pending'"
-            ).fetchone()
-        return None if row[0] is None else float(row[0])
+            rows = conn.execute(sql, (*skip, now, limit)).fetchall()
+            later = conn.execute(
+                f"SELECT min(d.next_at) {heads} {free} AND d.next_at > ?", (*skip, now)
+            ).fetchone()[0]
+        return [Due(**dict(r)) for r in rows], None if later is None else float(later)
 
     def record_attempt(
         self,
