@@ -28,9 +28,11 @@ from waz_actors.config import WebhooksConfig
 from waz_actors.net import webhook_http
 from waz_actors.policy import webhooks as rules
 from waz_actors.policy.breaker import BreakerState, CircuitBreaker
-from waz_actors.store.webhooks import Due, Webhooks
+from waz_actors.policy.webhook_lanes import Due, Lanes
+from waz_actors.store.webhooks import Webhooks
 
 EXPIRE_EVERY = 5.0  # real seconds between sweeps of deliveries past max_age
+LANES_CAP = 20000  # pending deliveries held in memory at most (more wait in the store)
 MIN_WAIT = 0.002  # real seconds: the shortest sleep between two looks at the outbox
 
 
@@ -71,6 +73,8 @@ class Deliverer:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._next_at: float | None = None  # wall time the next waiting delivery falls due
+        self.lanes = Lanes(LANES_CAP)
+        self._changes = -1  # the store's webhook changes seen: reload on a difference
         self._thread = threading.Thread(target=self._run, name="waz-webhooks", daemon=True)
         self._ready = threading.Event()
 
@@ -152,42 +156,64 @@ class Deliverer:
                 if time.monotonic() - last_expire >= EXPIRE_EVERY:
                     last_expire = time.monotonic()
                     await self._expire()
+                await self._refresh()
                 room = self.cfg.concurrency - len(tasks)
-                want = min(room, self.cfg.batch)
-                claimed, self._next_at = await self._claim(want) if want > 0 else ([], None)
+                claimed = self._claim(room) if room > 0 else []
                 for d in claimed:
                     task = asyncio.create_task(self._deliver(client, d))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-                # A full batch with room left: look again at once; else wait for a wake-up
-                # (a commit with new deliveries, a delivery done) or the next due time.
-                more = want > 0 and len(claimed) == want and room > want
-                await self._sleep(full=not more)
+                # Wait for a wake-up (a commit with new deliveries, a delivery done) or the
+                # next retry or probe falling due.
+                await self._sleep(full=True)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _claim(self, limit: int) -> tuple[list[Due], float | None]:
-        now = self.clock.now()
+    async def _refresh(self) -> None:
+        """Bring the lanes up to date: everything again after a change of the webhooks, else
+        only the rows written since the last look."""
+        if self.hooks.changes != self._changes:
+            self._changes = self.hooks.changes
+            self.lanes.reset()
+        room = self.lanes.room()
+        if room <= 0:
+            return
         try:
-            due, next_at = await asyncio.to_thread(
-                self.hooks.due_deliveries, time.time(), limit, list(self.busy), self._held(now)
+            rows = await asyncio.to_thread(
+                self.hooks.load_pending, self.lanes.loaded, min(room, self.cfg.batch)
             )
         except Exception as e:  # the store closing under us, say
             logger.warning("webhooks: cannot read the outbox: {}", e)
-            return [], None
+            return
+        self.lanes.add(rows)
+        if len(rows) == self.cfg.batch:
+            self._wake_soon()  # more to load: look again without waiting
+
+    def _wake_soon(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _claim(self, limit: int) -> list[Due]:
+        now = self.clock.now()
+        held = set(self._held(now))
         out = []
-        for d in due:
+        for d in self.lanes.take(time.time(), self.busy, held, limit):
             # allow() hands out a half-open breaker's single probe.
             if self._breaker(d.webhook_id).allow(now):
-                self.busy.add(f"{d.webhook_id} {d.lane}")
+                self.busy.add(d.key)
                 out.append(d)
-        return out, next_at
+            else:
+                held.add(d.webhook_id)
+        self._next_at = self.lanes.next_at(self.busy, held)
+        return out
 
     async def _sleep(self, *, full: bool) -> None:
         assert self._wake is not None
         wait = self.cfg.poll_interval if full else 0.0
-        if full:
+        if self._wake.is_set():
+            wait = 0.0
+        elif full:
             # Until the next retry or probe falls due, at the latest; never a spin (MIN_WAIT).
             probe = self._next_probe_in(self.clock.now())
             nxt = self._next_at
@@ -211,6 +237,7 @@ class Deliverer:
             logger.warning("webhooks: expiry failed: {}", e)
             return
         if n:
+            self.lanes.reset()  # those rows are no longer pending
             self.stats["dead"] += n
             logger.warning("webhooks: {} deliveries dead (max_age passed)", n)
 
@@ -229,7 +256,7 @@ class Deliverer:
         except Exception:
             logger.exception("webhook delivery {} failed", d.seq)
         finally:
-            self.busy.discard(f"{d.webhook_id} {d.lane}")
+            self.busy.discard(d.key)
             if self._wake is not None:
                 self._wake.set()
 
@@ -265,6 +292,7 @@ class Deliverer:
             disable_reason="the receiver answered 410 Gone" if outcome.disable else None,
         )
         await asyncio.wrap_future(fut)  # committed before the lane's next delivery is claimed
+        self.lanes.settle(d, outcome.next_at if outcome.status == "pending" else None)
 
 
 class WebhookActor(pykka.ThreadingActor):

@@ -20,6 +20,7 @@ from typing import Any
 
 from waz_actors.errors import NotFound
 from waz_actors.policy import webhooks as rules
+from waz_actors.policy.webhook_lanes import Due
 from waz_actors.store.connection import Connections
 from waz_actors.store.writer import Tx
 
@@ -61,22 +62,6 @@ class WebhookRecord:
             "disabled_reason": self.disabled_reason,
             "created_at": self.created_at,
         }
-
-
-@dataclass(frozen=True)
-class Due:
-    """A delivery the worker may attempt now: the head of its (webhook, lane)."""
-
-    seq: int
-    webhook_id: str
-    event_id: str
-    event: str
-    lane: str
-    attempts: int
-    created_at: float
-    url: str
-    secret: str
-    body: str
 
 
 _HOOK_COLS = "webhook_id, tenant, url, events, secret, enabled, disabled_reason, created_at"
@@ -213,6 +198,7 @@ class Webhooks:
         self._db = db
         self._wall = wall
         self.tap = WebhookTap(wall)
+        self.changes = 0  # bumped after each change of the webhooks (or a redeliver)
 
     def emit_published(self, topic: str, body: Mapping[str, Any]) -> None:
         """A bus event with no durable write of ours behind it (campaign.*: the campaign
@@ -222,8 +208,13 @@ class Webhooks:
 
     def _changed(self, fut: Future[Any]) -> Future[Any]:
         # The cache reloads from the writer's connection before the next match; a change that
-        # rolled back is reloaded away the same way.
-        fut.add_done_callback(lambda f: setattr(self.tap, "dirty", True))
+        # rolled back is reloaded away the same way. `changes` tells the delivery worker to
+        # reload its lanes (store/webhooks.py is the outbox; the worker's lanes are a view).
+        def done(_: Future[Any]) -> None:
+            self.tap.dirty = True
+            self.changes += 1
+
+        fut.add_done_callback(done)
         return fut
 
     # -- subscriptions -----------------------------------------------------------------------
@@ -356,36 +347,20 @@ class Webhooks:
         fut.add_done_callback(lambda f: self.tap.on_new())
         return fut
 
-    def due_deliveries(
-        self, now: float, limit: int, busy_lanes: Iterable[str], held_hooks: Iterable[str]
-    ) -> tuple[list[Due], float | None]:
-        """The head of each (webhook, lane) that is due, skipping the lanes in flight and the
-        webhooks whose breaker holds them (so they cannot fill the batch); and the wall time
-        the next such head falls due (None: none is waiting), for the worker's sleep."""
-        heads = (
-            "FROM (SELECT webhook_id, lane, min(seq) AS seq FROM webhook_deliveries"
-            "   WHERE status = 'pending' GROUP BY webhook_id, lane) h"
-            " JOIN webhook_deliveries d ON d.seq = h.seq"
-            " JOIN webhooks w ON w.webhook_id = d.webhook_id"
-        )
-        free = (
-            " WHERE w.enabled = 1"
-            " AND (d.webhook_id || ' ' || d.lane) NOT IN (SELECT value FROM json_each(?))"
-            " AND d.webhook_id NOT IN (SELECT value FROM json_each(?))"
-        )
+    def load_pending(self, after_seq: int, limit: int) -> list[Due]:
+        """Pending deliveries of enabled webhooks above `after_seq`, in seq order (by the
+        primary key: a look at the outbox costs what is new, not what waits)."""
         sql = (
-            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.created_at,"
-            f" w.url, w.secret, e.body {heads}"
-            f" JOIN webhook_events e ON e.event_id = d.event_id {free}"
-            " AND d.next_at <= ? ORDER BY d.next_at LIMIT ?"
+            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.next_at,"
+            " d.created_at, w.url, w.secret, e.body FROM webhook_deliveries d"
+            " JOIN webhooks w ON w.webhook_id = d.webhook_id"
+            " JOIN webhook_events e ON e.event_id = d.event_id"
+            " WHERE d.seq > ? AND d.status = 'pending' AND w.enabled = 1"
+            " ORDER BY d.seq LIMIT ?"
         )
-        skip = (json.dumps(list(busy_lanes)), json.dumps(list(held_hooks)))
         with self._db.read() as conn:
-            rows = conn.execute(sql, (*skip, now, limit)).fetchall()
-            later = conn.execute(
-                f"SELECT min(d.next_at) {heads} {free} AND d.next_at > ?", (*skip, now)
-            ).fetchone()[0]
-        return [Due(**dict(r)) for r in rows], None if later is None else float(later)
+            rows = conn.execute(sql, (after_seq, limit)).fetchall()
+        return [Due(**dict(r)) for r in rows]
 
     def record_attempt(
         self,
@@ -416,7 +391,8 @@ class Webhooks:
                 )
                 self.tap.dirty = True
 
-        return self._db.writer.submit(op)
+        fut = self._db.writer.submit(op)
+        return self._changed(fut) if disable_reason is not None else fut
 
     def expire_deliveries(self, older_than: float) -> Future[int]:
         """Pending deliveries created before `older_than` (wall) are dead: max_age passed
