@@ -54,6 +54,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes
 
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", "0"))

@@ -15,8 +15,10 @@ the logic is in the plain class, tested without the actor.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
+from concurrent.futures import Future
 
 import httpx
 import pykka
@@ -148,8 +150,13 @@ class Deliverer:
         timeout = httpx.Timeout(self.cfg.timeout, connect=self.cfg.connect_timeout)
         tasks: set[asyncio.Task[None]] = set()
         last_expire = 0.0
+        # TCP_NODELAY: httpcore writes a request's headers and body apart, and Nagle would hold
+        # the body for the receiver's delayed ACK (40 ms a request on Linux).
+        transport = httpx.AsyncHTTPTransport(
+            limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
         async with httpx.AsyncClient(
-            limits=limits, timeout=timeout, follow_redirects=False, trust_env=False
+            transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
         ) as client:
             while not self._stopping:
                 self._wake.clear()
@@ -175,6 +182,9 @@ class Deliverer:
         only the rows written since the last look."""
         if self.hooks.changes != self._changes:
             self._changes = self.hooks.changes
+            # The outcomes posted so far must be on disk before the store is read again, or a
+            # delivery done a moment ago would be loaded (and sent) once more.
+            await asyncio.wrap_future(self.hooks.barrier())
             self.lanes.reset()
         room = self.lanes.room()
         if room <= 0:
@@ -291,8 +301,16 @@ class Deliverer:
             body=answer.body,
             disable_reason="the receiver answered 410 Gone" if outcome.disable else None,
         )
-        await asyncio.wrap_future(fut)  # committed before the lane's next delivery is claimed
+        # Not awaited: the lane moves on at once, so a receiver's pace is not bound to one
+        # fsync per delivery. The lanes in memory are the worker's truth; a crash before this
+        # commits only means the delivery is sent again (at-least-once, same event id).
+        fut.add_done_callback(_log_failure)
         self.lanes.settle(d, outcome.next_at if outcome.status == "pending" else None)
+
+
+def _log_failure(fut: Future[None]) -> None:
+    if fut.exception() is not None:
+        logger.opt(exception=fut.exception()).error("webhook outcome not written")
 
 
 class WebhookActor(pykka.ThreadingActor):

@@ -347,6 +347,10 @@ class Webhooks:
         fut.add_done_callback(lambda f: self.tap.on_new())
         return fut
 
+    def barrier(self) -> Future[None]:
+        """Resolves once every write submitted before it is committed."""
+        return self._db.writer.submit(lambda tx: None)
+
     def load_pending(self, after_seq: int, limit: int) -> list[Due]:
         """Pending deliveries of enabled webhooks above `after_seq`, in seq order (by the
         primary key: a look at the outbox costs what is new, not what waits)."""
