@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import httpx
 import pykka
@@ -33,7 +34,7 @@ from waz_actors.policy.breaker import BreakerState, CircuitBreaker
 from waz_actors.policy.webhook_lanes import Due, Lanes
 from waz_actors.store.webhooks import Webhooks
 
-EXPIRE_EVERY = 5.0  # real seconds between sweeps of deliveries past max_age
+EXPIRE_EVERY = 1.0  # real seconds between sweeps of the lanes for deliveries past max_age
 LANES_CAP = 20000  # pending deliveries held in memory at most (more wait in the store)
 MIN_WAIT = 0.002  # real seconds: the shortest sleep between two looks at the outbox
 
@@ -240,16 +241,16 @@ class Deliverer:
             pass
 
     async def _expire(self) -> None:
+        """Deliveries past max_age leave their lanes as dead (in memory first, then the store;
+        rows not loaded yet are judged when they are)."""
         older = time.time() - self.cfg.max_age * self.time_scale
-        try:
-            n = await asyncio.wrap_future(self.hooks.expire_deliveries(older))
-        except Exception as e:
-            logger.warning("webhooks: expiry failed: {}", e)
+        gone = self.lanes.expire(older, self.busy)
+        if not gone:
             return
-        if n:
-            self.lanes.reset()  # those rows are no longer pending
-            self.stats["dead"] += n
-            logger.warning("webhooks: {} deliveries dead (max_age passed)", n)
+        self.stats["dead"] += len(gone)
+        logger.warning("webhooks: {} deliveries dead (max_age passed)", len(gone))
+        fut = self.hooks.mark_dead([d.seq for d in gone])
+        fut.add_done_callback(_log_failure)
 
     async def _deliver(self, client: httpx.AsyncClient, d: Due) -> None:
         raw = d.body.encode()
@@ -308,7 +309,7 @@ class Deliverer:
         self.lanes.settle(d, outcome.next_at if outcome.status == "pending" else None)
 
 
-def _log_failure(fut: Future[None]) -> None:
+def _log_failure(fut: Future[Any]) -> None:
     if fut.exception() is not None:
         logger.opt(exception=fut.exception()).error("webhook outcome not written")
 

@@ -97,5 +97,20 @@ class Lanes:
         else:
             q[0] = dataclasses.replace(d, attempts=d.attempts + 1, next_at=retry_at)
 
+    def expire(self, cutoff: float, busy: Collection[str]) -> list[Due]:
+        """Take out every delivery created before `cutoff` (wall) from the heads of the lanes
+        not in flight: max_age passed, whatever held it back."""
+        out: list[Due] = []
+        for key in list(self.queues):
+            if key in busy:
+                continue
+            q = self.queues[key]
+            while q and q[0].created_at < cutoff:
+                out.append(q.popleft())
+                self.count -= 1
+            if not q:
+                del self.queues[key]
+        return out
+
 
 __all__ = ["Due", "Lanes"]

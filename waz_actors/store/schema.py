@@ -221,7 +221,8 @@ _V_INBOX: list[str] = [
 # Webhooks (store/webhooks.py): the subscriptions, each event once (its signed body), and the
 # delivery outbox, one row per (webhook, event), written in the same transaction as the write
 # that makes the event durable (docs/design.md, invariant 12). `lane` is the instance id (or
-# ''): deliveries of one webhook and one lane go out in seq order.
+# ''): deliveries of one webhook and one lane go out in seq order. Event ids are time-ordered,
+# so their primary key grows at its end.
 _V_WEBHOOKS: list[str] = [
     """CREATE TABLE webhooks (
         webhook_id TEXT PRIMARY KEY,
@@ -242,7 +243,6 @@ _V_WEBHOOKS: list[str] = [
         time REAL NOT NULL,
         body TEXT NOT NULL
     )""",
-    "CREATE INDEX webhook_events_time ON webhook_events (time)",
     """CREATE TABLE webhook_deliveries (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
@@ -255,10 +255,10 @@ _V_WEBHOOKS: list[str] = [
         last_at REAL,
         last_code INTEGER,
         last_error TEXT,
-        last_body TEXT,
-        UNIQUE (webhook_id, event_id)
+        last_body TEXT
     )""",
-    "CREATE INDEX webhook_deliveries_lane ON webhook_deliveries (status, webhook_id, lane, seq)",
+    # The only secondary index: rows are written on the send path, and each index is more
+    # pages to fsync there. The worker reads new rows by seq (the primary key).
     "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, seq)",
 ]
 

@@ -398,16 +398,16 @@ class Webhooks:
         fut = self._db.writer.submit(op)
         return self._changed(fut) if disable_reason is not None else fut
 
-    def expire_deliveries(self, older_than: float) -> Future[int]:
-        """Pending deliveries created before `older_than` (wall) are dead: max_age passed
-        (also those held back by an open breaker, which never got to fail on their own)."""
+    def mark_dead(self, seqs: list[int]) -> Future[int]:
+        """These pending deliveries are dead: max_age passed (also those held back by an open
+        breaker, which never got to fail on their own)."""
 
         def op(tx: Tx) -> int:
             cur = tx.conn.execute(
                 "UPDATE webhook_deliveries SET status = 'dead',"
                 " last_error = coalesce(last_error, 'max_age passed')"
-                " WHERE status = 'pending' AND created_at < ?",
-                (older_than,),
+                " WHERE status = 'pending' AND seq IN (SELECT value FROM json_each(?))",
+                (json.dumps(seqs),),
             )
             return int(cur.rowcount)
 
