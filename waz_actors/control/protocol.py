@@ -309,5 +309,8 @@ READONLY_COMMANDS = frozenset(
         "inbox.list",
         "token.list",
         "sim.stats",
+        "webhook.list",
+        "webhook.get",
+        "webhook.deliveries",
     }
 )
