@@ -84,7 +84,10 @@ class WebhookTap:
             self.on_new()
 
     def _load(self, conn: sqlite3.Connection) -> None:
-        rows = conn.execute(f"SELECT {_HOOK_COLS} FROM webhooks WHERE enabled = 1").fetchall()
+        try:
+            rows = conn.execute(f"SELECT {_HOOK_COLS} FROM webhooks WHERE enabled = 1").fetchall()
+        except sqlite3.OperationalError:  # a store opened with older migrations (tests, tools)
+            rows = []
         self._hooks = [WebhookRecord.from_row(r) for r in rows]
         self.dirty = False
 
