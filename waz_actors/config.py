@@ -48,6 +48,9 @@ class DaemonConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = ""  # default: <state_dir>/waz.db
+    # A postgresql:// URL selects the PostgreSQL backend (docs/operations.md), also the shared
+    # database of a cluster of daemons ([cluster]); empty: SQLite.
+    url: str = ""
     synchronous: str = "FULL"  # FULL | NORMAL
     batch_max: int = 1000  # writes per group commit at most
     # Retention, in wall-clock days (not scaled by time_scale); 0 keeps for ever. Final messages
@@ -220,6 +223,45 @@ class WebhooksConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The HTTP gateway (docs/http.md): a separate process, a ZeroMQ client of the daemon."""
+
+    listen: str = ""  # "127.0.0.1:8000"; empty: `waz-actors run` starts no gateway
+    control_endpoint: str = ""  # default: the daemon's control.endpoint
+    # The token the gateway itself uses for /metrics (daemon.metrics is admin-only);
+    # default: <state_dir>/admin.token. Requests always carry their caller's own token.
+    admin_token_file: str = ""
+    request_timeout: float = _dur(10.0)  # real seconds the gateway waits for the daemon
+    max_body: int = 1048576  # bytes; a larger request body is 413 too_large
+    # WAZIPER's /get_qrcode on an unknown instance creates it with this driver (the panel makes
+    # up the instance id and asks for a QR code); empty: such a call answers not_found.
+    create_driver: str = "whatsmeow"
+    # CURVE, when the control endpoint is tcp on another host (docs/operations.md).
+    curve_server_public_key_file: str = ""  # the daemon's NAME.key
+    curve_client_secret_key_file: str = ""  # the gateway's own NAME.key_secret
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Several daemons on one PostgreSQL (store.url), each instance run by exactly one of them
+    under a lease (docs/design.md, Cluster). Durations in daemon seconds like every other."""
+
+    enabled: bool = False
+    node_id: str = ""  # stable across restarts; default: the host name
+    endpoint: str = ""  # the control endpoint other daemons forward commands to
+    lease_ttl: float = _dur(30.0)  # a lease lives this long past its last renew
+    renew_every: float = _dur(5.0)  # one batched renew round this often
+    fence_margin: float = _dur(10.0)  # close sessions this long before a lease could expire
+    takeover_delay: float = _dur(5.0, allow_zero=True)  # after an expiry, before connecting
+    acquire_rate: float = _dur(10.0)  # leases taken (or handed over) per real second at most
+
+    def resolved_node_id(self) -> str:
+        import socket
+
+        return self.node_id or socket.gethostname()
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     id: str
     driver: str = "sim"
@@ -244,6 +286,8 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     instances: tuple[InstanceConfig, ...] = ()
 
     # -- derived paths ---------------------------------------------------------------------
@@ -259,6 +303,11 @@ class Config:
     @property
     def db_path(self) -> Path:
         return Path(self.store.path).expanduser() if self.store.path else self.state_dir / "waz.db"
+
+    @property
+    def store_target(self) -> str | Path:
+        """What the store opens: the PostgreSQL URL when set, else the SQLite file."""
+        return self.store.url or self.db_path
 
     @property
     def control_endpoint(self) -> str:
@@ -380,6 +429,12 @@ def parse(data: dict[str, Any]) -> Config:
         raise ConfigError(
             f"queue.resend_unknown: must be always or never, got {cfg.queue.resend_unknown!r}"
         )
+    if cfg.store.url and not cfg.store.url.startswith("postgresql://"):
+        raise ConfigError(
+            f"store.url: must be a postgresql:// URL (or empty for SQLite), got {cfg.store.url!r}"
+        )
+    if cfg.store.url and cfg.store.path:
+        raise ConfigError("store.url and store.path: set one (url: PostgreSQL, path: SQLite)")
     if cfg.store.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigError(
             f"store.synchronous: must be FULL, NORMAL or EXTRA, got {cfg.store.synchronous!r}"
@@ -407,9 +462,32 @@ def parse(data: dict[str, Any]) -> Config:
         )
     if not 1 <= cfg.store.prune_batch <= 5000:
         raise ConfigError(f"store.prune_batch: must be 1 to 5000, got {cfg.store.prune_batch!r}")
+    if cfg.http.listen:
+        from waz_actors.http.listen import parse_listen
+
+        parse_listen(cfg.http.listen)  # raises ConfigError naming http.listen
+    if cfg.http.create_driver not in ("", *KNOWN_DRIVERS):
+        raise ConfigError(f"http.create_driver: unknown driver {cfg.http.create_driver!r}")
+    _check_cluster(cfg)
     if cfg.health.warning_success > cfg.health.healthy_success:
         raise ConfigError("health.warning_success: must not exceed health.healthy_success")
     return cfg
+
+
+def _check_cluster(cfg: Config) -> None:
+    c = cfg.cluster
+    if not c.enabled:
+        return
+    if not cfg.store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "cluster.enabled: needs a PostgreSQL store.url (postgresql://...), "
+            f"got {cfg.store.url or 'none'!r}"
+        )
+    if 2 * c.renew_every + c.fence_margin > c.lease_ttl:
+        raise ConfigError(
+            f"cluster.lease_ttl: must exceed 2 x cluster.renew_every + cluster.fence_margin "
+            f"({2 * c.renew_every + c.fence_margin:g}), got {c.lease_ttl:g}"
+        )
 
 
 def load(path: str | Path | None) -> Config:

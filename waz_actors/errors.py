@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from waz_actors.types import ErrorCode
@@ -67,6 +68,26 @@ class Busy(WazError):
 
 class ShuttingDown(WazError):
     code = ErrorCode.SHUTTING_DOWN
+
+
+class StorageFull(WazError):
+    """The disk holding the state directory is full: nothing was written."""
+
+    code = ErrorCode.STORAGE_FULL
+
+
+def disk_full(e: BaseException) -> bool:
+    """True for the ways a full disk shows: SQLite's SQLITE_FULL ("database or disk is full")
+    and an OSError ENOSPC (a file the daemon writes itself)."""
+    if isinstance(e, StorageFull):
+        return True
+    import sqlite3  # here, not at the top: the client library imports this module, lightly
+
+    if isinstance(e, sqlite3.Error):
+        code = getattr(e, "sqlite_errorcode", None)  # extended codes keep the primary low byte
+        full = isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL
+        return full or "database or disk is full" in str(e)
+    return isinstance(e, OSError) and e.errno == errno.ENOSPC
 
 
 class Internal(WazError):

@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"
     BUSY = "busy"
     SHUTTING_DOWN = "shutting_down"
+    STORAGE_FULL = "storage_full"
     INTERNAL = "internal"
 
 

@@ -8,17 +8,19 @@ import sqlite3
 from pathlib import Path
 
 from tests.cli.conftest import Cli
+from tests.pg import fresh_schema
 from tests.store.store_helpers import T0, FakeWall, instance, message
 from waz_actors.store import Store
 from waz_actors.store.connection import connect
 from waz_actors.store.schema import MIGRATIONS, migrate
 
 
-def old_database(state: Path) -> dict[str, str]:
-    """Messages settled in 2023 (far beyond 30 days), one still queued, and an old event."""
+def old_database(state: Path, url: str = "") -> dict[str, str]:
+    """Messages settled in 2023 (far beyond 30 days), one still queued, and an old event
+    (in <state>/waz.db, or on PostgreSQL at `url`)."""
     wall = FakeWall(T0)
     ids = {}
-    with Store(state / "waz.db", wall=wall) as s:
+    with Store(url or state / "waz.db", wall=wall) as s:
         s.create_instance(instance("i1", "t1"))
         for status in ("sent", "failed", "queued"):
             rec, _ = s.enqueue(message(idempotency_key=f"k-{status}"), max_queue=10).result()
@@ -52,6 +54,8 @@ def test_prune_dry_run_then_prune(tmp_path: Path) -> None:
         "events": 1,
         "idempotency_keys": 0,
         "inbox": 0,
+        "webhook_deliveries": 0,
+        "webhook_events": 0,
     }
     assert counts(db) == before
     text = run("prune", "--dry-run").stdout
@@ -84,6 +88,8 @@ def test_prune_options(tmp_path: Path) -> None:
         "events": 0,
         "idempotency_keys": 2,
         "inbox": 0,
+        "webhook_deliveries": 0,
+        "webhook_events": 0,
     }
     assert doc["older_than"] is None
     missing = run("prune", "--state-dir", str(tmp_path / "nope"), code=2)
@@ -101,3 +107,20 @@ def test_dry_run_does_not_even_migrate(tmp_path: Path) -> None:
     assert "would delete 0 final messages" in run("prune", "--dry-run", "--db", str(db)).stdout
     with sqlite3.connect(db) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_prune_and_backup_follow_store_url(tmp_path: Path) -> None:
+    with fresh_schema() as url:
+        ids = old_database(tmp_path, url)
+        config = tmp_path / "waz.toml"
+        config.write_text(f'[daemon]\nstate_dir = "{tmp_path}"\n[store]\nurl = "{url}"\n')
+        run = Cli({"WAZ_CONFIG": str(config), "WAZ_STATE_DIR": ""})
+        doc = json.loads(run("prune", "--dry-run", "--json").stdout)
+        assert doc["counts"]["messages"] == 2 and doc["counts"]["events"] == 1
+        done = json.loads(run("prune", "--json").stdout)
+        assert done["counts"] == doc["counts"]
+        with Store(url) as s:
+            assert s.get_message(ids["sent"]) is None
+            assert s.get_message(ids["queued"]) is not None
+        refused = run("backup", str(tmp_path / "copy.db"), code=2)
+        assert "pg_dump" in refused.stderr

@@ -95,9 +95,14 @@ def tenant_client(daemon: TestDaemon, admin: Client) -> Iterator[Callable[[str],
 def core(tmp_path: Path) -> Iterator[Any]:
     """A Dispatcher over a real store and fleet (sim driver), without sockets: tests call the
     commands through it (tests/control/dispatch_util.py)."""
+    yield from running_core(tmp_path)
+
+
+def running_core(tmp_path: Path, **sections: dict[str, Any]) -> Iterator[Any]:
     from tests.control.dispatch_util import Core
 
-    d = TestDaemon(make_config(tmp_path / "state", tmp_path / "run"), with_control=False)
+    cfg = make_config(tmp_path / "state", tmp_path / "run", **sections)
+    d = TestDaemon(cfg, with_control=False)
     d.start()
     c = Core(d)
     yield c

@@ -180,6 +180,36 @@ def test_queue_full(start_daemon) -> None:  # type: ignore[no-untyped-def]
     c.close()
 
 
+def test_send_on_a_full_disk_answers_storage_full(admin: Client, daemon: TestDaemon) -> None:
+    """Issue 11 item 12: a full disk is `storage_full` (nothing queued; resend later with the
+    same idempotency_key), not `internal`."""
+    from tests.store.store_helpers import fill_disk
+
+    admin.instance_create("sim", "disk")
+    disk = fill_disk(daemon.store)
+    disk.full = True
+    e = err(admin.message_send, "disk", PHONE, text="x", idempotency_key="k1")
+    assert e.code == "storage_full" and "disk is full" in e.message
+    disk.full = False
+    assert daemon.store.queue_stats("disk")["depth"] == 0  # nothing was queued
+    sent = admin.message_send("disk", PHONE, text="x", idempotency_key="k1")
+    assert sent["created"] is True and sent["status"] == "queued"
+
+
+def test_disk_full_is_told_from_other_errors() -> None:
+    import errno
+    import sqlite3
+
+    from waz_actors.errors import StorageFull, disk_full
+
+    assert disk_full(sqlite3.OperationalError("database or disk is full"))
+    assert disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert disk_full(StorageFull("full"))
+    assert not disk_full(sqlite3.OperationalError("database is locked"))
+    assert not disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert StorageFull("x").to_wire()["code"] == "storage_full"
+
+
 def test_shutting_down_refuses_new_work(admin: Client, daemon: TestDaemon) -> None:
     admin.instance_create("sim", "s1")
     daemon.fleet.accepting = False  # what Daemon.stop does first

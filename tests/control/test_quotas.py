@@ -36,6 +36,20 @@ def make_core(tmp_path: Path) -> Iterator[Callable[..., Core]]:
         c.daemon.stop(timeout=5)
 
 
+def test_settings_are_checked_before_the_quota(make_core: Callable[..., Core]) -> None:
+    """Bad settings are bad_request whether or not the tenant has room, and take no room."""
+    core = make_core(tenants={"max_instances": 1})
+    acme = core.tenant("acme")
+    bad = {"settings": {"endpoint": "socks5://10.0.0.5:1080"}}
+    code, details = acme.error("instance.create", driver="whatsmeow", **bad)
+    assert (code, details) == ("bad_request", {"field": "settings.endpoint"})
+    acme.ok("instance.create", driver="sim", instance_id="a1")  # the refused one took no room
+    code, details = acme.error("instance.create", driver="whatsmeow", **bad)
+    assert (code, details) == ("bad_request", {"field": "settings.endpoint"})
+    assert acme.error("instance.create", driver="sim")[0] == "quota_exceeded"
+    assert [i["instance_id"] for i in acme.ok("instance.list")["instances"]] == ["a1"]
+
+
 def test_max_instances_from_config_and_from_the_token(make_core: Callable[..., Core]) -> None:
     core = make_core(tenants={"max_instances": 2})
     acme = core.tenant("acme")

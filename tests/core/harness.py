@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,17 @@ class Bench:
         return self.instance
 
     def settle(self) -> None:
+        """Deliver what the instance posted to itself, including the store's answers to its
+        writes (posted from the writer thread once they commit or fail), until it is quiet."""
         assert self.instance is not None
-        while self.inbox:
-            self.instance.handle(self.inbox.pop(0))
+        while True:
+            while self.inbox:
+                self.instance.handle(self.inbox.pop(0))
+            # The writer answers in order: once a write submitted now is done, every earlier
+            # write's answer is in the inbox. It may fail (a full disk): that is no matter here.
+            wait([self.store.submit(lambda tx: None)], timeout=5)
+            if not self.inbox:
+                return
 
     def run(self, seconds: float) -> None:
         """Advance daemon time timer by timer, delivering what each one posts before the next."""

@@ -40,6 +40,11 @@ from waz_actors.config import ConfigError
         ({"instances": {"id": "a"}}, "instances: expected an array of tables"),
         ({"daemon": {"log_format": "xml"}}, "daemon.log_format: must be 'text' or 'json'"),
         ({"daemon": 3}, "daemon: expected a table"),
+        ({"store": {"url": "mysql://x/y"}}, "store.url: must be a postgresql:// URL"),
+        (
+            {"store": {"url": "postgresql://h/db", "path": "/x.db"}},
+            "store.url and store.path: set one",
+        ),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(data: dict, message: str) -> None:
@@ -71,3 +76,10 @@ def test_good_file_and_overrides(tmp_path: Path) -> None:
     assert cfg.control_endpoint.startswith("ipc://") and cfg.control_endpoint.endswith(
         "/control.sock"
     )
+
+
+def test_store_url_selects_postgresql_and_empty_keeps_sqlite(tmp_path: Path) -> None:
+    cfg = config.parse({"daemon": {"state_dir": str(tmp_path)}})
+    assert cfg.store_target == tmp_path / "waz.db"
+    url = "postgresql://waz@db.example/waz"
+    assert config.parse({"store": {"url": url}}).store_target == url

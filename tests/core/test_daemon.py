@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import pg
 from tests.core.daemon_util import FAST, fast_config, send, state_of, statuses
 from tests.waiting import wait_until
 from waz_actors.app.runtime import Daemon
@@ -26,6 +27,13 @@ def shared_sim():
     net = SimNetwork(sched, clock, connect_latency=0.5, send_latency=0.2, rand=random.Random(3))
     yield net
     sched.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request):
+    """store.url: empty for the SQLite file in the state directory, or a PostgreSQL schema."""
+    with pg.store_url(request.param) as url:
+        yield url
 
 
 def start(cfg, sim=None) -> Daemon:
@@ -104,8 +112,12 @@ def test_conflict_storm_trips_one_while_others_send(tmp_path: Path) -> None:
         d.stop()
 
 
-def test_stop_and_restart_delivers_everything_exactly_once(tmp_path: Path, shared_sim) -> None:
-    cfg = fast_config(tmp_path, instances=4, queue={"pacing_interval": 50.0})
+def test_stop_and_restart_delivers_everything_exactly_once(
+    tmp_path: Path, shared_sim, store_url: str
+) -> None:
+    cfg = fast_config(
+        tmp_path, instances=4, queue={"pacing_interval": 50.0}, store={"url": store_url}
+    )
     shared_sim.send_latency = 3.0  # sends are in flight when the stop comes
     d = start(cfg, shared_sim)
     ids: list[str] = []
@@ -138,7 +150,7 @@ def test_stop_and_restart_delivers_everything_exactly_once(tmp_path: Path, share
 def statuses_after(cfg, ids: list[str]) -> list[str]:
     from waz_actors.store import Store
 
-    s = Store(cfg.db_path)
+    s = Store(cfg.store_target)
     s.open()
     try:
         return [s.get_message(i).status for i in ids]

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from tests.core.harness import Bench, quick_config
+from tests.store.store_helpers import fill_disk
 from waz_actors.config import Config
 from waz_actors.types import InstanceState as S
 from waz_actors.types import MessageStatus as M
@@ -94,6 +95,62 @@ def test_restart_mid_send_counts_as_unknown_outcome(tmp_path: Path) -> None:
         assert b.store.recover_sending() == 1  # what a restart does before the instances load
         rec = b.store.get_message(msg.message_id)
         assert rec.status == M.QUEUED and rec.outcome_unknown is True
+    finally:
+        b.close()
+
+
+def test_a_possible_duplicate_waits_for_its_mark_to_be_durable(tmp_path: Path) -> None:
+    """Issue 11's full disk meets issue 12's honest resends: a resend after an unknown outcome
+    on a network that does not drop it goes only once its `sending`, carrying
+    possible_duplicate, is on the disk; while the disk is full it does not go at all."""
+    b = no_dedup_bench(tmp_path)
+    try:
+        disk = fill_disk(b.store)
+        b.net.inject("i1", "blackhole", deliver=True)  # it reaches the phone, no answer comes
+        msg = b.send()
+        b.run(b.cfg.queue.processing_timeout + 0.1)
+        assert b.status_of(msg.message_id) == M.QUEUED  # outcome unknown, durably
+        assert b.store.get_message(msg.message_id).outcome_unknown is True
+
+        disk.full = True
+        b.run(300)  # the session comes back; the resend's `sending` cannot be written
+        assert disk.refused > 0
+        assert [t for t, e in b.events if t == "daemon.alarm"] == ["daemon.alarm"]
+        assert b.net.delivered_ids("i1") == [msg.message_id]  # not resent
+        assert not any(e.get("possible_duplicate") for e in status_events(b, msg.message_id))
+        disk.full = False
+        rec = b.store.get_message(msg.message_id)
+        assert rec.status == M.QUEUED and rec.possible_duplicate is False
+
+        b.net.inject("i1", "latency", send=5.0)
+        b.run_until(lambda: b.instance is not None and b.instance.outbox.handed_over, limit=120)
+        # The driver has it and it has not arrived yet: the mark is already on the disk.
+        assert b.net.delivered_ids("i1") == [msg.message_id]
+        rec = b.store.get_message(msg.message_id)
+        assert rec.status == M.SENDING and rec.possible_duplicate is True
+        sending = status_events(b, msg.message_id)[-1]
+        assert sending["status"] == "sending" and sending["possible_duplicate"] is True
+
+        b.run_until(lambda: b.status_of(msg.message_id) == M.SENT, limit=3600)
+        assert b.net.delivered_ids("i1") == [msg.message_id, msg.message_id]
+        rec = b.store.get_message(msg.message_id)
+        assert rec.possible_duplicate is True and rec.outcome_unknown is False
+    finally:
+        b.close()
+
+
+def test_no_sending_is_written_ahead_on_a_network_that_would_double_it(tmp_path: Path) -> None:
+    """Pacing off, the next message's `sending` is written ahead only where a resend is
+    harmless: on this network a restart would take that never-sent message for a possible
+    duplicate (or, with resend_unknown = never, end it `unknown`)."""
+    b = no_dedup_bench(tmp_path, quick_config(pacing_interval=0.0))
+    try:
+        b.net.inject("i1", "latency", send=10.0)
+        first, second = b.send("a"), b.send("b")
+        assert b.status_of(first.message_id) == M.SENDING
+        assert b.status_of(second.message_id) == M.QUEUED
+        assert b.store.recover_sending() == 1  # a restart now: only the first is unknown
+        assert b.store.get_message(second.message_id).outcome_unknown is False
     finally:
         b.close()
 

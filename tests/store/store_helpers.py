@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -72,3 +73,33 @@ def hold_writer(store: Store) -> tuple[threading.Event, Future[Any]]:
     fut = store.submit(op)
     assert started.wait(5)
     return release, fut
+
+
+class FullDisk:
+    """The writer's connection, with a disk that can fill up: while `full`, every COMMIT fails
+    as SQLite's does when the disk is full (SQLITE_FULL), and the transaction is rolled back.
+
+    The one fault injected into the store; everything else is the real writer and SQLite.
+    Install it with `fill_disk(store)`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.full = False
+        self.refused = 0  # commits refused so far
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.full and sql == "COMMIT":
+            self.refused += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def fill_disk(store: Store) -> FullDisk:
+    """Put a FullDisk between the store's writer and its connection (not full yet)."""
+    writer = store.writer
+    disk = FullDisk(writer._conn)  # the seam: the writer reads its connection per batch
+    writer._conn = disk  # type: ignore[assignment]
+    return disk

@@ -79,13 +79,13 @@ def test_a_new_instance_with_a_reused_id_sees_none_of_the_old_messages(
 
 
 def test_a_reopened_store_keeps_the_old_messages_out(
-    make_store: Callable[..., Store], db_path: Path, wall: FakeWall
+    make_store: Callable[..., Store], target: str | Path, wall: FakeWall
 ) -> None:
     s = make_store()
     old = a_leaves_messages(s)
     s.create_instance(instance(SHOP, "b"))
     s.close()
-    with Store(db_path, wall=wall) as s2:
+    with Store(target, wall=wall) as s2:
         assert s2.recover_sending() == 0
         sees_nothing_of_a(s2)
         assert s2.get_message(old["sent"].message_id).status == "sent"  # type: ignore[union-attr]
@@ -117,15 +117,15 @@ def test_a_reload_that_hands_an_instance_to_another_tenant_hides_the_old_message
     assert [m.message_id for m in store.list_messages("i1")] == [mine.message_id]
 
 
-def test_start_up_cancels_a_pending_message_no_instance_owns(store: Store, db_path: Path) -> None:
+def test_start_up_cancels_a_pending_message_no_instance_owns(
+    store: Store, target: str | Path
+) -> None:
     rec, _ = store.enqueue(message(), max_queue=10).result()
     store.update_message(rec.message_id, "sending").result()
+    # left over by a deleted instance
+    store.submit(lambda tx: tx.conn.execute("UPDATE messages SET incarnation = NULL")).result()
     store.close()
-    raw = sqlite3.connect(db_path)
-    raw.execute("UPDATE messages SET incarnation = NULL")  # left over by a deleted instance
-    raw.commit()
-    raw.close()
-    with Store(db_path) as s:
+    with Store(target) as s:
         assert s.pending_count("i1") == 0
         assert s.recover_sending() == 0
         assert s.get_message(rec.message_id).status == "cancelled"  # type: ignore[union-attr]

@@ -71,7 +71,7 @@ def test_save_state_and_desired(store: Store) -> None:
     assert store.get_instance("i1") == got
 
 
-def test_conflicts_persist_and_count(store: Store, db_path: Path) -> None:
+def test_conflicts_persist_and_count(store: Store, target: str | Path) -> None:
     store.create_instance(instance("i2"))
     for at in (T0 + 1, T0 + 5, T0 + 9):
         store.add_conflict("i1", at)
@@ -83,7 +83,7 @@ def test_conflicts_persist_and_count(store: Store, db_path: Path) -> None:
     with pytest.raises(BadRequest):
         store.add_conflict("i1", "soon")  # type: ignore[arg-type]
     store.close()
-    with Store(db_path) as again:
+    with Store(target) as again:
         assert again.conflicts_since("i1", 0) == [T0 + 1, T0 + 5, T0 + 9]
 
 
@@ -140,6 +140,7 @@ def test_tokens(store: Store) -> None:
     assert found is not None and not found.revoked and found.admin
 
 
+@pytest.mark.sqlite_only
 def test_backup_is_a_readable_copy_taken_while_writing(store: Store, tmp_path: Path) -> None:
     ids = [store.enqueue(message(), max_queue=10_000).result()[0].message_id for _ in range(50)]
     stop = threading.Event()
@@ -168,6 +169,7 @@ def test_backup_is_a_readable_copy_taken_while_writing(store: Store, tmp_path: P
         assert copy.pending_count("i1") == copy.totals()["queued"] >= 50
 
 
+@pytest.mark.sqlite_only
 def test_backup_refuses_the_live_file(store: Store) -> None:
     with pytest.raises(BadRequest, match="live database"):
         store.backup(store.path)

@@ -14,6 +14,7 @@ from waz_actors.store import SchemaTooNew, Store
 from waz_actors.store.schema import MIGRATIONS
 
 
+@pytest.mark.sqlite_only
 def test_wal_full_and_foreign_keys_are_in_force(make_store: Callable[..., Store]) -> None:
     s = make_store()
     assert s.pragmas() == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
@@ -23,11 +24,13 @@ def test_wal_full_and_foreign_keys_are_in_force(make_store: Callable[..., Store]
     raw.close()
 
 
+@pytest.mark.sqlite_only
 def test_synchronous_normal_is_honoured(make_store: Callable[..., Store]) -> None:
     s = make_store(synchronous="normal")
     assert s.pragmas()["synchronous"] == 1
 
 
+@pytest.mark.sqlite_only
 def test_user_version_after_first_open(make_store: Callable[..., Store]) -> None:
     s = make_store()
     assert s.schema_version() == len(MIGRATIONS)  # whatever migrations other features add
@@ -40,6 +43,7 @@ def test_user_version_after_first_open(make_store: Callable[..., Store]) -> None
     assert {"instances", "messages", "message_history", "conflicts", "events", "tokens"} <= tables
 
 
+@pytest.mark.sqlite_only
 def test_database_file_is_private(make_store: Callable[..., Store]) -> None:
     s = make_store()
     assert stat.S_IMODE(s.path.stat().st_mode) == 0o600

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,13 +147,13 @@ def test_queue_cap_exact_under_eight_threads(make_store: Callable[..., Store]) -
     assert max(peak.values()) == cap  # the cap is reached, never passed
 
 
-def test_close_drains_then_refuses(make_store: Callable[..., Store]) -> None:
+def test_close_drains_then_refuses(make_store: Callable[..., Store], target: str | Path) -> None:
     s = make_store()
     s.create_instance(instance("i1"))
     futures = [s.enqueue(message(), max_queue=1000) for _ in range(200)]
     s.close()
     assert all(f.done() and f.result()[1] for f in futures)
-    late = Store(s.path)
+    late = Store(target)
     late.open()
     try:
         assert late.totals()["queued"] == 200

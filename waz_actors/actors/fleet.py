@@ -8,6 +8,7 @@ carrying a Future, and the caller waits at most `timeout`: a stuck actor costs i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,6 +47,8 @@ from waz_actors.store.records import MessageRecord
 from waz_actors.types import InstanceState, new_instance_id
 
 if TYPE_CHECKING:
+    from waz_actors.campaign.actor import Manager
+    from waz_actors.cluster.runtime import Cluster
     from waz_actors.drivers.sim import SimNetworkLike
 
 T = TypeVar("T")
@@ -72,8 +75,12 @@ class Fleet:
         self.sweep = sweep
         self.sim = sim
         self.accepting = True
+        self.cluster: Cluster | None = None  # set by the runtime when [cluster] is enabled
         self.started_at = time.time()
         self.started_at_monotonic = time.monotonic()
+        # Set by the runtime once the fleet exists (the manager feeds instances through it).
+        self.campaigns: Manager | None = None
+        self.publish: Callable[[str, Mapping[str, Any]], None] = lambda topic, body: None
 
     @property
     def max_queue(self) -> int:
@@ -184,9 +191,17 @@ class Fleet:
         if ref is not None:
             ref.tell(Submit(record))
 
-    def cancel(self, instance_id: str, message_id: str, timeout: float | None = None) -> str:
+    def cancel(
+        self,
+        instance_id: str,
+        message_id: str,
+        timeout: float | None = None,
+        *,
+        untried_only: bool = False,
+    ) -> str:
+        """`untried_only`: only a message never handed to the driver (campaign take-backs)."""
         f: Future[str] = Future()
-        return self._ask(instance_id, Cancel(message_id, f), f, timeout)
+        return self._ask(instance_id, Cancel(message_id, f, untried_only), f, timeout)
 
     def retry(
         self, instance_id: str, message_ids: list[str] | None, timeout: float | None = None

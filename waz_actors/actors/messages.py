@@ -6,6 +6,7 @@ on an actor `ask`, so a reply can come later (after a driver event) without the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,7 @@ class Pair:
 class Cancel:
     message_id: str
     reply: Future[str] | None = None
+    untried_only: bool = False  # refuse a message that was handed to the driver before
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,33 @@ class Submit:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """One status change of a message, as an instance's outbox asks the store for it."""
+
+    message_id: str
+    status: str
+    reason: str
+    attempts: int | None = None
+    error: str | None = None
+    wa_id: str | None = None
+    only_if: frozenset[str] | None = None
+    media_info: Mapping[str, Any] | None = None  # what the driver fetched and sent
+    # Given: set (possible_duplicate only ever turns on); None: left as stored.
+    possible_duplicate: bool | None = None
+    outcome_unknown: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The store's answer to a StatusWrite, posted back from the writer thread: every failure,
+    and the commit of a `sending` write (the send waits for it)."""
+
+    write: StatusWrite
+    token: int
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     seq: int
 
@@ -196,6 +225,23 @@ class StopAll:
 
     timeout: float
     reply: Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStart:
+    """Cluster: this node holds the instance's lease now; run it."""
+
+    instance_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStop:
+    """Cluster: the lease is lost, fenced or being handed over; close the session. `on_stopped`
+    (a hand-over) is called once the session is closed, so the lease can be released."""
+
+    instance_id: str
+    reason: str
+    on_stopped: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pykka
 from loguru import logger
@@ -24,6 +24,8 @@ from waz_actors.actors.instance_actor import InstanceActor
 from waz_actors.actors.messages import (
     Boot,
     ChildFailed,
+    ClusterStart,
+    ClusterStop,
     CreateChild,
     DeleteChild,
     DeleteSession,
@@ -42,6 +44,15 @@ from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
 T = TypeVar("T")
+
+
+class ClusterSeam(Protocol):
+    """What the supervisor tells the cluster node (cluster/node.py) when it is clustered: told,
+    never asked (the node only queues the id for its next round)."""
+
+    def created(self, instance_id: str) -> None: ...
+
+    def deleted(self, instance_id: str) -> None: ...
 
 
 class Children:
@@ -82,8 +93,18 @@ class SweepStatus:
 
 
 class Supervisor:
-    def __init__(self, deps: InstanceDeps, children: Children, status: SweepStatus) -> None:
+    def __init__(
+        self,
+        deps: InstanceDeps,
+        children: Children,
+        status: SweepStatus,
+        cluster: ClusterSeam | None = None,
+    ) -> None:
         self.deps = deps
+        # Clustered: only instances whose lease this node holds run here (`owned`, told by
+        # ClusterStart/ClusterStop); None: this daemon runs every instance (one node).
+        self.cluster = cluster
+        self.owned: set[str] = set()
         self.children = children
         self.status = status
         self.restarts: dict[str, deque[float]] = {}
@@ -125,7 +146,8 @@ class Supervisor:
         conflicts = self.deps.store.all_conflicts_since(since)
         stored, self._stored = self._stored, []
         for rec in stored:
-            self._spawn(rec, conflicts=conflicts.get(rec.instance_id, []))
+            if self._runs_here(rec.instance_id):
+                self._spawn(rec, conflicts=conflicts.get(rec.instance_id, []))
         self._schedule_sweep()
 
     # ---------------------------------------------------------------- children
@@ -173,7 +195,11 @@ class Supervisor:
         )
         self._refuse_old_session(msg.instance_id, msg.driver)
         self.deps.store.create_instance(rec)  # raises Exists
-        self._spawn(rec)
+        if self.cluster is not None:
+            self.cluster.created(msg.instance_id)  # placed by the lease rounds, maybe elsewhere
+            self._show(rec, "waiting for a cluster node to take its lease")
+        else:
+            self._spawn(rec)
         return msg.instance_id
 
     def _refuse_old_session(self, instance_id: str, driver: str) -> None:
@@ -229,6 +255,9 @@ class Supervisor:
             )
         self.deps.board.remove(instance_id)
         self.pongs.pop(instance_id, None)
+        if self.cluster is not None:
+            self.owned.discard(instance_id)
+            self.cluster.deleted(instance_id)
         self.deps.bus.publish(
             f"instance.{instance_id}.state",
             {
@@ -252,7 +281,8 @@ class Supervisor:
                 ref.stop(block=True, timeout=self.deps.cfg.control.ask_timeout)
             except pykka.Timeout:
                 logger.bind(instance=instance_id).error("did not stop in time; replacing anyway")
-        self._spawn(rec)
+        if self._runs_here(instance_id):
+            self._spawn(rec)
         return instance_id
 
     def child_failed(self, msg: ChildFailed) -> None:
@@ -278,6 +308,50 @@ class Supervisor:
             self._alarm("restart_intensity", msg.instance_id, tripped)
             times.clear()
         self._spawn(rec, restart_tripped=tripped)
+
+    # ---------------------------------------------------------------- cluster
+
+    def _runs_here(self, instance_id: str) -> bool:
+        return self.cluster is None or instance_id in self.owned
+
+    def cluster_start(self, msg: ClusterStart) -> None:
+        """The lease is ours: run the instance (its queue and state come from the store)."""
+        self.owned.add(msg.instance_id)
+        if self.children.get(msg.instance_id) is not None:
+            return
+        rec = self.deps.store.get_instance(msg.instance_id)
+        if rec is not None:
+            self._spawn(rec)
+
+    def cluster_stop(self, msg: ClusterStop) -> None:
+        """Close the session now: a lost or fenced lease, or a hand-over (drain). In-flight
+        sends settle first (Drain), like a shutdown; the queue stays in the store for the next
+        owner."""
+        self.owned.discard(msg.instance_id)
+        ref = self.children.pop(msg.instance_id)
+        log = logger.bind(instance=msg.instance_id)
+        if ref is not None:
+            log.info("cluster: stopping here ({})", msg.reason)
+            timeout = self.deps.cfg.control.ask_timeout
+            if msg.on_stopped is not None:
+                # A hand-over has time: let the send in flight settle. A lost or fenced lease
+                # has not (the fence margin is running out): stop at once.
+                done: Future[int] = Future()
+                ref.tell(Drain(done))
+                try:
+                    done.result(timeout)
+                except (FutureTimeout, Exception):
+                    log.warning("did not settle in time; its sends stay durable")
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.error("did not stop in time")
+        self.pongs.pop(msg.instance_id, None)
+        rec = self.deps.store.get_instance(msg.instance_id)
+        if rec is not None:
+            self._show(rec, f"not on this node: {msg.reason}")
+        if msg.on_stopped is not None:
+            msg.on_stopped(msg.instance_id)
 
     # ---------------------------------------------------------------- health
 
@@ -354,9 +428,15 @@ class Supervisor:
 
 
 class SupervisorActor(pykka.ThreadingActor):
-    def __init__(self, deps: InstanceDeps, children: Children, status: SweepStatus) -> None:
+    def __init__(
+        self,
+        deps: InstanceDeps,
+        children: Children,
+        status: SweepStatus,
+        cluster: ClusterSeam | None = None,
+    ) -> None:
         super().__init__()
-        self.sup = Supervisor(deps, children, status)
+        self.sup = Supervisor(deps, children, status, cluster)
         self.sup.show_stored()  # in the starting thread, before start() returns
 
     def on_start(self) -> None:
@@ -380,6 +460,10 @@ class SupervisorActor(pykka.ThreadingActor):
             time.sleep(message.seconds)
         elif isinstance(message, Respawn):
             _reply(message.reply, self.sup.respawn, message.instance_id)
+        elif isinstance(message, ClusterStart):
+            self.sup.cluster_start(message)
+        elif isinstance(message, ClusterStop):
+            self.sup.cluster_stop(message)
         elif isinstance(message, StopAll):
             _reply(message.reply, self.sup.stop_all, message.timeout)
         else:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from waz_actors.app.runtime import Daemon
 
 DEMO_IDS = ("demo-1", "demo-2", "demo-3")
+DEMO_HTTP_LISTEN = "127.0.0.1:8000"
 
 
 def demo_config(cfg: Config) -> Config:
@@ -26,10 +27,15 @@ def demo_config(cfg: Config) -> Config:
         InstanceConfig(id=i, driver="sim", tenant="demo") for i in DEMO_IDS if i not in have
     )
     scale = cfg.daemon.time_scale if cfg.daemon.time_scale != 1.0 else 0.05
+    # The HTTP gateway on the seeds' port, with a driver the demo has (docs/http.md).
+    http = cfg.http
+    if not http.listen:
+        http = dataclasses.replace(http, listen=DEMO_HTTP_LISTEN, create_driver="sim")
     return dataclasses.replace(
         cfg,
         instances=cfg.instances + extra,
         daemon=dataclasses.replace(cfg.daemon, time_scale=scale, demo=True),
+        http=http,
     )
 
 
@@ -51,6 +57,12 @@ class DemoTraffic:
             "every few seconds; Ctrl-C drains and stops",
             self.interval,
         )
+        if self.daemon.cfg.http.listen:
+            logger.info(
+                "demo: dashboard at http://{}/ (sign in with the token of "
+                "`waz-actors token create demo`)",
+                self.daemon.cfg.http.listen,
+            )
         self._thread.start()
 
     @staticmethod

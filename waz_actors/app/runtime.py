@@ -22,6 +22,7 @@ from waz_actors.actors.messages import StopAll
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.actors.webhooks import Deliverer, WebhookActor
 from waz_actors.app.lock import StateLock
+from waz_actors.campaign.actor import Manager
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.config import Config
 from waz_actors.drivers.base import Driver, DriverContext, DriverFactory
@@ -32,9 +33,11 @@ from waz_actors.store.retention import Pruner
 from waz_actors.types import InstanceState
 
 if TYPE_CHECKING:
+    from waz_actors.cluster.runtime import Cluster
     from waz_actors.control.server import ControlServer
     from waz_actors.drivers.host.client import HostPool
     from waz_actors.drivers.sim import SimNetworkLike
+    from waz_actors.http.supervise import GatewayProcess
 
 
 class Daemon:
@@ -53,7 +56,7 @@ class Daemon:
         self.sweep = SweepStatus()
         self.lock = StateLock(cfg.state_dir)
         self.store = Store(
-            cfg.db_path, synchronous=cfg.store.synchronous, batch_max=cfg.store.batch_max
+            cfg.store_target, synchronous=cfg.store.synchronous, batch_max=cfg.store.batch_max
         )
         self.sim: SimNetworkLike | None = None
         self.host_pool: HostPool | None = None
@@ -63,6 +66,9 @@ class Daemon:
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
         self.webhooks: pykka.ActorRef[WebhookActor] | None = None
+        self.http: GatewayProcess | None = None
+        self.cluster: Cluster | None = None  # [cluster] enabled: leases decide what runs here
+        self.campaigns: Manager | None = None
         self.pruner = Pruner(
             self.store,
             retention_days=cfg.store.retention_days,
@@ -106,7 +112,13 @@ class Daemon:
             gate=ConnectGate(cfg.daemon.connect_rate),
             drivers=drivers,
         )
-        self.supervisor = SupervisorActor.start(deps, self.children, self.sweep)
+        if cfg.cluster.enabled:
+            from waz_actors.cluster.runtime import Cluster
+
+            self.cluster = Cluster(
+                cfg, lambda: [r.instance_id for r in self.store.list_instances()]
+            )
+        self.supervisor = SupervisorActor.start(deps, self.children, self.sweep, self.cluster)
         self.fleet = Fleet(
             cfg,
             self.clock,
@@ -117,11 +129,29 @@ class Daemon:
             self.sweep,
             sim=self.sim,
         )
+        self.fleet.cluster = self.cluster
+        if self.cluster is not None:
+            self.cluster.start(self.supervisor)
+        self.fleet.publish = self.bus.publish
+        self.campaigns = Manager(
+            cfg, self.store, self.fleet, self.clock, self.scheduler, self.bus.publish
+        )
+        self.fleet.campaigns = self.campaigns
         if self.with_control:
             from waz_actors.control.server import ControlServer
 
             self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
+            if self.cluster is not None:
+                self.control.dispatcher.forward = self.cluster.forwarder()
             self.control.start()
+            if cfg.http.listen:  # the HTTP gateway: a supervised subprocess (docs/http.md)
+                from waz_actors.http.supervise import GatewayProcess
+
+                self.http = GatewayProcess(cfg)
+                self.http.start()
+        resumed = self.campaigns.resume_all()
+        if resumed:
+            logger.info("{} campaign(s) resumed", resumed)
         logger.info(
             "waz-actors {} started: {} instance(s), state {}, control {}",
             __version__,
@@ -221,6 +251,10 @@ class Daemon:
         logger.info("stopping: draining in-flight sends (up to {:g} s)", t)
         if self.fleet is not None:
             self.fleet.accepting = False
+        if self.cluster is not None:
+            self.cluster.halt()  # take no more leases while the sessions close
+        if self.campaigns is not None:
+            self.campaigns.stop()  # before the instances: feeders talk to them
         if self.supervisor is not None:
             from concurrent.futures import Future
 
@@ -231,11 +265,21 @@ class Daemon:
                 logger.info("{} instance(s) stopped", n)
             except Exception as e:
                 logger.error("instances did not stop cleanly: {}", e)
+        if self.cluster is not None:
+            self.cluster.hand_over()  # sessions closed: release every lease at once
+            self.cluster = None
         self._teardown()
         logger.info("stopped")
         self.stopped.set()
 
     def _teardown(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+        if self.cluster is not None:  # a failed start: stop the rounds, release what was held
+            try:
+                self.cluster.hand_over()
+            except Exception:
+                logger.exception("cluster hand-over failed")
         if self.control is not None:
             try:
                 self.control.stop()

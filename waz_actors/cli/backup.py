@@ -78,6 +78,8 @@ def backup(
 ) -> None:
     """Copy <state dir>/waz.db to DEST while the daemon runs, then integrity-check the copy."""
     conn = Conn(config_path=config_path, state_dir_opt=state_dir)
+    if not db_path and conn.config().store.url:
+        raise usage_error("the store is PostgreSQL (store.url): back it up with pg_dump")
     if db_path:
         source = Path(db_path)
     elif state_dir or os.environ.get("WAZ_STATE_DIR"):

@@ -19,6 +19,7 @@ def check(file: str, as_json: bool) -> None:
     """Validate FILE: one line naming the bad key and exit 2, or a summary and exit 0."""
     from waz_actors.config import load
     from waz_actors.errors import ConfigError
+    from waz_actors.store.sql import redacted
 
     try:
         cfg = load(file)
@@ -30,7 +31,7 @@ def check(file: str, as_json: bool) -> None:
         "instances": [i.id for i in cfg.instances],
         "state_dir": str(cfg.state_dir),
         "runtime_dir": str(cfg.runtime_dir),
-        "database": str(cfg.db_path),
+        "database": redacted(cfg.store_target),
         "control_endpoint": cfg.control_endpoint,
         "events_endpoint": cfg.events_endpoint,
         "tcp_endpoints": list(cfg.control.tcp_endpoints),

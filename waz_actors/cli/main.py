@@ -31,6 +31,9 @@ LAZY_COMMANDS = {
     "prune": "waz_actors.cli.prune:prune",
     "sim": "waz_actors.cli.sim:sim",
     "webhook": "waz_actors.cli.webhook:webhook",
+    "http": "waz_actors.cli.http:http",
+    "cluster": "waz_actors.cli.cluster:cluster",
+    "campaign": "waz_actors.cli.campaign:campaign",
 }
 
 

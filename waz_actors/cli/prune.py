@@ -24,6 +24,8 @@ LABELS = {
     "events": "events",
     "idempotency_keys": "idempotency keys",
     "inbox": "received messages",
+    "webhook_deliveries": "webhook deliveries",
+    "webhook_events": "webhook event bodies",
 }
 
 
@@ -33,9 +35,17 @@ def _when(t: float | None) -> str:
     return "before " + datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def count_only(db: Path, older_than: float | None, keys_older_than: float | None) -> dict[str, int]:
+def count_only(
+    db: Path | str, older_than: float | None, keys_older_than: float | None
+) -> dict[str, int]:
     from waz_actors.store.retention import count_prunable
     from waz_actors.store.schema import MIGRATIONS, user_version
+
+    if isinstance(db, str):  # PostgreSQL: the store's own read connection
+        from waz_actors.store import Store
+
+        with Store(db) as store:
+            return store.prune(older_than, keys_older_than=keys_older_than, dry_run=True)
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
@@ -48,7 +58,7 @@ def count_only(db: Path, older_than: float | None, keys_older_than: float | None
 
 
 def prune_now(
-    db: Path, older_than: float | None, keys_older_than: float | None, batch: int
+    db: Path | str, older_than: float | None, keys_older_than: float | None, batch: int
 ) -> dict[str, int]:
     from waz_actors.store import Store
 
@@ -85,14 +95,18 @@ def prune(
 
     conn = Conn(config_path=config_path, state_dir_opt=state_dir)
     cfg = conn.config()
+    source: Path | str
     if db_path:
         source = Path(db_path)
     elif state_dir or os.environ.get("WAZ_STATE_DIR"):
         source = conn.state_dir / "waz.db"
     else:
-        source = cfg.db_path
-    if not source.is_file():
+        source = cfg.store_target  # a PostgreSQL URL when store.url is set
+    if isinstance(source, Path) and not source.is_file():
         raise usage_error(f"no database at {source} (use --state-dir, --config or --db)")
+    from waz_actors.store.sql import redacted
+
+    shown = redacted(source)  # a URL's password is not echoed
     keep = cfg.store.retention_days if days is None else days
     keys = cfg.store.idempotency_days if idempotency_days is None else idempotency_days
     older_than, keys_older_than = cutoffs(time.time(), keep, keys)
@@ -102,11 +116,11 @@ def prune(
         else:
             counts = prune_now(source, older_than, keys_older_than, cfg.store.prune_batch)
     except Exception as e:  # sqlite3, OS, SchemaTooNew: one line, not a traceback
-        raise fail(f"prune of {source} failed: {e}") from None
+        raise fail(f"prune of {shown} failed: {e}") from None
     if as_json:
         emit_json(
             {
-                "db": str(source),
+                "db": shown,
                 "dry_run": dry_run,
                 "older_than": older_than,
                 "keys_older_than": keys_older_than,
@@ -115,7 +129,7 @@ def prune(
         )
         return
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"prune: {source} ({'dry run' if dry_run else 'done'})")
+    click.echo(f"prune: {shown} ({'dry run' if dry_run else 'done'})")
     click.echo(f"  messages, history, events: {_when(older_than)}")
     click.echo(f"  idempotency keys: {_when(keys_older_than)}")
     for kind, label in LABELS.items():

@@ -132,6 +132,8 @@ def rotate_admin(conn: Conn, offline: bool, show: bool, as_json: bool) -> None:
 def _rotate_offline(conn: Conn) -> dict[str, Any]:
     """Rotate with the state directory's lock held: a daemon that runs (and caches tokens)
     holds it, so this never races one; and no daemon can start half-way through."""
+    from pathlib import Path
+
     from waz_actors.app.lock import StateLock
     from waz_actors.control.auth import Auth
     from waz_actors.errors import StateDirLocked
@@ -139,8 +141,10 @@ def _rotate_offline(conn: Conn) -> dict[str, Any]:
 
     state = conn.state_dir
     cfg = conn.config()
-    db = cfg.db_path if cfg.store.path else state / "waz.db"
-    if not db.exists():
+    db: str | Path = cfg.db_path if cfg.store.path else state / "waz.db"
+    if cfg.store.url:
+        db = cfg.store.url
+    elif not Path(db).exists():
         raise usage_error(f"no database at {db}: is --state-dir (or the config) right?")
     lock = StateLock(state)
     try:

@@ -61,7 +61,8 @@ def watch(
     board = Board()
     wanted = list(instances)
     topics = (
-        [t for i in wanted for t in (f"instance.{i}.", f"message.{i}.")] + ["daemon.alarm"]
+        [t for i in wanted for t in (f"instance.{i}.", f"message.{i}.")]
+        + ["daemon.alarm", "campaign."]
         if wanted
         else [""]
     )
@@ -78,7 +79,7 @@ def watch(
             _finish(board, as_json, 0, started)  # a snapshot: no availability to speak of
             return
         if not as_json:
-            click.echo(_figures(board, time.monotonic()))
+            click.echo(_figures(board, time.monotonic()) + _campaigns(conn))
         next_table = started + refresh
         while True:
             now = time.monotonic()
@@ -101,7 +102,7 @@ def watch(
                 next_table = time.monotonic() + refresh
                 _poll(conn, board, wanted, time.monotonic())
                 if not as_json:
-                    click.echo(_figures(board, time.monotonic()))
+                    click.echo(_figures(board, time.monotonic()) + _campaigns(conn))
     except KeyboardInterrupt:
         pass  # Ctrl-C is the normal way out: print the final figures below
     finally:
@@ -159,6 +160,18 @@ def _figures(board: Board, now: float) -> str:
     return f"-- {stamp} --\n" + table(heads, rows)
 
 
+def _campaigns(conn: Conn) -> str:
+    """Running campaigns under the figures: id, name, sent/total, failed, pending."""
+    rows = []
+    for c in conn.call(lambda cl: cl.campaign_list("running")):
+        n = c["counts"]
+        sent = f"{n['sent']}/{sum(n.values())}"
+        rows.append([c["campaign_id"], c["name"], sent, n["failed"], n["pending"]])
+    if not rows:
+        return ""
+    return "\n" + table(["CAMPAIGN", "NAME", "SENT", "FAILED", "PENDING"], rows)
+
+
 def _n(value: int | None) -> str:
     return "-" if value is None else str(value)
 
@@ -168,7 +181,13 @@ def event_line(topic: str, body: dict[str, Any]) -> str:
     t = body.get("time")
     stamp = time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, int | float) else "--"
     iid = body.get("instance_id", "-")
-    if topic == "daemon.alarm":
+    if topic.startswith("campaign."):
+        c = body.get("counts") or {}
+        iid = f"campaign {body.get('campaign_id')}"
+        text = f"{body.get('state')}: " + " ".join(f"{k} {v}" for k, v in c.items() if v)
+        if body.get("reason"):
+            text += f" ({body['reason']})"
+    elif topic == "daemon.alarm":
         text = coloured(f"ALARM {body.get('kind')}: {body.get('message', '')}", "red")
     elif topic.endswith(".state"):
         state = str(body.get("state"))

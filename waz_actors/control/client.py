@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import msgpack
 import zmq
 
+from waz_actors.control.client_campaigns import CampaignCalls
 from waz_actors.control.client_webhooks import WebhookCalls
 from waz_actors.control.protocol import READONLY_COMMANDS, VERSION
 
@@ -51,7 +52,7 @@ def _drop_none(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
-class Client(WebhookCalls):
+class Client(CampaignCalls, WebhookCalls):
     def __init__(
         self,
         endpoint: str,
@@ -177,6 +178,15 @@ class Client(WebhookCalls):
 
     def daemon_status(self) -> dict[str, Any]:
         return self._map("daemon.status")
+
+    def daemon_metrics(self) -> dict[str, Any]:
+        return self._map("daemon.metrics")
+
+    def cluster_status(self) -> dict[str, Any]:
+        return self._map("cluster.status")
+
+    def cluster_drain(self, node_id: str, undo: bool = False) -> dict[str, Any]:
+        return self._map("cluster.drain", {"node_id": node_id, "undo": undo})
 
     # -- instances -------------------------------------------------------------------------
 

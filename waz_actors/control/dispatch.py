@@ -43,6 +43,7 @@ from waz_actors.policy.limits import LogLimiter, RateLimits
 
 if TYPE_CHECKING:
     from waz_actors.actors.fleet import Fleet
+    from waz_actors.cluster.forward import Forwarder
     from waz_actors.store import StoreAPI
 
 POOL_SIZE = 8
@@ -125,6 +126,8 @@ class Dispatcher:
         self._contexts: dict[Identity, Context] = {}
         self._pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="waz-control")
         self.streams = Streams(self._tenant_of)
+        # Cluster: commands for an instance another node owns are answered by that node.
+        self.forward: Forwarder | None = None
 
     def _tenant_of(self, instance_id: str) -> str | None:
         snap = self.fleet.snapshot(instance_id) if self.fleet is not None else None
@@ -175,7 +178,7 @@ class Dispatcher:
         if not wait_futures([out.future], timeout).done:
             raise TimeoutError(f"{req.cmd}: no answer in {timeout} s")
         try:
-            return self._decode(self._settle(req.id, out))
+            return self._decode(self._settle(req.id, out.future, out.shape))
         finally:
             self.end(1)
 
@@ -206,6 +209,9 @@ class Dispatcher:
         ctx = self._contexts.get(identity)
         if ctx is None:
             ctx = self._context(identity)
+        if self.forward is not None and self._owned_elsewhere(req.cmd, args):
+            self.begin()
+            return Later(self._pool.submit(self._forward, cmd, ctx, req, args), _as_is)
         if cmd.readonly and not cmd.blocking:
             return self.ok(req.id, cmd.handler(ctx, **args))
         # Count the request in flight *before* it can start, so a stop never misses it.
@@ -224,6 +230,26 @@ class Dispatcher:
             return Later(result, _as_is)
         self.end(1)
         return self.ok(req.id, result)
+
+    @staticmethod
+    def _owned_elsewhere(cmd: str, args: dict[str, Any]) -> bool:
+        from waz_actors.cluster.forward import needs_owner
+
+        return needs_owner(cmd, args) is not None
+
+    def _forward(self, cmd: Any, ctx: Context, req: Request, args: dict[str, Any]) -> Any:
+        """On the pool: the owner's answer when another node holds the instance's lease,
+        else the command run here (waiting for its later answer, if any)."""
+        assert self.forward is not None
+        target = self.forward.target(args["instance_id"])
+        if target is not None:
+            return self.forward.send(target, req.cmd, dict(req.args or {}), req.token)
+        result = cmd.handler(ctx, **args)
+        if isinstance(result, Later):
+            return result.shape(result.future.result(self.config.control.ask_timeout + 5))
+        if isinstance(result, Future):
+            return result.result(self.config.control.ask_timeout + 5)
+        return result
 
     def _admit(self, identity: Identity) -> None:
         """The tenant token's rate limit: busy with retry_after when its bucket is empty."""
@@ -276,18 +302,23 @@ class Dispatcher:
         if deliver is None:
             raise RuntimeError("Dispatcher.deliver is not set: nobody can send a later reply")
         env = envelope if envelope is not None else []
+        shape = later.shape
+        settle = self._settle
 
-        def done(_: Future[Any]) -> None:
+        def done(future: Future[Any]) -> None:
             # Runs on the thread that resolved the future (store writer, pool worker): build
             # the reply here so the loop only has to send bytes.
-            deliver(peer, env, self._settle(rid, later))
+            deliver(peer, env, settle(rid, future, shape))
 
+        # `done` must not hold the future (nor the Later around it): the future keeps its
+        # callbacks after it resolved, so that would be a reference cycle per request, left to
+        # the cyclic garbage collector, whose full passes then cost more than the request did.
         later.future.add_done_callback(done)
 
-    def _settle(self, rid: str | int, later: Later) -> bytes:
+    def _settle(self, rid: str | int, future: Future[Any], shape: Callable[[Any], Any]) -> bytes:
         """The reply to a request whose future has resolved."""
         try:
-            return self.ok(rid, later.shape(later.future.result()))
+            return self.ok(rid, shape(future.result()))
         except WazError as e:
             return protocol.error_reply(rid, e)
         except Exception:

@@ -301,16 +301,21 @@ READONLY_COMMANDS = frozenset(
     {
         "ping",
         "daemon.status",
+        "daemon.metrics",
         "instance.list",
         "instance.get",
         "message.get",
         "queue.status",
         "queue.list",
         "inbox.list",
+        "campaign.get",
+        "campaign.list",
+        "campaign.recipients",
         "token.list",
         "sim.stats",
         "webhook.list",
         "webhook.get",
         "webhook.deliveries",
+        "cluster.status",
     }
 )

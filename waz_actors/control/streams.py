@@ -151,11 +151,11 @@ class Streams:
 
     def _tenant(self, body: Mapping[str, Any]) -> str | None:
         iid = body.get("instance_id")
-        if not isinstance(iid, str):
-            return None  # a daemon-wide event (an alarm without instance): admins only
         tenant = body.get("tenant")
         if isinstance(tenant, str):
-            return tenant
+            return tenant  # campaign events and alarms name their tenant, not an instance
+        if not isinstance(iid, str):
+            return None  # a daemon-wide event (an alarm without instance): admins only
         tenant = self._tenants.get(iid) or self._tenant_of(iid)
         if tenant is not None and len(self._tenants) < TENANTS_CACHED:
             self._tenants[iid] = tenant

@@ -89,6 +89,7 @@ class WhatsmeowDriver:
         self._sink = ctx.sink
         self._pool = pool
         self._clock = clock or pool.clock
+        # The settings it reads are declared in drivers/settings.py (instance.create checks them).
         self._proxy = str(ctx.settings.get("proxy") or pool.wm.proxy)
         self._lock = threading.Lock()
         self._gen = 0

@@ -1,9 +1,10 @@
 """What the daemon asks of its store: the contract every backend implements.
 
-The actors, the fleet, the runtime and the control commands use only these methods, so a second
-backend (PostgreSQL) fits in without touching them. `waz_actors.store.Store` is the SQLite one;
-it has a few more methods (submit, flush, stats, pragmas, schema_version, backup, totals,
-recent_events, prune_events, conflicts_count_since) for tests and tools, outside this contract.
+The actors, the fleet, the runtime and the control commands use only these methods, so the
+second backend (PostgreSQL) fits in without touching them. `waz_actors.store.Store` implements it
+on SQLite or, given a postgresql:// URL, on PostgreSQL (store/pg.py); it has a few more
+methods (submit, flush, stats, pragmas, schema_version, backup, totals, recent_events,
+prune_events, conflicts_count_since) for tests and tools, outside this contract.
 
 Argument errors (bad status, wrong type) raise BadRequest at once, before anything is written.
 Errors that depend on what is stored (NotFound, Exists, QueueFull, InvalidState) come through the
@@ -13,10 +14,11 @@ is durable. Times are wall-clock seconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from waz_actors.store.campaigns import Campaigns
 from waz_actors.store.inbox import InboxRecord
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
 from waz_actors.store.webhooks import Webhooks
@@ -34,6 +36,11 @@ class StoreAPI(Protocol):
         """Commit everything already submitted, then disconnect. A write racing close fails
         with ShuttingDown (one nobody waits for is dropped with a log line); afterwards every
         method raises ShuttingDown."""
+        ...
+
+    @property
+    def campaigns(self) -> Campaigns:
+        """Campaigns and their recipients (store/campaigns.py)."""
         ...
 
     # -- instances ---------------------------------------------------------------------------
@@ -112,10 +119,12 @@ class StoreAPI(Protocol):
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
     ) -> Future[bool]:
-        """Set the status (and attempts/error/wa_id/flags when given) and add a history row.
+        """Set the status (and attempts/error/wa_id/media_info/flags when given) and add a
+        history row.
 
         With `only_if`, updates only when the current status is one of those (False otherwise).
         A final status never changes again, except failed -> queued (InvalidState otherwise).
@@ -237,9 +246,10 @@ class StoreAPI(Protocol):
 
         Works in writes of at most `batch` rows, each committed alone, so other writes never
         wait long; `stop_when` is asked between batches. Returns the counts per kind: messages,
-        history, events, idempotency_keys, inbox (received
-        messages stored before `older_than`). With `dry_run`, counts what would go and writes
-        nothing.
+        history, events, idempotency_keys, inbox (received messages stored before
+        `older_than`), webhook_deliveries (done ones with no attempt since `older_than`) and
+        webhook_events (their bodies, once no delivery refers to them). With `dry_run`, counts
+        what would go and writes nothing.
         """
         ...
 

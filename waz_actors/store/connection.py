@@ -20,6 +20,7 @@ from waz_actors.store.checks import PENDING, is_int
 from waz_actors.store.owner import OWNED_ROW
 from waz_actors.store.readers import Readers
 from waz_actors.store.schema import Migration, migrate
+from waz_actors.store.sql import Conn
 from waz_actors.store.writer import Writer
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def pending_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {row[0]: row[1] for row in rows}
 
 
-def read_pragmas(conn: sqlite3.Connection) -> dict[str, str | int]:
+def read_pragmas(conn: Conn) -> dict[str, str | int]:
     """The settings really in force on `conn`, read back from SQLite."""
     return {
         "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],

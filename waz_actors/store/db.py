@@ -1,4 +1,5 @@
-"""The Store: durable instances, outbox, history, conflicts, event log and tokens in SQLite.
+"""The Store: durable instances, outbox, history, conflicts, event log and tokens, in SQLite
+or PostgreSQL (store/pg.py).
 
 A facade: each table family has its own module (instances, messages and message_reads,
 events, tokens, retention, backup) and this class hands every call to it. `StoreAPI` (api.py)
@@ -14,12 +15,14 @@ the write, or are raised by the synchronous methods.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from waz_actors.errors import BadRequest
 from waz_actors.store import backup as _backup
+from waz_actors.store.campaigns import Campaigns
 from waz_actors.store.connection import Connections, read_pragmas
 from waz_actors.store.events import Conflicts, EventLog
 from waz_actors.store.inbox import Inbox, InboxRecord
@@ -29,12 +32,14 @@ from waz_actors.store.messages import Messages
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
 from waz_actors.store.retention import Retention
 from waz_actors.store.schema import MIGRATIONS, Migration, user_version
+from waz_actors.store.sql import Database, is_postgres_url
 from waz_actors.store.tokens import Tokens
 from waz_actors.store.webhooks import Webhooks
 from waz_actors.store.writer import Tx, Writer
 
 if TYPE_CHECKING:
     from waz_actors.store.api import StoreAPI
+    from waz_actors.store.pg import PgConnections
 
 T = TypeVar("T")
 
@@ -48,18 +53,39 @@ class Store:
         batch_max: int = 1000,
         wall: Callable[[], float] = time.time,
         readers: int = 8,
-        migrations: Sequence[Migration] = MIGRATIONS,
+        migrations: Sequence[Migration] | None = None,
     ) -> None:
-        self._db = Connections(
-            path,
-            synchronous=synchronous,
-            batch_max=batch_max,
-            readers=readers,
-            migrations=migrations,
-        )
-        self.path = self._db.path
-        self.synchronous = self._db.synchronous
-        self.batch_max = self._db.batch_max
+        """`path`: the SQLite file, or a postgresql:// URL for the PostgreSQL backend (store/pg.py;
+        `synchronous` is SQLite's, PostgreSQL's commits are as durable as the server says).
+        `migrations`: the backend's own list unless given (tests)."""
+        self._sqlite: Connections | None = None
+        self._pg: PgConnections | None = None
+        self._db: Database
+        self.path: Path | None = None
+        self.url: str | None = None
+        if is_postgres_url(path):
+            from waz_actors.store.pg import PgConnections  # psycopg: only when used
+            from waz_actors.store.pg_schema import PG_MIGRATIONS
+
+            self._pg = self._db = PgConnections(
+                str(path),
+                batch_max=batch_max,
+                readers=readers,
+                migrations=PG_MIGRATIONS if migrations is None else migrations,
+            )
+            self.url = str(path)
+            self.synchronous = "FULL"
+        else:
+            self._sqlite = self._db = Connections(
+                path,
+                synchronous=synchronous,
+                batch_max=batch_max,
+                readers=readers,
+                migrations=MIGRATIONS if migrations is None else migrations,
+            )
+            self.path = self._sqlite.path
+            self.synchronous = self._sqlite.synchronous
+        self.batch_max = batch_max
         self.wall = wall
         self._instances = Instances(self._db, wall)
         self._messages = Messages(self._db, wall)
@@ -69,18 +95,32 @@ class Store:
         self._tokens = Tokens(self._db)
         self._retention = Retention(self._db)
         self._inbox = Inbox(self._db, wall)
+        self._campaigns = Campaigns(self._db, wall)
         self._webhooks = Webhooks(self._db, wall)
         self._db.tap = self._webhooks.tap
 
     # -- life cycle --------------------------------------------------------------------------
 
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self._pg is not None else "sqlite"
+
+    @property
+    def campaigns(self) -> Campaigns:
+        """Campaigns and their recipients (a table family with its own methods)."""
+        return self._campaigns
+
     def open(self) -> None:
-        self._db.open()
+        (self._pg or self._connections()).open()
         self._db.writer.after_commit = self._webhooks.tap.committed
 
     def close(self) -> None:
         """Drain the writer (everything submitted is committed), then close every connection."""
-        self._db.close()
+        (self._pg or self._connections()).close()
+
+    def _connections(self) -> Connections:
+        assert self._sqlite is not None
+        return self._sqlite
 
     def __enter__(self) -> Store:
         self.open()
@@ -106,11 +146,16 @@ class Store:
         return self._db.writer.stats()
 
     def schema_version(self) -> int:
+        if self._pg is not None:
+            return self._pg.schema_version()
         with self._db.read() as conn:
             return user_version(conn)
 
     def pragmas(self) -> dict[str, str | int]:
-        """The write connection's settings, read back from SQLite (what is really in force)."""
+        """The write connection's settings, read back from SQLite (what is really in force);
+        on PostgreSQL the server's durability settings."""
+        if self._pg is not None:
+            return self._pg.settings()
         # synchronous and foreign_keys are per connection: ask the one that writes.
         return self._db.writer.call(lambda tx: read_pragmas(tx.conn))
 
@@ -119,7 +164,12 @@ class Store:
 
         Written to a temporary file and renamed, so `dest` is never a half-written database.
         """
-        _backup.backup(self._db, dest)
+        if self._pg is not None:
+            raise BadRequest(
+                "backup: a PostgreSQL store is backed up with pg_dump (docs/operations.md)",
+                {"field": "dest"},
+            )
+        _backup.backup(self._connections(), dest)
 
     # -- instances ---------------------------------------------------------------------------
 
@@ -174,6 +224,7 @@ class Store:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
     ) -> Future[bool]:
@@ -185,6 +236,7 @@ class Store:
             wa_id=wa_id,
             reason=reason,
             only_if=only_if,
+            media_info=media_info,
             possible_duplicate=possible_duplicate,
             outcome_unknown=outcome_unknown,
         )
@@ -351,6 +403,8 @@ class Store:
 
 
 if TYPE_CHECKING:
+    from waz_actors.store.pg import PgConnections
+
     # mypy proves here that the SQLite Store meets the contract of api.py; a method that drifts
     # (a renamed keyword, another return type) fails the type check, not the PostgreSQL port.
     _conforms: StoreAPI = Store(Path("waz.db"))

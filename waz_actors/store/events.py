@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from waz_actors.store.checks import need_map, need_number, need_positive, need_str, to_json
-from waz_actors.store.connection import Connections
 from waz_actors.store.instances import not_found
+from waz_actors.store.sql import Database, IntegrityError
 from waz_actors.store.webhooks import emit_logged
 from waz_actors.store.writer import Tx
 
 
 class Conflicts:
-    def __init__(self, db: Connections) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def add_conflict(self, instance_id: str, at: float) -> Future[None]:
@@ -27,7 +26,7 @@ class Conflicts:
                 tx.conn.execute(
                     "INSERT INTO conflicts (instance_id, at) VALUES (?, ?)", (instance_id, at)
                 )
-            except sqlite3.IntegrityError:  # the foreign key: no such instance
+            except IntegrityError:  # the foreign key: no such instance
                 raise not_found(instance_id) from None
 
         return self._db.writer.submit(op)
@@ -57,7 +56,7 @@ class Conflicts:
 
 
 class EventLog:
-    def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
+    def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
 

@@ -6,23 +6,21 @@ history always ends with its current status. These run inside a writer operation
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from waz_actors.store.owner import OWNED, owned_args
+from waz_actors.store.sql import Conn
 from waz_actors.store.writer import Tx
 
 
-def add_history(
-    c: sqlite3.Connection, message_id: str, status: str, time: float, reason: str | None
-) -> None:
+def add_history(c: Conn, message_id: str, status: str, time: float, reason: str | None) -> None:
     c.execute(
         "INSERT INTO message_history (message_id, status, time, reason) VALUES (?, ?, ?, ?)",
         (message_id, status, time, reason),
     )
 
 
-def mark(c: sqlite3.Connection, ids: list[str], status: str, reason: str, now: float) -> None:
+def mark(c: Conn, ids: list[str], status: str, reason: str, now: float) -> None:
     """Move every message of `ids` to `status`, each with its history row."""
     c.executemany(
         "UPDATE messages SET status = ?, updated_at = ? WHERE message_id = ?",

@@ -20,9 +20,9 @@ from typing import Any
 
 from waz_actors.errors import BadRequest
 from waz_actors.store.checks import need_str
-from waz_actors.store.connection import Connections
 from waz_actors.store.instances import not_found
 from waz_actors.store.owner import OWNED, current, owned_args
+from waz_actors.store.sql import Database
 from waz_actors.store.writer import Tx
 
 _COLUMNS = (
@@ -97,7 +97,7 @@ def new_inbox_id() -> str:
 
 
 class Inbox:
-    def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
+    def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
 
@@ -131,9 +131,9 @@ class Inbox:
                 raise not_found(instance_id)
             incarnation, tenant = found
             cur = c.execute(
-                "INSERT OR IGNORE INTO inbox (inbox_id, instance_id, tenant, incarnation, wa_id,"
+                "INSERT INTO inbox (inbox_id, instance_id, tenant, incarnation, wa_id,"
                 " chat, sender, text, media, media_data, sent_at, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     new_inbox_id(),
                     instance_id,

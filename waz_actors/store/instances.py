@@ -5,7 +5,6 @@ reload hands the instance to another tenant."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -21,10 +20,10 @@ from waz_actors.store.checks import (
     need_str,
     to_json,
 )
-from waz_actors.store.connection import Connections
 from waz_actors.store.history import cancel_where
 from waz_actors.store.owner import current, new_incarnation
 from waz_actors.store.records import InstanceRecord
+from waz_actors.store.sql import Conn, Database, IntegrityError
 from waz_actors.store.writer import Tx
 
 
@@ -32,7 +31,7 @@ def not_found(instance_id: str) -> NotFound:
     return NotFound(f"instance {instance_id} not found", {"instance_id": instance_id})
 
 
-def need_instance(c: sqlite3.Connection, instance_id: str) -> None:
+def need_instance(c: Conn, instance_id: str) -> None:
     """Inside a write: NotFound unless the instance exists."""
     row = c.execute("SELECT 1 FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
     if row is None:
@@ -63,7 +62,7 @@ def _update(sql: str, args: tuple[Any, ...], instance_id: str) -> Callable[[Tx],
 
 
 class Instances:
-    def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
+    def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
 
@@ -97,7 +96,7 @@ class Instances:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*row, incarnation),
                 )
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise Exists(
                     f"instance {rec.instance_id} already exists", {"instance_id": rec.instance_id}
                 ) from None

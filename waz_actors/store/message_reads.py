@@ -11,9 +11,9 @@ from typing import Any
 
 from waz_actors.errors import BadRequest
 from waz_actors.store.checks import PENDING, STATUSES, is_int, need_status
-from waz_actors.store.connection import Connections
 from waz_actors.store.owner import OWNED, owned_args
 from waz_actors.store.records import MessageRecord
+from waz_actors.store.sql import Database
 
 MSG_COLUMNS = (
     "message_id, instance_id, tenant, recipient, text, media, status, attempts, last_error,"
@@ -26,7 +26,7 @@ PAGE_MAX = 1000
 
 
 class MessageReads:
-    def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
+    def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
 

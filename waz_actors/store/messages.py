@@ -7,7 +7,6 @@ instance's incarnation when accepted, and the bulk moves touch the instance's ow
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -21,12 +20,12 @@ from waz_actors.store.checks import (
     need_str,
     to_json,
 )
-from waz_actors.store.connection import Connections
 from waz_actors.store.history import add_history, cancel_where, mark
 from waz_actors.store.instances import not_found
 from waz_actors.store.message_reads import MSG_COLUMNS, SELECT_MSG
 from waz_actors.store.owner import OWNED, OWNED_ROW, current, owned_args
 from waz_actors.store.records import MessageRecord
+from waz_actors.store.sql import Conn, Database, IntegrityError
 from waz_actors.store.webhooks import emit_status
 from waz_actors.store.writer import Tx
 from waz_actors.types import FINAL_STATUSES, MessageStatus
@@ -80,7 +79,7 @@ def as_queued(rec: MessageRecord) -> MessageRecord:
     )
 
 
-def earlier_with_key(c: sqlite3.Connection, rec: MessageRecord) -> MessageRecord | None:
+def earlier_with_key(c: Conn, rec: MessageRecord) -> MessageRecord | None:
     """The message the tenant already sent with this idempotency key, if any."""
     if rec.idempotency_key is None:
         return None
@@ -101,7 +100,7 @@ def need_room(tx: Tx, instance_id: str, max_queue: int) -> None:
         )
 
 
-def owner_of(c: sqlite3.Connection, rec: MessageRecord) -> int:
+def owner_of(c: Conn, rec: MessageRecord) -> int:
     """Inside a write: the incarnation the message joins. NotFound unless the instance exists
     and is the message's tenant's (it may have been deleted and created again by another
     tenant since the caller looked)."""
@@ -111,9 +110,7 @@ def owner_of(c: sqlite3.Connection, rec: MessageRecord) -> int:
     return found[0]
 
 
-def insert_queued(
-    c: sqlite3.Connection, rec: MessageRecord, media: str | None, incarnation: int
-) -> None:
+def insert_queued(c: Conn, rec: MessageRecord, media: str | None, incarnation: int) -> None:
     """The message row and its first history row ("accepted"); Exists for a reused id."""
     try:
         c.execute(
@@ -134,7 +131,7 @@ def insert_queued(
                 incarnation,
             ),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Exists(
             f"message {rec.message_id} already exists", {"message_id": rec.message_id}
         ) from None
@@ -145,7 +142,7 @@ def insert_queued(
 
 
 class Messages:
-    def __init__(self, db: Connections, wall: Callable[[], float]) -> None:
+    def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
 
@@ -178,6 +175,7 @@ class Messages:
         wa_id: str | None = None,
         reason: str | None = None,
         only_if: Iterable[str] | None = None,
+        media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
     ) -> Future[bool]:
@@ -190,6 +188,7 @@ class Messages:
                 wa_id=wa_id,
                 reason=reason,
                 only_if=only_if,
+                media_info=media_info,
                 possible_duplicate=possible_duplicate,
                 outcome_unknown=outcome_unknown,
             )
@@ -251,7 +250,7 @@ class Messages:
                 "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
                 " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
                 " media_info = coalesce(?, media_info),"
-                " possible_duplicate = max(possible_duplicate, coalesce(?, 0)),"
+                " possible_duplicate = CASE WHEN ? = 1 THEN 1 ELSE possible_duplicate END,"
                 " outcome_unknown = coalesce(?, outcome_unknown),"
                 " updated_at = ? WHERE message_id = ?",
                 (

@@ -9,7 +9,7 @@ in, or get sent by, a new instance that happens to reuse the id.
 
 from __future__ import annotations
 
-import sqlite3
+from waz_actors.store.sql import Conn
 
 # For queries by instance: bind `owned_args(instance_id)`. The subqueries are not correlated,
 # so SQLite evaluates them once and can use the (instance_id, incarnation, ...) indexes.
@@ -30,17 +30,18 @@ def owned_args(instance_id: str) -> tuple[str, str, str]:
     return (instance_id, instance_id, instance_id)
 
 
-def new_incarnation(c: sqlite3.Connection, instance_id: str, tenant: str, now: float) -> int:
-    """A number no instance had before (AUTOINCREMENT never reuses one, deleted or not)."""
-    cur = c.execute(
-        "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)",
+def new_incarnation(c: Conn, instance_id: str, tenant: str, now: float) -> int:
+    """A number no instance had before (AUTOINCREMENT never reuses one, deleted or not; nor does
+    a PostgreSQL identity column). RETURNING rather than lastrowid: both backends have it."""
+    row = c.execute(
+        "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)"
+        " RETURNING incarnation",
         (instance_id, tenant, now),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
-def current(c: sqlite3.Connection, instance_id: str) -> tuple[int, str] | None:
+def current(c: Conn, instance_id: str) -> tuple[int, str] | None:
     """The instance's incarnation and tenant; None when there is no such instance."""
     row = c.execute(
         "SELECT incarnation, tenant FROM instances WHERE instance_id = ?", (instance_id,)

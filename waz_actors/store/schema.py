@@ -7,11 +7,12 @@ Append new migrations; never edit one that has shipped.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
-Migration = Sequence[str] | Callable[[sqlite3.Connection], None]
+from waz_actors.store.sql import Conn
+
+Migration = Sequence[str] | Callable[[Conn], None]
 
 _V1: list[str] = [
     """CREATE TABLE instances (
@@ -86,7 +87,7 @@ _V1: list[str] = [
 ]
 
 
-def _v2_incarnations(conn: sqlite3.Connection) -> None:
+def _v2_incarnations(conn: Conn) -> None:
     """Incarnations (see owner.py), and indexes for them and for retention.
 
     Existing instances get their first incarnation. An existing message joins it when it has the
@@ -109,13 +110,14 @@ def _v2_incarnations(conn: sqlite3.Connection) -> None:
         "SELECT instance_id, tenant, created_at FROM instances ORDER BY created_at, instance_id"
     ).fetchall()
     for instance_id, tenant, created_at in rows:
-        cur = conn.execute(
-            "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)",
+        incarnation = conn.execute(
+            "INSERT INTO incarnations (instance_id, tenant, created_at) VALUES (?, ?, ?)"
+            " RETURNING incarnation",
             (instance_id, tenant, created_at),
-        )
+        ).fetchone()[0]
         conn.execute(
             "UPDATE instances SET incarnation = ? WHERE instance_id = ?",
-            (cur.lastrowid, instance_id),
+            (incarnation, instance_id),
         )
     conn.execute(
         """UPDATE messages SET incarnation = (
@@ -158,7 +160,7 @@ def _v2_incarnations(conn: sqlite3.Connection) -> None:
 _V_MEDIA: list[str] = ["ALTER TABLE messages ADD COLUMN media_info TEXT"]
 
 
-def _v3_receipts(conn: sqlite3.Connection) -> None:
+def _v3_receipts(conn: Conn) -> None:
     """Receipts and honest resends (issue 12).
 
     delivered_at / read_at: wall times of WhatsApp's receipts, found again after a restart by the
@@ -218,6 +220,50 @@ _V_INBOX: list[str] = [
     "CREATE INDEX inbox_received ON inbox (received_at)",  # retention
 ]
 
+# Campaigns (store/campaigns.py): one row per campaign, one per (campaign, number). The feeder's
+# next batch reads (campaign_id, status, seq); the safety stop's last-50 reads done_at.
+_V_CAMPAIGNS: list[str] = [
+    """CREATE TABLE campaigns (
+        campaign_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        instance_ids TEXT NOT NULL,
+        text TEXT,
+        media TEXT,
+        start_at REAL,
+        send_window TEXT,  -- not `window`: a reserved word in PostgreSQL
+        delay_min REAL NOT NULL DEFAULT 0,
+        delay_max REAL NOT NULL DEFAULT 0,
+        check_numbers INTEGER NOT NULL DEFAULT 0,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    "CREATE INDEX campaigns_tenant ON campaigns (tenant, created_at)",
+    """CREATE TABLE campaign_recipients (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id TEXT NOT NULL,
+        number TEXT NOT NULL,
+        vars TEXT,
+        text TEXT,
+        status TEXT NOT NULL,
+        instance_id TEXT,
+        message_id TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        checked INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        updated_at REAL NOT NULL,
+        done_at REAL,
+        UNIQUE (campaign_id, number)
+    )""",
+    "CREATE INDEX campaign_recipients_next ON campaign_recipients (campaign_id, status, seq)",
+    # Partial: a recipient joins it only once it ended, so adding recipients does not pay for it.
+    "CREATE INDEX campaign_recipients_done ON campaign_recipients (campaign_id, done_at)"
+    " WHERE done_at IS NOT NULL",
+]
+
 # Webhooks (store/webhooks.py): the subscriptions, each event once (its signed body), and the
 # delivery outbox, one row per (webhook, event), written in the same transaction as the write
 # that makes the event durable (docs/design.md, invariant 12). `lane` is the instance id (or
@@ -269,6 +315,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_RECEIPTS,
     _V_TOKEN_QUOTA,
     _V_INBOX,
+    _V_CAMPAIGNS,
     _V_WEBHOOKS,
 )
 
@@ -277,22 +324,38 @@ class SchemaTooNew(Exception):
     """The database was written by a newer program; refusing to touch it."""
 
 
-def user_version(conn: sqlite3.Connection) -> int:
+def user_version(conn: Conn) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+def _begin_immediate(conn: Conn) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _set_user_version(conn: Conn, version: int) -> None:
+    conn.execute(f"PRAGMA user_version = {int(version)}")
+
+
+def migrate(
+    conn: Conn,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    begin: Callable[[Conn], None] = _begin_immediate,
+    version: Callable[[Conn], int] = user_version,
+    set_version: Callable[[Conn, int], None] = _set_user_version,
+) -> list[int]:
     """Apply the migrations the database has not had yet; returns the versions applied.
 
     `conn` must be in autocommit mode (isolation_level=None): each migration runs in its own
     BEGIN IMMEDIATE transaction, so two processes starting at once do not both migrate.
+    `begin`, `version` and `set_version` are the backend's (store/pg.py has PostgreSQL's).
     """
     applied: list[int] = []
     target = len(migrations)
     while True:
-        conn.execute("BEGIN IMMEDIATE")
+        begin(conn)
         try:
-            current = user_version(conn)
+            current = version(conn)
             if current > target:
                 raise SchemaTooNew(
                     f"database schema version {current} is newer than this program's {target}"
@@ -306,7 +369,7 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
             else:
                 for sql in step:
                     conn.execute(sql)
-            conn.execute(f"PRAGMA user_version = {current + 1}")
+            set_version(conn, current + 1)
             conn.execute("COMMIT")
             applied.append(current + 1)
         except BaseException:

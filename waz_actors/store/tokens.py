@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from waz_actors.errors import BadRequest, Exists
 from waz_actors.store.checks import need_str
-from waz_actors.store.connection import Connections
 from waz_actors.store.records import TokenRecord
+from waz_actors.store.sql import Database, IntegrityError
 from waz_actors.store.writer import Tx
 
 MIN_TOKEN_PREFIX = 6
@@ -32,7 +30,7 @@ def _row(rec: TokenRecord) -> tuple[object, ...]:
 
 
 class Tokens:
-    def __init__(self, db: Connections) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def add_token(self, rec: TokenRecord) -> None:
@@ -50,7 +48,7 @@ class Tokens:
         def op(tx: Tx) -> None:
             try:
                 tx.conn.execute(_INSERT, row)
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise Exists("token already exists", {"label": rec.label}) from None
 
         self._db.writer.call(op)

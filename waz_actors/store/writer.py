@@ -16,7 +16,6 @@ the counters always match what is on disk.
 from __future__ import annotations
 
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from waz_actors.errors import ShuttingDown
+from waz_actors.store.sql import Conn, Error
 
 T = TypeVar("T")
 
@@ -34,9 +34,7 @@ class Tx:
 
     __slots__ = ("_batch", "_committed", "_own", "conn")
 
-    def __init__(
-        self, conn: sqlite3.Connection, committed: dict[str, int], batch: dict[str, int]
-    ) -> None:
+    def __init__(self, conn: Conn, committed: dict[str, int], batch: dict[str, int]) -> None:
         self.conn = conn
         self._committed = committed
         self._batch = batch
@@ -69,9 +67,7 @@ def _merge(into: dict[str, int], delta: dict[str, int]) -> None:
 
 
 class Writer:
-    def __init__(
-        self, conn: sqlite3.Connection, *, batch_max: int, counters: dict[str, int]
-    ) -> None:
+    def __init__(self, conn: Conn, *, batch_max: int, counters: dict[str, int]) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         self._conn = conn
@@ -230,7 +226,7 @@ class Writer:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
+        except Error as e:
             self._fail_all(live, e)
             return None
         delta: dict[str, int] = {}
@@ -260,7 +256,7 @@ class Writer:
                 outcomes.append((fut, True, value))
         try:
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
+        except Error as e:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._fail_all(live, e)

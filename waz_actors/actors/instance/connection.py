@@ -310,7 +310,7 @@ class Connection:
         not a breaker failure: the session did connect, it went quiet."""
         ctx = self.ctx
         now = ctx.clock.now()
-        pending = self.outbox.in_flight is not None or bool(self.outbox.queue)
+        pending = self.outbox.waits_on_network  # a full disk is no dead session
         dead, again = self.liveness.check(now, online=ctx.state == S.ONLINE, pending=pending)
         if not dead:
             if ctx.state == S.ONLINE and again > 0:

@@ -2,8 +2,9 @@
 
 A plain class: the actor (instance_actor.py) only routes messages to it. It never blocks:
 the driver is non-blocking, store writes are group-committed in the background (the ones a
-reply depends on are awaited by the caller through a Future), and timers come back as
-messages through `post`. Tests drive it directly with a FakeClock.
+reply depends on are awaited by the caller through a Future; a send waits for its `sending`
+write, whose commit comes back as a `Written` message), and timers come back as messages
+through `post`. Tests drive it directly with a FakeClock.
 
 The parts, each with its own state, share a Context (identity, services, timers, the visible
 state): Connection (the session's life cycle), Outbox (the queue and sends), Pairing (codes
@@ -44,6 +45,7 @@ from waz_actors.actors.messages import (
     Stop,
     Submit,
     TimerFired,
+    Written,
 )
 from waz_actors.drivers import base as driver
 from waz_actors.errors import Internal, InvalidState, WazError
@@ -84,6 +86,7 @@ class Instance:
             "liveness": conn.on_liveness,
             "processing": self._on_processing,
             "pump": self._pump,
+            "store_retry": self._on_store_retry,
         }
 
     @property
@@ -149,6 +152,9 @@ class Instance:
                 self.outbox.add(record)
                 self._pump()
                 self.ctx.publish_snapshot(light=True)
+            case Written():
+                self.outbox.on_written(msg, self.connection.driver)
+                self._pump()
             case _ if isinstance(msg, InstanceCommand):
                 self._on_command(msg)
             case _:
@@ -220,8 +226,8 @@ class Instance:
                 return self._logout()
             case Pair(phone=phone, reply=reply):
                 return self._pair(phone, reply)
-            case Cancel(message_id=message_id):
-                return self.outbox.cancel(message_id)
+            case Cancel(message_id=message_id, untried_only=untried_only):
+                return self.outbox.cancel(message_id, untried_only)
             case Purge(status=status):
                 return self.outbox.purge(status)
             case Retry(message_ids=message_ids):
@@ -309,7 +315,9 @@ class Instance:
     def _drain(self, reply: Future[int] | None) -> object:
         """Shutdown: send nothing new; settle what is in flight, then disconnect."""
         self.ctx.timers.cancel("pump", "connect")
-        if self.outbox.in_flight is None:
+        # A message whose `sending` write is not yet durable was never sent: closing puts it
+        # back in the queue, and the commit that comes later finds nothing to send.
+        if not self.outbox.handed_over:
             done: Future[int] = Future()
             done.set_result(1)
             self.outbox.draining = done  # and no timer may connect again
@@ -334,6 +342,10 @@ class Instance:
                 draining.set_result(1)
         self._pump()
         self.ctx.publish_snapshot(light=True)
+
+    def _on_store_retry(self) -> None:
+        self.outbox.retry_store()
+        self._pump()
 
     def _on_processing(self) -> None:
         if self.outbox.send_timed_out():

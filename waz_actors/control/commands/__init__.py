@@ -1,6 +1,8 @@
 """Command handlers, one module per group; importing this package registers them all."""
 
 from waz_actors.control.commands import (
+    campaign,
+    cluster,
     daemon,
     events,
     inbox,
@@ -15,6 +17,8 @@ from waz_actors.control.protocol import REGISTRY
 
 __all__ = [
     "REGISTRY",
+    "campaign",
+    "cluster",
     "daemon",
     "events",
     "inbox",

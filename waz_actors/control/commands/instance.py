@@ -10,6 +10,7 @@ from waz_actors.control.commands.context import Context
 from waz_actors.control.commands.events import subscription_id as sid_arg
 from waz_actors.control.protocol import command, optional
 from waz_actors.control.quotas import room_for_instance
+from waz_actors.drivers.settings import check_settings
 from waz_actors.errors import BadRequest, Busy
 
 ID = {"instance_id": v.ident}
@@ -39,6 +40,10 @@ def create(
                 "tenant: only an admin token may choose the tenant", {"field": "tenant"}
             )
         tenant = ctx.identity.tenant
+    # Before anything is stored or any quota room taken: an unknown key would be ignored by
+    # the driver (a typo runs the session on the wrong network), and some keys are the admin's
+    # alone.
+    check_settings(driver, settings or {}, admin=ctx.identity.admin)
     with room_for_instance(ctx, tenant or "default"):  # quota_exceeded when the tenant is full
         new_id = ctx.fleet.create(instance_id, driver, tenant or "default", settings or {})
         _wait_visible(ctx, new_id)

@@ -7,13 +7,14 @@ sends share one fsync and the socket loop never waits for the disk.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from waz_actors import addressing
 from waz_actors.control import validate as v
 from waz_actors.control.commands.context import Context
 from waz_actors.control.protocol import Later, command, optional
-from waz_actors.errors import BadRequest, TooLarge
+from waz_actors.errors import BadRequest, StorageFull, TooLarge, disk_full
 
 _TEXT_MAX = 65536  # hard cap for the converter; the configured limit is checked in the handler
 MID = {"message_id": v.ident}
@@ -66,7 +67,27 @@ def send(
         idempotency_key=idempotency_key,
         ttl=ttl,
     )
-    return Later(committed, _sent)
+    return Later(_full_disk_told(committed), _sent)
+
+
+def _full_disk_told(committed: Future[Any]) -> Future[Any]:
+    """The commit's outcome, with a full disk answered as `storage_full` (not `internal`): the
+    client learns that nothing was queued and that resending later, with the same
+    idempotency_key, is the remedy."""
+    told: Future[Any] = Future()
+
+    def done(f: Future[Any]) -> None:
+        error = f.exception()
+        if error is None:
+            told.set_result(f.result())
+        elif disk_full(error) and not isinstance(error, StorageFull):
+            why = f"the daemon's disk is full; nothing was queued: {error}"
+            told.set_exception(StorageFull(why))
+        else:
+            told.set_exception(error)
+
+    committed.add_done_callback(done)
+    return told
 
 
 def _sent(result: tuple[Any, bool]) -> dict[str, Any]:

@@ -1,0 +1,305 @@
+"""The cluster node: the thread that renews, acquires and releases this daemon's leases, and a
+watchdog that fences (closes sessions locally) when renewals stop coming back in time.
+
+It tells the daemon what to do through `Hooks` (the runtime turns them into supervisor
+messages: tell, never ask), and hears back through `stopped` when a session it asked to hand
+over is closed. All lease decisions are the pure classes of lease_policy.py; all SQL is
+leases.py. Database calls run on the round thread only; the watchdog never touches the
+database, so a hung connection (a partition) cannot delay a fence.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from loguru import logger
+
+from waz_actors.cluster.lease_policy import LeaseKeeper, LeaseTiming, Placement, PlacementView
+from waz_actors.cluster.leases import LeaseStore
+
+
+class Hooks(Protocol):
+    def start(self, instance_id: str, epoch: int) -> None:
+        """This node holds the lease now: run the instance."""
+
+    def stop(self, instance_id: str, reason: str, release: bool) -> None:
+        """Close the instance's session. `release`: call `ClusterNode.stopped` when it is
+        closed, so the lease is given back (a hand-over); otherwise the lease is already lost
+        or fenced and nothing is given back."""
+
+
+@dataclass
+class NodeStats:
+    rounds: int = 0
+    failed_rounds: int = 0
+    acquired: int = 0
+    released: int = 0
+    lost: int = 0
+    fenced: int = 0
+    last_round_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        leases: LeaseStore,
+        timing: LeaseTiming,
+        placement: Placement,
+        hooks: Hooks,
+        *,
+        endpoint: str = "",
+        instances: Callable[[], list[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.leases = leases
+        self.node_id = leases.node_id
+        self.timing = timing
+        self.placement = placement
+        self.hooks = hooks
+        self.endpoint = endpoint
+        self._instances = instances  # the ids to register lease rows for at start
+        self.clock = clock
+        self.keeper = LeaseKeeper(timing)
+        self.stats = NodeStats()
+        self._lock = threading.Lock()  # keeper, the sets below
+        self._releasing: set[str] = set()  # asked to stop, lease still held and renewed
+        self._to_release: set[str] = set()  # stopped: give the lease back next round
+        self._pending: dict[str, tuple[float, int]] = {}  # takeover delay: id -> (due, epoch)
+        self._new_ids: list[str] = []
+        self._forget: list[str] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._halted = False  # no more acquiring (hand-over under way)
+        self.draining = False
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.leases.migrate()
+        if self._instances is not None:
+            self.leases.ensure(self._instances())
+        for name, fn in (("cluster-rounds", self._rounds), ("cluster-fence", self._watchdog)):
+            t = threading.Thread(target=fn, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def halt(self) -> None:
+        """Stop taking leases (SIGTERM): the daemon is about to close every session."""
+        self._halted = True
+
+    def hand_over(self) -> int:
+        """After the daemon closed every session: give every lease back at once, leave the
+        node table, stop the threads. Answers how many leases were released."""
+        self._halted = True
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(self.timing.renew_every + self.leases.timeout + 1)
+        with self._lock:
+            held = self.keeper.held()
+        released: set[str] = set()
+        try:
+            released = self.leases.release(held)
+            self.leases.leave()
+        except Exception as e:
+            logger.warning("cluster: could not release {} lease(s): {}", len(held), e)
+        finally:
+            self.leases.close()
+        with self._lock:
+            for iid in held:
+                self.keeper.drop(iid)
+        self.stats.released += len(released)
+        logger.info("cluster: {} lease(s) handed over", len(released))
+        return len(released)
+
+    def kill(self) -> None:
+        """Tests: stop as a crash would, releasing nothing (a round stuck behind a partition
+        is abandoned: it ends when its connection fails, and starts nothing after this)."""
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(0.5)
+
+    # -- told by the daemon (any thread) ------------------------------------------------------
+
+    def stopped(self, instance_id: str) -> None:
+        """A session this node asked to hand over is closed: release its lease."""
+        with self._lock:
+            if instance_id in self._releasing:
+                self._to_release.add(instance_id)
+        self._wake.set()
+
+    def created(self, instance_id: str) -> None:
+        with self._lock:
+            self._new_ids.append(instance_id)
+        self._wake.set()
+
+    def deleted(self, instance_id: str) -> None:
+        with self._lock:
+            self.keeper.drop(instance_id)
+            self._releasing.discard(instance_id)
+            self._pending.pop(instance_id, None)
+            self._forget.append(instance_id)
+        self._wake.set()
+
+    def held(self) -> dict[str, int]:
+        with self._lock:
+            return self.keeper.held()
+
+    def epoch(self, instance_id: str) -> int | None:
+        """The fencing token to put on this instance's writes (None: not ours)."""
+        with self._lock:
+            return self.keeper.epoch(instance_id)
+
+    # -- the watchdog: fences and due starts, never the database ------------------------------
+
+    def _watchdog(self) -> None:
+        tick = min(self.timing.margin / 4, self.timing.renew_every / 2)
+        while not self._stop.is_set():
+            self.check(self.clock())
+            self._stop.wait(tick)
+
+    def check(self, now: float) -> None:
+        """Fence what must be fenced, start what waited out its takeover delay."""
+        starts: list[tuple[str, int]] = []
+        with self._lock:
+            fenced = self.keeper.to_fence(now)
+            for iid in fenced:
+                self.keeper.drop(iid)
+                self._releasing.discard(iid)
+                self._to_release.discard(iid)
+                self._pending.pop(iid, None)
+            for iid, (due, epoch) in list(self._pending.items()):
+                if now >= due:
+                    del self._pending[iid]
+                    starts.append((iid, epoch))
+        for iid in fenced:
+            self.stats.fenced += 1
+            logger.bind(instance=iid).warning(
+                "cluster: lease renewals failed; session closed before the lease runs out"
+            )
+            self.hooks.stop(iid, "fenced: lease renewals failed", False)
+        for iid, epoch in starts:
+            self.hooks.start(iid, epoch)
+
+    # -- the rounds ---------------------------------------------------------------------------
+
+    def _rounds(self) -> None:
+        while not self._stop.is_set():
+            t0 = self.clock()
+            try:
+                self.round(t0)
+                self.stats.rounds += 1
+            except Exception as e:
+                self.stats.failed_rounds += 1
+                self.stats.errors = [*self.stats.errors[-9:], str(e).splitlines()[0][:200]]
+                logger.warning("cluster: lease round failed: {}", e)
+            self.stats.last_round_seconds = self.clock() - t0
+            self._wake.wait(max(0.0, self.timing.renew_every - (self.clock() - t0)))
+            self._wake.clear()
+
+    def round(self, now: float) -> None:
+        """One round: heartbeat, renew everything held (one UPDATE), release what was handed
+        over, then acquire or give back toward the fair share."""
+        with self._lock:
+            new_ids, self._new_ids = self._new_ids, []
+            forget, self._forget = self._forget, []
+        if new_ids:
+            self.leases.ensure(new_ids)
+        for iid in forget:
+            self.leases.forget(iid)
+        self.draining = self.leases.heartbeat(self.endpoint)
+        self._renew()
+        self._release_stopped()
+        if self._halted or self._stop.is_set():
+            return
+        view = self.leases.view()
+        with self._lock:
+            mine = len(self.keeper) - len(self._releasing)
+        plan = self.placement.plan(
+            PlacementView(view.instances, view.live_nodes, mine, view.draining), self.clock()
+        )
+        if plan.acquire:
+            self._acquire(plan.acquire)
+        if plan.release:
+            self._give_back(plan.release, "draining" if view.draining else "rebalancing")
+
+    def _renew(self) -> None:
+        with self._lock:
+            held = self.keeper.held()
+            self.keeper.round_started(self.clock())
+        if not held:
+            return
+        sent_at = self.clock()  # before the statement leaves: the database's now() is later
+        renewed = self.leases.renew(held)
+        lost = [i for i in held if i not in renewed]
+        with self._lock:
+            self.keeper.renewed(renewed, sent_at)
+            really_lost = []
+            for iid in lost:
+                if self.keeper.epoch(iid) == held[iid]:  # not fenced or re-acquired meanwhile
+                    self.keeper.drop(iid)
+                    self._releasing.discard(iid)
+                    self._to_release.discard(iid)
+                    self._pending.pop(iid, None)
+                    really_lost.append(iid)
+        for iid in really_lost:
+            self.stats.lost += 1
+            logger.bind(instance=iid).warning("cluster: lease lost; closing the session")
+            self.hooks.stop(iid, "lease lost", False)
+
+    def _release_stopped(self) -> None:
+        with self._lock:
+            ids = list(self._to_release)
+            held = {i: e for i in ids if (e := self.keeper.epoch(i)) is not None}
+        if not ids:
+            return
+        released = self.leases.release(held)
+        with self._lock:
+            for iid in ids:
+                self._to_release.discard(iid)
+                self._releasing.discard(iid)
+                self.keeper.drop(iid)
+        self.stats.released += len(released)
+
+    def _acquire(self, n: int) -> None:
+        sent_at = self.clock()
+        got = self.leases.acquire(n)
+        now = self.clock()
+        starts = []
+        if now >= sent_at + self.timing.ttl - self.timing.margin or self._stop.is_set():
+            # The answer came back too late to be safe (a partition held it): these leases
+            # may be expiring already. Start nothing; they expire and another round (or
+            # node) takes them with a new epoch.
+            logger.warning("cluster: {} lease(s) acquired too late; not started", len(got))
+            return
+        with self._lock:
+            for a in got:
+                self.keeper.acquired(a.instance_id, a.epoch, sent_at)
+                taken = a.previous_owner is not None and a.previous_owner != self.node_id
+                if taken and self.timing.takeover_delay > 0:
+                    # Taken from a node that stopped renewing: it closed its session before
+                    # the expiry; wait a throttle more before this node connects the number.
+                    self._pending[a.instance_id] = (now + self.timing.takeover_delay, a.epoch)
+                else:
+                    starts.append((a.instance_id, a.epoch))
+        self.stats.acquired += len(got)
+        if got:
+            logger.info("cluster: {} lease(s) acquired", len(got))
+        for iid, epoch in starts:
+            self.hooks.start(iid, epoch)
+
+    def _give_back(self, n: int, why: str) -> None:
+        with self._lock:
+            candidates = sorted(
+                i for i in self.keeper.held() if i not in self._releasing and i not in self._pending
+            )[:n]
+            self._releasing.update(candidates)
+        for iid in candidates:
+            self.hooks.stop(iid, f"handed over ({why})", True)

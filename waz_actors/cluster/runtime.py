@@ -1,0 +1,133 @@
+"""The cluster behind the daemon's seam: builds the node from [cluster] and turns its hooks into
+supervisor messages (tell, never ask). app/runtime.py only calls `start`, `halt`, `hand_over`.
+
+Hand-over order on SIGTERM (Daemon.stop): `halt` (take no more leases) -> the supervisor's
+StopAll (every session closes, in-flight sends settle; queues stay in the shared store) ->
+`hand_over` (every lease released in one UPDATE, the node leaves the node table). Another
+node takes the released leases at once, with no expiry wait and no conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from waz_actors.actors.messages import ClusterStart, ClusterStop
+from waz_actors.cluster.forward import Forwarder
+from waz_actors.cluster.lease_policy import LeaseTiming, Placement
+from waz_actors.cluster.leases import LeaseStore
+from waz_actors.cluster.node import ClusterNode
+from waz_actors.cluster.status import cluster_status
+from waz_actors.config import Config
+
+if TYPE_CHECKING:
+    from waz_actors.cluster.wake import WakeListener
+
+
+class SupervisorHooks:
+    """ClusterNode -> supervisor, as tells. Bound after the supervisor starts."""
+
+    def __init__(self) -> None:
+        self.supervisor: pykka.ActorRef[Any] | None = None
+        self.on_stopped: Callable[[str], None] | None = None
+
+    def start(self, instance_id: str, epoch: int) -> None:
+        self._tell(ClusterStart(instance_id))
+
+    def stop(self, instance_id: str, reason: str, release: bool) -> None:
+        self._tell(ClusterStop(instance_id, reason, self.on_stopped if release else None))
+
+    def _tell(self, message: object) -> None:
+        if self.supervisor is None:
+            return
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:
+            pass  # the daemon is stopping: its sessions are closed (or closing) anyway
+
+
+def timing_from(cfg: Config) -> LeaseTiming:
+    """[cluster] durations are daemon seconds; leases live on the database's real clock."""
+    c, scale = cfg.cluster, cfg.daemon.time_scale
+    return LeaseTiming(
+        ttl=c.lease_ttl * scale,
+        renew_every=c.renew_every * scale,
+        margin=c.fence_margin * scale,
+        takeover_delay=c.takeover_delay * scale,
+    )
+
+
+class Cluster:
+    def __init__(self, cfg: Config, instances: Callable[[], list[str]]) -> None:
+        self.cfg = cfg
+        self.node_id = cfg.cluster.resolved_node_id()
+        self.timing = timing_from(cfg)
+        self.hooks = SupervisorHooks()
+        rate = cfg.cluster.acquire_rate
+        self.node = ClusterNode(
+            LeaseStore(cfg.store.url, self.node_id, self.timing.ttl),
+            self.timing,
+            Placement(rate, max(1, int(rate))),
+            self.hooks,
+            endpoint=cfg.cluster.endpoint or cfg.control_endpoint,
+            instances=instances,
+        )
+        self.hooks.on_stopped = self.node.stopped
+        self._forwarder: Forwarder | None = None
+        self._listener: WakeListener | None = None
+
+    # The supervisor's ClusterSeam: told when instances are created or deleted here.
+    def created(self, instance_id: str) -> None:
+        self.node.created(instance_id)
+
+    def deleted(self, instance_id: str) -> None:
+        self.node.deleted(instance_id)
+
+    def start(self, supervisor: pykka.ActorRef[Any]) -> None:
+        self.hooks.supervisor = supervisor
+        self.node.start()
+
+    def halt(self) -> None:
+        self.node.halt()
+
+    def hand_over(self) -> int:
+        if self._listener is not None:
+            self._listener.stop()
+        if self._forwarder is not None:
+            self._forwarder.close()
+        return self.node.hand_over()
+
+    def epoch(self, instance_id: str) -> int | None:
+        """The fencing token for this instance's writes (the PostgreSQL store's seam)."""
+        return self.node.epoch(instance_id)
+
+    def status(self) -> dict[str, Any]:
+        admin = LeaseStore(self.cfg.store.url, "status", self.timing.ttl)
+        try:
+            return cluster_status(admin, self.node)
+        finally:
+            admin.close()
+
+    def listen(self, on_wake: Callable[[str], None], on_resync: Callable[[], None]) -> None:
+        """Outbox wake-ups for this node (cluster/wake.py): `on_wake(instance_id)` when a send
+        for one of its instances committed on any node; `on_resync()` after every (re)connect.
+        The PostgreSQL store's integration calls this (both must only tell)."""
+        from waz_actors.cluster.wake import WakeListener
+
+        self._listener = WakeListener(self.cfg.store.url, self.node_id, on_wake, on_resync)
+        self._listener.start()
+
+    def forwarder(self) -> Forwarder:
+        """For the control plane (Dispatcher.forward)."""
+        if self._forwarder is None:
+            self._forwarder = Forwarder(self.cfg, self.node_id, self.timing.ttl)
+        return self._forwarder
+
+    def drain(self, node_id: str, draining: bool = True) -> bool:
+        admin = LeaseStore(self.cfg.store.url, "drain", self.timing.ttl)
+        try:
+            return admin.set_draining(node_id, draining)
+        finally:
+            admin.close()
