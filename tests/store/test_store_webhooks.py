@@ -65,3 +65,24 @@ def test_deliveries_go_with_their_write_or_not_at_all(store: Store) -> None:
     store.record_receipt("m1", "delivered", time.time()).result(5)
     assert events(store)[-1] == (wide, "message.status")
     assert mine not in {w for w, _ in events(store)}  # its rows went with it (cascade)
+
+
+def test_outbox_operations_run_on_both_backends(store: Store) -> None:
+    """The campaign bridge, mark_dead and redeliver (IN lists, no json_each), on SQLite and
+    PostgreSQL alike."""
+    mine = hook(store, "t1", ("campaign.*", "message.status"))
+    hook(store, "t2", ("campaign.*",))
+    body = {"tenant": "t1", "time": 1.0, "instance_id": None, "campaign_id": "c1", "state": "done"}
+    store.webhooks.emit_published("campaign.state", body)
+    store.webhooks.emit_published("campaign.progress", {**body, "tenant": None})  # no tenant: none
+    store.webhooks.barrier().result(5)
+    assert events(store) == [(mine, "campaign.state")]
+    message(store, "m2")
+    due = store.webhooks.load_pending(0, 10)
+    assert [d.event for d in due] == ["campaign.state", "message.status"]
+    assert store.webhooks.mark_dead([d.seq for d in due]).result(5) == 2
+    assert store.webhooks.delivery_counts(mine) == {"dead": 2}
+    assert store.webhooks.redeliver(mine, [due[0].event_id]).result(5) == 1
+    assert store.webhooks.delivery_counts(mine) == {"dead": 1, "pending": 1}
+    assert store.webhooks.redeliver(mine, None).result(5) == 1
+    assert store.webhooks.delivery_counts() == {"pending": 2}

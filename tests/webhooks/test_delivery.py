@@ -166,3 +166,28 @@ def test_dead_after_max_age(strict: Core, receiver: Receiver) -> None:
     time.sleep(0.3)
     assert len(receiver.hits) == n  # dead is final
     assert acme.ok("webhook.redeliver", webhook_id=wid)["redelivering"] == 1
+
+
+def test_campaign_events_from_the_bus_reach_their_tenant(hooked: Core, receiver: Receiver) -> None:
+    """campaign.progress/campaign.state are published on the bus by the campaign feeder (with
+    `tenant` in the body); the bridge writes their deliveries, to that tenant's webhooks only."""
+    acme, globex = hooked.tenant("acme"), hooked.tenant("globex")
+    acme.ok("webhook.create", url=receiver.url("/acme"), events=["campaign.*"])
+    globex.ok("webhook.create", url=receiver.url("/globex"), events=["campaign.*"])
+    acme.ok("instance.create", driver="sim", instance_id="c1")
+    hooked.online(acme, "c1")
+    rows = [{"to": f"628120000{i:03d}1"} for i in range(2)]
+    cid = acme.ok("campaign.create", name="promo", instance_ids=["c1"], text="hi", recipients=rows)[
+        "campaign_id"
+    ]
+    acme.ok("campaign.start", campaign_id=cid)
+
+    def states() -> list[str]:
+        got = receiver.events("/acme")
+        return [e["data"]["state"] for e in got if e["event"] == "campaign.state"]
+
+    wait_until(lambda: "done" in states(), timeout=30, what="acme's campaign.state done")
+    events = receiver.events("/acme")
+    assert {(e["tenant"], e["data"]["campaign_id"]) for e in events} == {("acme", cid)}
+    assert all("tenant" not in e["data"] and "time" not in e["data"] for e in events)
+    assert receiver.events("/globex") == []
