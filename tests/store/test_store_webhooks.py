@@ -4,6 +4,7 @@ durable (invariant 12): with it, or not at all; and nothing when nobody subscrib
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -86,3 +87,16 @@ def test_outbox_operations_run_on_both_backends(store: Store) -> None:
     assert store.webhooks.delivery_counts(mine) == {"dead": 1, "pending": 1}
     assert store.webhooks.redeliver(mine, None).result(5) == 1
     assert store.webhooks.delivery_counts() == {"pending": 2}
+
+
+def test_a_webhook_made_by_another_store_on_the_database_is_seen(
+    store: Store, make_store: Callable[..., Store]
+) -> None:
+    """The cluster: two daemons on one database; the tap of the one that did not create the
+    webhook reloads on its own (reload_every) and writes its deliveries."""
+    other = make_store()
+    message(other, "m-before")  # the other's cache is loaded now (no webhooks)
+    hook(store, "t1", ("message.status",))
+    other.webhooks.tap.reload_every = 0.0
+    message(other, "m-after")
+    assert [e for _, e in events(store)] == ["message.status"]

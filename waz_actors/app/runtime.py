@@ -167,6 +167,8 @@ class Daemon:
             self.store.webhooks, self.cfg.webhooks, self.clock, self.cfg.daemon.time_scale
         )
         self.store.webhooks.tap.on_new = deliverer.wake
+        if self.cfg.cluster.enabled:  # other nodes change the webhooks too
+            self.store.webhooks.tap.reload_every = 1.0
         self.bus.subscribe("campaign.", self.store.webhooks.emit_published)
         self.webhooks = WebhookActor.start(deliverer)
 

@@ -14,6 +14,7 @@ Portable SQL (store/sql.py): it runs on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -79,6 +80,11 @@ class WebhookTap:
         self.dirty = True  # (re)load from the writer's connection before the next match
         self.on_new: Callable[[], None] = lambda: None  # wakes the delivery worker
         self._written = False  # deliveries written since the last commit
+        # Several daemons on one database (the cluster): a webhook created on another node
+        # marks only that node's cache dirty, so this one reloads at least this often (real
+        # seconds). None: one daemon owns the database and every change goes through it.
+        self.reload_every: float | None = None
+        self._loaded_at = 0.0
 
     def committed(self) -> None:
         """The writer's after-commit hook: wake the worker once new deliveries are visible."""
@@ -94,11 +100,16 @@ class WebhookTap:
             rows = conn.execute(f"SELECT {_HOOK_COLS} FROM webhooks WHERE enabled = 1").fetchall()
         self._hooks = [WebhookRecord.from_row(r) for r in rows]
         self.dirty = False
+        self._loaded_at = time.monotonic()
+
+    def _stale(self) -> bool:
+        every = self.reload_every
+        return self.dirty or (every is not None and time.monotonic() - self._loaded_at >= every)
 
     def wants(self, tx: Tx, event: str) -> bool:
         """Does any enabled webhook (of any tenant) subscribe to this event? The cheap test
         before a write reads what the event's body needs."""
-        if self.dirty:
+        if self._stale():
             self._load(tx.conn)
         return any(rules.matches(h.events, event) for h in self._hooks)
 
@@ -116,7 +127,7 @@ class WebhookTap:
 
         `data` may be a function, so a write with no subscriber never builds the body.
         `only`: deliver to this webhook alone (webhook.test's ping)."""
-        if self.dirty:
+        if self._stale():
             self._load(tx.conn)
         if only is not None:
             targets = [only]
