@@ -127,6 +127,8 @@ class PgConn:
     timeout) is replaced at the next BEGIN, so the writer outlives it; the batch that was
     running when it went failed with an error, as any failed commit does."""
 
+    postgres = True  # sql.has_table asks; a wrapped sqlite3 connection (tests) has no such flag
+
     def __init__(
         self,
         conn: psycopg.Connection[Any],

@@ -71,10 +71,10 @@ class Database(Protocol):
 
 def has_table(conn: Conn, name: str) -> bool:
     """Whether the database has the table (a dry run reads an unmigrated database as it is)."""
-    if isinstance(conn, sqlite3.Connection):
-        sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-    else:
+    if getattr(conn, "postgres", False):  # pg.PgConn; anything else speaks SQLite
         sql = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?"
+    else:
+        sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
     row = conn.execute(sql, (name,)).fetchone()
     return bool(row[0])
 
