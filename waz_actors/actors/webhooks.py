@@ -182,10 +182,15 @@ class Deliverer:
         """Bring the lanes up to date: everything again after a change of the webhooks, else
         only the rows written since the last look."""
         if self.hooks.changes != self._changes:
-            self._changes = self.hooks.changes
+            changes = self.hooks.changes
             # The outcomes posted so far must be on disk before the store is read again, or a
             # delivery done a moment ago would be loaded (and sent) once more.
-            await asyncio.wrap_future(self.hooks.barrier())
+            try:
+                await asyncio.wrap_future(self.hooks.barrier())
+            except Exception as e:  # a failed commit (a full disk, say): the next look retries
+                logger.warning("webhooks: the store did not commit, lanes not reloaded: {}", e)
+                return
+            self._changes = changes
             self.lanes.reset()
         room = self.lanes.room()
         if room <= 0:
