@@ -201,6 +201,28 @@ class InboxConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    # Retries: exponential backoff with jitter from retry_initial to retry_max (daemon seconds);
+    # a delivery not done max_age after its event is `dead`.
+    retry_initial: float = _dur(1.0)
+    retry_max: float = _dur(3600.0)
+    retry_jitter: float = _dur(0.2, allow_zero=True)  # fraction of the delay
+    max_age: float = _dur(86400.0)
+    # The per-webhook breaker: more than breaker_failures consecutive failed attempts (no
+    # answer, 5xx, 408, 429) open it; one probe after breaker_reset (growing to retry_max).
+    breaker_failures: int = 5
+    breaker_reset: float = _dur(30.0)
+    connect_timeout: float = _dur(5.0)  # real seconds
+    timeout: float = _dur(15.0)  # real seconds, the whole request
+    concurrency: int = 32  # requests in flight at most, all webhooks together
+    batch: int = 200  # deliveries claimed from the store per look
+    poll_interval: float = _dur(1.0)  # real seconds between looks when nothing wakes the worker
+    # Same rule as media URLs (net/ssrf.py): loopback, private, link-local and metadata
+    # addresses are refused unless this is on.
+    allow_private_targets: bool = False
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     """The HTTP gateway (docs/http.md): a separate process, a ZeroMQ client of the daemon."""
 
@@ -263,6 +285,7 @@ class Config:
     whatsmeow: WhatsmeowConfig = field(default_factory=WhatsmeowConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     instances: tuple[InstanceConfig, ...] = ()

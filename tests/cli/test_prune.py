@@ -54,6 +54,8 @@ def test_prune_dry_run_then_prune(tmp_path: Path) -> None:
         "events": 1,
         "idempotency_keys": 0,
         "inbox": 0,
+        "webhook_deliveries": 0,
+        "webhook_events": 0,
     }
     assert counts(db) == before
     text = run("prune", "--dry-run").stdout
@@ -86,6 +88,8 @@ def test_prune_options(tmp_path: Path) -> None:
         "events": 0,
         "idempotency_keys": 2,
         "inbox": 0,
+        "webhook_deliveries": 0,
+        "webhook_events": 0,
     }
     assert doc["older_than"] is None
     missing = run("prune", "--state-dir", str(tmp_path / "nope"), code=2)

@@ -9,7 +9,9 @@ from tests.store.store_helpers import T0, FakeWall, message
 from waz_actors.errors import BadRequest
 from waz_actors.store import MessageRecord, Store
 from waz_actors.store.retention import DAY, Pruner, cutoffs
+from waz_actors.store.webhooks import WebhookRecord
 
+NO_HOOKS = {"webhook_deliveries": 0, "webhook_events": 0}
 OLD, NEW = T0 + 10, T0 + 40 * DAY  # "now" is NEW; the cutoff 30 days before it
 
 
@@ -49,7 +51,14 @@ def test_prune_deletes_old_final_messages_history_and_events_never_pending(
     cut = NEW - 30 * DAY
     history_before = rows(store, "message_history")
     dry = store.prune(cut, dry_run=True)
-    assert dry == {"messages": 3, "history": 9, "events": 1, "idempotency_keys": 0, "inbox": 0}
+    assert dry == {
+        "messages": 3,
+        "history": 9,
+        "events": 1,
+        "idempotency_keys": 0,
+        "inbox": 0,
+        **NO_HOOKS,
+    }
     assert rows(store, "message_history") == history_before  # a dry run writes nothing
     assert store.get_message(msgs["old-sent"].message_id) is not None
 
@@ -68,6 +77,8 @@ def test_prune_deletes_old_final_messages_history_and_events_never_pending(
         "events": 0,
         "idempotency_keys": 0,
         "inbox": 0,
+        "webhook_deliveries": 0,
+        "webhook_events": 0,
     }
 
 
@@ -99,7 +110,14 @@ def test_expired_idempotency_keys_are_cleared_on_final_messages_only(
     waiting = settle(store, wall, "queued", OLD, idempotency_key="k-waiting")
     wall.t = NEW
     counts = store.prune(None, keys_older_than=NEW - DAY)
-    assert counts == {"messages": 0, "history": 0, "events": 0, "idempotency_keys": 1, "inbox": 0}
+    assert counts == {
+        "messages": 0,
+        "history": 0,
+        "events": 0,
+        "idempotency_keys": 1,
+        "inbox": 0,
+        **NO_HOOKS,
+    }
     kept = store.get_message(done.message_id)
     assert kept is not None and kept.idempotency_key is None and kept.status == "sent"
     # the key is free again; the pending message still answers a replay
@@ -133,3 +151,43 @@ def test_pruner_runs_the_configured_prune(store: Store, wall: FakeWall) -> None:
     assert not off.enabled
     off.start()
     off.stop()
+
+
+def test_prune_deletes_done_webhook_deliveries_and_their_event_bodies(
+    store: Store, wall: FakeWall
+) -> None:
+    """Delivered, dead (and failed) deliveries with no attempt since the cutoff go, then the
+    old event bodies no delivery refers to; a pending delivery and its event stay, however old."""
+    wall.t = OLD
+    rec = WebhookRecord(
+        "wh_1", "t1", "http://x.test/", ("message.status",), "s" * 20, True, None, OLD
+    )
+    store.webhooks.create_webhook(rec).result()
+    settle(store, wall, "sent", OLD)  # queued, sending, sent: three events, three deliveries
+    first, second, third = store.webhooks.load_pending(0, 10)
+    store.webhooks.record_attempt(
+        first.seq, status="delivered", next_at=None, code=204, error=None, body=None
+    ).result()
+    assert store.webhooks.mark_dead([second.seq]).result() == 1
+    # `third` stays pending
+    wall.t = NEW
+    settle(store, wall, "queued", NEW)
+    (recent,) = store.webhooks.load_pending(third.seq, 10)
+    store.webhooks.record_attempt(
+        recent.seq, status="delivered", next_at=None, code=200, error=None, body=None
+    ).result()
+    cut = NEW - 30 * DAY
+    dry = store.prune(cut, dry_run=True)
+    assert (dry["webhook_deliveries"], dry["webhook_events"]) == (2, 2)
+    assert rows(store, "webhook_deliveries") == 4  # a dry run writes nothing
+
+    assert store.prune(cut, batch=1) == dry  # one row per write, a cursor over the outbox
+    left = store.webhooks.list_deliveries("wh_1", limit=10)
+    assert [(d["seq"], d["status"]) for d in left] == [
+        (third.seq, "pending"),
+        (recent.seq, "delivered"),
+    ]
+    with store._db.read() as conn:  # the bodies themselves
+        bodies = {r[0] for r in conn.execute("SELECT event_id FROM webhook_events")}
+    assert bodies == {third.event_id, recent.event_id}
+    assert store.prune(cut)["webhook_deliveries"] == 0

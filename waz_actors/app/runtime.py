@@ -20,6 +20,7 @@ from waz_actors.actors.gate import ConnectGate
 from waz_actors.actors.instance import InstanceDeps
 from waz_actors.actors.messages import StopAll
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
+from waz_actors.actors.webhooks import Deliverer, WebhookActor
 from waz_actors.app.lock import StateLock
 from waz_actors.campaign.actor import Manager
 from waz_actors.clock import RealClock, Scheduler
@@ -65,6 +66,7 @@ class Daemon:
         self.supervisor: pykka.ActorRef[SupervisorActor] | None = None
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
+        self.webhooks: pykka.ActorRef[WebhookActor] | None = None
         self.http: GatewayProcess | None = None
         self.cluster: Cluster | None = None  # [cluster] enabled: leases decide what runs here
         self.campaigns: Manager | None = None
@@ -98,6 +100,7 @@ class Daemon:
         self.scheduler.start()
         self.store.open()
         self.pruner.start()
+        self._start_webhooks()
         drivers = self._drivers()
         self._seed_config_instances()
         deps = InstanceDeps(
@@ -161,6 +164,18 @@ class Daemon:
             cfg.state_dir,
             cfg.control_endpoint,
         )
+
+    def _start_webhooks(self) -> None:
+        """The delivery worker (its own thread), woken by the store after each commit that
+        wrote deliveries; campaign events from the bus get theirs written too."""
+        deliverer = Deliverer(
+            self.store.webhooks, self.cfg.webhooks, self.clock, self.cfg.daemon.time_scale
+        )
+        self.store.webhooks.tap.on_new = deliverer.wake
+        if self.cfg.cluster.enabled:  # other nodes change the webhooks too
+            self.store.webhooks.tap.reload_every = 1.0
+        self.bus.subscribe("campaign.", self.store.webhooks.emit_published)
+        self.webhooks = WebhookActor.start(deliverer)
 
     def _drivers(self) -> dict[str, DriverFactory]:
         from waz_actors.drivers.sim import make_sim_factory, network_from_config
@@ -294,6 +309,11 @@ class Daemon:
             self.sim.close()
         self.scheduler.stop()
         self.pruner.stop()
+        if self.webhooks is not None:
+            try:
+                self.webhooks.stop(timeout=10)
+            except Exception:
+                logger.exception("webhook worker stop failed")
         try:
             self.store.close()
         except Exception:

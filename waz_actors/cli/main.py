@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "backup": "waz_actors.cli.backup:backup",
     "prune": "waz_actors.cli.prune:prune",
     "sim": "waz_actors.cli.sim:sim",
+    "webhook": "waz_actors.cli.webhook:webhook",
     "http": "waz_actors.cli.http:http",
     "cluster": "waz_actors.cli.cluster:cluster",
     "campaign": "waz_actors.cli.campaign:campaign",

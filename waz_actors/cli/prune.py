@@ -24,6 +24,8 @@ LABELS = {
     "events": "events",
     "idempotency_keys": "idempotency keys",
     "inbox": "received messages",
+    "webhook_deliveries": "webhook deliveries",
+    "webhook_events": "webhook event bodies",
 }
 
 

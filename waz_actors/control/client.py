@@ -22,6 +22,7 @@ import msgpack
 import zmq
 
 from waz_actors.control.client_campaigns import CampaignCalls
+from waz_actors.control.client_webhooks import WebhookCalls
 from waz_actors.control.protocol import READONLY_COMMANDS, VERSION
 
 
@@ -51,7 +52,7 @@ def _drop_none(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
-class Client(CampaignCalls):
+class Client(CampaignCalls, WebhookCalls):
     def __init__(
         self,
         endpoint: str,

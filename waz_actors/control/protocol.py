@@ -313,6 +313,9 @@ READONLY_COMMANDS = frozenset(
         "campaign.recipients",
         "token.list",
         "sim.stats",
+        "webhook.list",
+        "webhook.get",
+        "webhook.deliveries",
         "cluster.status",
     }
 )

@@ -45,6 +45,7 @@ class Op:
 
 
 INST, MSG = "/v1/instances/{instance_id}", "/v1/messages/{message_id}"
+HOOK = "/v1/webhooks/{webhook_id}"
 OPS: tuple[Op, ...] = (
     Op("GET", "/v1/ping", "ping", "Is the daemon there (any token)", "daemon"),
     Op("GET", "/v1/status", "daemon.status", "Instances per state, queue, alarms", "daemon"),
@@ -84,8 +85,15 @@ OPS: tuple[Op, ...] = (
        "contacts", body={"numbers": "array"}, required=("numbers",)),
     Op("GET", "/v1/webhooks", "webhook.list", "Webhooks", "webhooks"),
     Op("POST", "/v1/webhooks", "webhook.create", "Add a webhook", "webhooks",
-       body={"url": "string"}, created=True),
-    Op("DELETE", "/v1/webhooks/{webhook_id}", "webhook.delete", "Remove a webhook", "webhooks"),
+       body={"url": "string", "events": "array", "secret": "string", "tenant": "string"},
+       required=("url",), created=True),
+    Op("GET", f"{HOOK}", "webhook.get", "A webhook and its deliveries per status", "webhooks"),
+    Op("DELETE", f"{HOOK}", "webhook.delete", "Remove a webhook", "webhooks"),
+    Op("GET", f"{HOOK}/deliveries", "webhook.deliveries", "Its deliveries, oldest first",
+       "webhooks", {"status": "str", "after": "int", "limit": "int"}),
+    Op("POST", f"{HOOK}/redeliver", "webhook.redeliver", "Send dead and failed ones again",
+       "webhooks", body={"event_ids": "array"}),
+    Op("POST", f"{HOOK}/test", "webhook.test", "Send it a ping", "webhooks"),
     Op("GET", "/v1/campaigns", "campaign.list", "Campaigns", "campaigns"),
     Op("POST", "/v1/campaigns", "campaign.create", "Start a campaign", "campaigns", created=True),
     Op("GET", "/v1/campaigns/{campaign_id}", "campaign.get", "One campaign", "campaigns"),

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from waz_actors.store.campaigns import Campaigns
 from waz_actors.store.inbox import InboxRecord
 from waz_actors.store.records import InstanceRecord, MessageRecord, TokenRecord
+from waz_actors.store.webhooks import Webhooks
 
 
 @runtime_checkable
@@ -250,10 +251,19 @@ class StoreAPI(Protocol):
 
         Works in writes of at most `batch` rows, each committed alone, so other writes never
         wait long; `stop_when` is asked between batches. Returns the counts per kind: messages,
-        history, events, idempotency_keys, inbox (received
-        messages stored before `older_than`). With `dry_run`, counts what would go and writes
-        nothing.
+        history, events, idempotency_keys, inbox (received messages stored before
+        `older_than`), webhook_deliveries (done ones with no attempt since `older_than`) and
+        webhook_events (their bodies, once no delivery refers to them). With `dry_run`, counts
+        what would go and writes nothing.
         """
+        ...
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Subscriptions and the delivery outbox (store/webhooks.py). Its tap writes the
+        deliveries inside the other families' writes: a backend implements both together."""
         ...
 
     # -- tokens ------------------------------------------------------------------------------

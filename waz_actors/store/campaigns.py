@@ -171,7 +171,7 @@ class Campaigns:
         return None if row is None else CampaignRecord.from_row(row)
 
     def list_all(self, tenant: str | None = None, state: str | None = None) -> list[CampaignRecord]:
-        sql = f"SELECT {_COLS} FROM campaigns WHERE 1"
+        sql = f"SELECT {_COLS} FROM campaigns WHERE 1 = 1"  # PostgreSQL: a boolean
         args: list[str] = []
         if tenant is not None:
             sql, args = sql + " AND tenant = ?", [*args, tenant]

@@ -13,6 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from waz_actors.errors import ShuttingDown
 from waz_actors.store.checks import PENDING, is_int
@@ -21,6 +22,9 @@ from waz_actors.store.readers import Readers
 from waz_actors.store.schema import Migration, migrate
 from waz_actors.store.sql import Conn
 from waz_actors.store.writer import Writer
+
+if TYPE_CHECKING:
+    from waz_actors.store.webhooks import WebhookTap
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT = 30.0  # seconds a connection waits on a lock held by another process
@@ -122,6 +126,9 @@ class Connections:
         self._writer: Writer | None = None
         self._readers: Readers | None = None
         self._write_conn: sqlite3.Connection | None = None
+        # Webhook deliveries are written by the table families' own operations, in the same
+        # transaction as their event (store/webhooks.py); the Store installs the tap.
+        self.tap: WebhookTap | None = None
 
     def open(self) -> None:
         if self._writer is not None:

@@ -34,6 +34,7 @@ from waz_actors.store.retention import Retention
 from waz_actors.store.schema import MIGRATIONS, Migration, user_version
 from waz_actors.store.sql import Database, is_postgres_url
 from waz_actors.store.tokens import Tokens
+from waz_actors.store.webhooks import Webhooks
 from waz_actors.store.writer import Tx, Writer
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class Store:
         self._retention = Retention(self._db)
         self._inbox = Inbox(self._db, wall)
         self._campaigns = Campaigns(self._db, wall)
+        self._webhooks = Webhooks(self._db, wall)
+        self._db.tap = self._webhooks.tap
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -109,6 +112,7 @@ class Store:
 
     def open(self) -> None:
         (self._pg or self._connections()).open()
+        self._db.writer.after_commit = self._webhooks.tap.committed
 
     def close(self) -> None:
         """Drain the writer (everything submitted is committed), then close every connection."""
@@ -360,6 +364,12 @@ class Store:
         self, instance_id: str, *, after: str | None = None, limit: int = 100
     ) -> list[InboxRecord]:
         return self._inbox.list_inbox(instance_id, after=after, limit=limit)
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    @property
+    def webhooks(self) -> Webhooks:
+        return self._webhooks
 
     # -- retention ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 from waz_actors.store.checks import need_map, need_number, need_positive, need_str, to_json
 from waz_actors.store.instances import not_found
 from waz_actors.store.sql import Database, IntegrityError
+from waz_actors.store.webhooks import emit_logged
 from waz_actors.store.writer import Tx
 
 
@@ -69,6 +70,8 @@ class EventLog:
             tx.conn.execute(
                 "INSERT INTO events (time, topic, body) VALUES (?, ?, ?)", (now, topic, text)
             )
+            if self._db.tap is not None:
+                emit_logged(self._db.tap, tx, topic, body)
 
         return self._db.writer.submit(op)
 

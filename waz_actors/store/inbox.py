@@ -74,6 +74,24 @@ def public_media(media: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in media.items() if k != "ref"}
 
 
+def inbox_event(rec: InboxRecord) -> dict[str, Any]:
+    """The body of `message.<id>.in` (an `inbox.list` item, a `message.in` webhook's data):
+    never the media bytes."""
+    return {
+        "inbox_id": rec.inbox_id,
+        "instance_id": rec.instance_id,
+        "wa_id": rec.wa_id,
+        "chat": rec.chat,
+        "from": rec.sender,
+        "group": rec.is_group,
+        "text": rec.text,
+        "media": public_media(rec.media),
+        "media_kept": rec.kept,
+        "time": rec.sent_at,
+        "received_at": rec.received_at,
+    }
+
+
 def new_inbox_id() -> str:
     return "in_" + secrets.token_hex(10)
 
@@ -136,7 +154,10 @@ class Inbox:
                 " AND wa_id = ?",
                 (instance_id, incarnation, wa_id),
             ).fetchone()
-            return InboxRecord.from_row(row), cur.rowcount == 1
+            rec = InboxRecord.from_row(row)
+            if cur.rowcount == 1 and self._db.tap is not None:
+                self._db.tap.emit(tx, "message.in", tenant, instance_id, lambda: inbox_event(rec))
+            return rec, cur.rowcount == 1
 
         return self._db.writer.submit(op)
 

@@ -26,6 +26,7 @@ from waz_actors.store.message_reads import MSG_COLUMNS, SELECT_MSG
 from waz_actors.store.owner import OWNED, OWNED_ROW, current, owned_args
 from waz_actors.store.records import MessageRecord
 from waz_actors.store.sql import Conn, Database, IntegrityError
+from waz_actors.store.webhooks import emit_status
 from waz_actors.store.writer import Tx
 from waz_actors.types import FINAL_STATUSES, MessageStatus
 
@@ -208,6 +209,8 @@ class Messages:
             tx.adjust(rec.instance_id, 1)
             if shared:
                 wake_owner(tx.conn, rec.instance_id)
+            if self._db.tap is not None:
+                emit_status(self._db.tap, tx, rec.message_id, "queued", "accepted")
             return stored, True
 
         return self._db.writer.submit(op)
@@ -315,6 +318,8 @@ class Messages:
                 ),
             )
             add_history(c, message_id, new, now, reason)
+            if self._db.tap is not None:
+                emit_status(self._db.tap, tx, message_id, new, reason)
             if row["owned"]:  # only the instance's own messages are counted
                 tx.adjust(row["instance_id"], (new in PENDING) - (current in PENDING))
             return True
@@ -335,6 +340,8 @@ class Messages:
                 f" WHERE message_id = ? AND {RECEIPT_COLUMN[kind]} IS NULL",
                 ((at, at, message_id) if kind == "read" else (at, message_id)),
             )
+            if cur.rowcount > 0 and self._db.tap is not None:
+                emit_status(self._db.tap, tx, message_id, kind, f"{kind} receipt")
             return cur.rowcount > 0
 
         return self._db.writer.submit(op)

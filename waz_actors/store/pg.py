@@ -23,7 +23,7 @@ import functools
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from loguru import logger
@@ -40,6 +40,9 @@ from waz_actors.store.owner import OWNED_ROW
 from waz_actors.store.schema import Migration
 from waz_actors.store.sql import Conn, has_table
 from waz_actors.store.writer import Writer
+
+if TYPE_CHECKING:
+    from waz_actors.store.webhooks import WebhookTap
 
 _ADVISORY_KEY = MIGRATION_LOCK  # "waz\0": one migrator at a time per database (the cluster's too)
 _SPECIAL = re.compile(r"'[^']*'|%|\?")
@@ -126,6 +129,7 @@ class PgConn:
     running when it went failed with an error, as any failed commit does."""
 
     shared = True  # other daemons write the same tables (store/messages.py is_shared)
+    postgres = True  # sql.has_table asks; a wrapped sqlite3 connection (tests) has no such flag
 
     def __init__(
         self,
@@ -245,6 +249,8 @@ class PgConnections:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._writer: Writer | None = None
         self._write_conn: PgConn | None = None
+        # The webhook tap, as on SQLite's Connections (store/webhooks.py); the Store installs it.
+        self.tap: WebhookTap | None = None
 
     def open(self) -> None:
         if self._writer is not None:

@@ -25,6 +25,7 @@ from waz_actors.store.schema import (
     _V_INBOX,
     _V_MEDIA,
     _V_TOKEN_QUOTA,
+    _V_WEBHOOKS,
     Migration,
 )
 from waz_actors.store.sql import Conn
@@ -110,6 +111,7 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
     pg_ddl(_V_INBOX),
     pg_ddl(_V_CAMPAIGNS),
     _PG_V_CLUSTER,
+    pg_ddl(_V_WEBHOOKS),
 )
 
 __all__ = ["PG_MIGRATIONS", "pg_ddl"]

@@ -2,7 +2,9 @@
 
 Only what is settled goes: final messages (sent, failed, cancelled, expired, unknown) untouched for
 longer than the retention age, with their history; events and received messages (the inbox)
-older than it; and the idempotency
+older than it; webhook deliveries that are done (delivered, dead or failed) with no attempt
+for longer than it, and the bodies of events older than it that no delivery refers to any
+more; and the idempotency
 keys of final messages accepted longer ago than the keys' age (the message stays, but a new
 send with the same key is a new message). A pending message is never touched.
 
@@ -29,13 +31,23 @@ if TYPE_CHECKING:
     from waz_actors.store.api import StoreAPI
 
 FINAL = ("cancelled", "expired", "failed", "sent", "unknown")
-KINDS = ("messages", "history", "events", "idempotency_keys", "inbox")
+KINDS = (
+    "messages",
+    "history",
+    "events",
+    "idempotency_keys",
+    "inbox",
+    "webhook_deliveries",
+    "webhook_events",
+)
 BATCH_MAX = 5000  # rows per write at most (and SQL parameters per statement)
 DAY = 86400.0
 
 _F = ", ".join("?" * len(FINAL))
 _OLD_MESSAGE = f"status IN ({_F}) AND updated_at < ?"
 _OLD_KEY = f"idempotency_key IS NOT NULL AND status IN ({_F}) AND created_at < ?"
+# A pending delivery is never touched; a redelivered one is pending again (checked in the write).
+_OLD_DELIVERY = "status IN ('delivered', 'dead', 'failed') AND coalesce(last_at, created_at) < ?"
 
 
 def cutoffs(
@@ -69,6 +81,18 @@ def count_prunable(
         # a dry run reads an unmigrated database as it is: it may predate the inbox
         if has_table(conn, "inbox"):
             out["inbox"] = one("SELECT count(*) FROM inbox WHERE received_at < ?", older_than)
+        if has_table(conn, "webhook_deliveries"):
+            out["webhook_deliveries"] = one(
+                f"SELECT count(*) FROM webhook_deliveries WHERE {_OLD_DELIVERY}", older_than
+            )
+            # bodies whose deliveries all go too (or had none left)
+            out["webhook_events"] = one(
+                "SELECT count(*) FROM webhook_events e WHERE time < ? AND NOT EXISTS"
+                " (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.event_id"
+                f" AND NOT ({_OLD_DELIVERY}))",
+                older_than,
+                older_than,
+            )
     if keys_older_than is not None:
         # keys of messages deleted anyway are not counted twice
         gone = "" if older_than is None else " AND updated_at >= ?"
@@ -119,6 +143,7 @@ class Retention:
                 out["inbox"] += n
                 if n < batch:
                     break
+            self._webhooks(older_than, batch, stop, out)
         if keys_older_than is not None:
             self._keys(keys_older_than, batch, stop, out)
         return out
@@ -142,6 +167,42 @@ class Retention:
             out["history"] += history
             if len(seqs) < batch:
                 return
+
+    def _webhooks(
+        self, older_than: float, batch: int, stop: Callable[[], bool], out: dict[str, int]
+    ) -> None:
+        with self._db.read() as conn:
+            if not has_table(conn, "webhook_deliveries"):
+                return  # a store opened with older migrations (tests, tools)
+        after = 0  # a cursor on seq (the primary key): one pass over the outbox
+        while not stop():
+            with self._db.read() as conn:
+                seqs = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT seq FROM webhook_deliveries WHERE seq > ? AND"
+                        f" {_OLD_DELIVERY} ORDER BY seq LIMIT ?",
+                        (after, older_than, batch),
+                    )
+                ]
+            if not seqs:
+                break
+            out["webhook_deliveries"] += self._db.writer.call(_delete_deliveries(seqs, older_than))
+            after = seqs[-1]
+            if len(seqs) < batch:
+                break
+        # Event ids grow with time (policy/webhooks.new_event_id), and deliveries only ever get
+        # new events: an old event below the smallest id any delivery still refers to has none.
+        # One scan of the outbox per prune instead of a lookup per event (it has no index on
+        # event_id: one more index to write on the send path).
+        with self._db.read() as conn:
+            row = conn.execute("SELECT min(event_id) FROM webhook_deliveries").fetchone()
+        below = None if row is None else row[0]
+        while not stop():
+            n = self._db.writer.call(_delete_webhook_events(older_than, below, batch))
+            out["webhook_events"] += n
+            if n < batch:
+                break
 
     def _keys(
         self, keys_older_than: float, batch: int, stop: Callable[[], bool], out: dict[str, int]
@@ -207,6 +268,32 @@ def _delete_inbox(older_than: float, batch: int) -> Callable[[Tx], int]:
             "DELETE FROM inbox WHERE seq IN"
             " (SELECT seq FROM inbox WHERE received_at < ? ORDER BY received_at LIMIT ?)",
             (older_than, batch),
+        ).rowcount
+
+    return op
+
+
+def _delete_deliveries(seqs: list[int], older_than: float) -> Callable[[Tx], int]:
+    def op(tx: Tx) -> int:
+        # checked again: a delivery redelivered since it was picked is pending now
+        return tx.conn.execute(
+            f"DELETE FROM webhook_deliveries WHERE seq IN ({_marks(len(seqs))})"
+            f" AND {_OLD_DELIVERY}",
+            (*seqs, older_than),
+        ).rowcount
+
+    return op
+
+
+def _delete_webhook_events(older_than: float, below: str | None, batch: int) -> Callable[[Tx], int]:
+    bound = "" if below is None else " AND event_id < ?"
+    args = (older_than,) if below is None else (older_than, below)
+
+    def op(tx: Tx) -> int:
+        return tx.conn.execute(
+            "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events"
+            f" WHERE time < ?{bound} ORDER BY event_id LIMIT ?)",
+            (*args, batch),
         ).rowcount
 
     return op

@@ -264,6 +264,50 @@ _V_CAMPAIGNS: list[str] = [
     " WHERE done_at IS NOT NULL",
 ]
 
+# Webhooks (store/webhooks.py): the subscriptions, each event once (its signed body), and the
+# delivery outbox, one row per (webhook, event), written in the same transaction as the write
+# that makes the event durable (docs/design.md, invariant 12). `lane` is the instance id (or
+# ''): deliveries of one webhook and one lane go out in seq order. Event ids are time-ordered,
+# so their primary key grows at its end.
+_V_WEBHOOKS: list[str] = [
+    """CREATE TABLE webhooks (
+        webhook_id TEXT PRIMARY KEY,
+        tenant TEXT,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        disabled_reason TEXT,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX webhooks_tenant ON webhooks (tenant)",
+    """CREATE TABLE webhook_events (
+        event_id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        tenant TEXT,
+        instance_id TEXT,
+        time REAL NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    """CREATE TABLE webhook_deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        lane TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        last_at REAL,
+        last_code INTEGER,
+        last_error TEXT,
+        last_body TEXT
+    )""",
+    # The only secondary index: rows are written on the send path, and each index is more
+    # pages to fsync there. The worker reads new rows by seq (the primary key).
+    "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, seq)",
+]
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _v2_incarnations,
@@ -273,6 +317,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_INBOX,
     _V_CAMPAIGNS,
     [],  # _V_CLUSTER: the cluster's tables exist only on PostgreSQL (pg_schema._PG_V_CLUSTER)
+    _V_WEBHOOKS,
 )
 
 

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from waz_actors.store.webhooks import WebhookTap
     from waz_actors.store.writer import Writer
 
 # The one error the families catch: the PostgreSQL adapter raises sqlite3's, chained to
@@ -51,7 +52,12 @@ class Conn(Protocol):
 
 class Database(Protocol):
     """What the families hold: the writer, and read connections (connection.Connections for a
-    SQLite file, pg.PgConnections for PostgreSQL)."""
+    SQLite file, pg.PgConnections for PostgreSQL).
+
+    `tap`: the webhook tap the families call inside their writes (store/webhooks.py); the Store
+    installs it on either backend."""
+
+    tap: WebhookTap | None
 
     @property
     def writer(self) -> Writer: ...
@@ -65,10 +71,10 @@ class Database(Protocol):
 
 def has_table(conn: Conn, name: str) -> bool:
     """Whether the database has the table (a dry run reads an unmigrated database as it is)."""
-    if isinstance(conn, sqlite3.Connection):
-        sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-    else:
+    if getattr(conn, "postgres", False):  # pg.PgConn; anything else speaks SQLite
         sql = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?"
+    else:
+        sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
     row = conn.execute(sql, (name,)).fetchone()
     return bool(row[0])
 

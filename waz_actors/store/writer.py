@@ -79,6 +79,9 @@ class Writer:
         self._closed = False
         self._finished = threading.Event()  # the writer thread took its last batch
         self._thread = threading.Thread(target=self._run, name="waz-store-writer", daemon=True)
+        # Called on the writer thread after each commit (quick, non-blocking: the webhook tap
+        # wakes its delivery worker once the deliveries it wrote are visible).
+        self.after_commit: Callable[[], None] | None = None
         self.commits = 0
         self.ops = 0
         self.batches = 0
@@ -200,6 +203,11 @@ class Writer:
         self.batches += 1
         self.ops += len(live)
         self.largest_batch = max(self.largest_batch, len(live))
+        if self.after_commit is not None:
+            try:
+                self.after_commit()
+            except Exception:
+                logger.exception("after-commit hook failed")
         for fut, ok, value in outcomes:
             if fut is None:
                 if not ok:

@@ -23,27 +23,10 @@ from waz_actors.actors.instance.connection import Connection
 from waz_actors.actors.instance.context import Context
 from waz_actors.drivers import base as driver
 from waz_actors.errors import Busy, InvalidState, WazError
-from waz_actors.store.inbox import InboxRecord, public_media
+from waz_actors.store.inbox import InboxRecord, inbox_event
 from waz_actors.types import InstanceState as S
 
 STALE_AFTER = 4.0  # ask timeouts
-
-
-def inbox_event(rec: InboxRecord) -> dict[str, Any]:
-    """The body of `message.<id>.in` (and an `inbox.list` item): never the media bytes."""
-    return {
-        "inbox_id": rec.inbox_id,
-        "instance_id": rec.instance_id,
-        "wa_id": rec.wa_id,
-        "chat": rec.chat,
-        "from": rec.sender,
-        "group": rec.is_group,
-        "text": rec.text,
-        "media": public_media(rec.media),
-        "media_kept": rec.kept,
-        "time": rec.sent_at,
-        "received_at": rec.received_at,
-    }
 
 
 class Inbound:

@@ -11,6 +11,7 @@ from waz_actors.control.commands import (
     queue,
     sim,
     token,
+    webhook,
 )
 from waz_actors.control.protocol import REGISTRY
 
@@ -26,4 +27,5 @@ __all__ = [
     "queue",
     "sim",
     "token",
+    "webhook",
 ]

@@ -1,0 +1,471 @@
+"""Webhooks in the store: subscriptions, the tap that writes deliveries, the delivery outbox.
+
+The tap (`WebhookTap.emit`) runs INSIDE the write operation that makes an event durable (a
+message's status change, a receipt, an inbox insert, the event log row of a state change or an
+alarm): it inserts the event's body once and one delivery row per matching webhook, in the same
+transaction. So an event that is on disk has its deliveries on disk, and a crash loses neither
+(invariant 12 of docs/design.md). The subscriptions it matches against are cached in memory and
+reloaded, on the writer's connection, after any change to the webhooks table: an event with no
+subscriber costs one loop over the cache and writes nothing.
+
+Portable SQL (store/sql.py): it runs on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from waz_actors.errors import NotFound
+from waz_actors.policy import webhooks as rules
+from waz_actors.policy.webhook_lanes import Due
+from waz_actors.store.sql import Conn, Database, has_table
+from waz_actors.store.writer import Tx
+
+T = TypeVar("T")
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead")
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    webhook_id: str
+    tenant: str | None  # None: daemon-wide (created by the admin), receives every tenant's events
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    enabled: bool
+    disabled_reason: str | None
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> WebhookRecord:
+        return cls(
+            webhook_id=row["webhook_id"],
+            tenant=row["tenant"],
+            url=row["url"],
+            events=tuple(json.loads(row["events"])),
+            secret=row["secret"],
+            enabled=bool(row["enabled"]),
+            disabled_reason=row["disabled_reason"],
+            created_at=row["created_at"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What webhook.get/list show: everything but the secret (shown once, at creation)."""
+        return {
+            "webhook_id": self.webhook_id,
+            "tenant": self.tenant,
+            "url": self.url,
+            "events": list(self.events),
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "created_at": self.created_at,
+        }
+
+
+_HOOK_COLS = "webhook_id, tenant, url, events, secret, enabled, disabled_reason, created_at"
+
+
+class WebhookTap:
+    """Writes an event's deliveries in the transaction of the write that makes it durable."""
+
+    def __init__(self, wall: Callable[[], float]) -> None:
+        self._wall = wall
+        self._hooks: list[WebhookRecord] = []
+        self.dirty = True  # (re)load from the writer's connection before the next match
+        self.on_new: Callable[[], None] = lambda: None  # wakes the delivery worker
+        self._written = False  # deliveries written since the last commit
+        # Several daemons on one database (the cluster): a webhook created on another node
+        # marks only that node's cache dirty, so this one reloads at least this often (real
+        # seconds). None: one daemon owns the database and every change goes through it.
+        self.reload_every: float | None = None
+        self._loaded_at = 0.0
+
+    def committed(self) -> None:
+        """The writer's after-commit hook: wake the worker once new deliveries are visible."""
+        if self._written:
+            self._written = False
+            self.on_new()
+
+    def _load(self, conn: Conn) -> None:
+        # A store opened with older migrations (tests, tools) has no webhooks. Asked, not
+        # tried: a failed statement would abort the whole PostgreSQL transaction.
+        rows = []
+        if has_table(conn, "webhooks"):
+            rows = conn.execute(f"SELECT {_HOOK_COLS} FROM webhooks WHERE enabled = 1").fetchall()
+        self._hooks = [WebhookRecord.from_row(r) for r in rows]
+        self.dirty = False
+        self._loaded_at = time.monotonic()
+
+    def _stale(self) -> bool:
+        every = self.reload_every
+        return self.dirty or (every is not None and time.monotonic() - self._loaded_at >= every)
+
+    def wants(self, tx: Tx, event: str) -> bool:
+        """Does any enabled webhook (of any tenant) subscribe to this event? The cheap test
+        before a write reads what the event's body needs."""
+        if self._stale():
+            self._load(tx.conn)
+        return any(rules.matches(h.events, event) for h in self._hooks)
+
+    def emit(
+        self,
+        tx: Tx,
+        event: str,
+        tenant: str | None,
+        instance_id: str | None,
+        data: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        *,
+        only: str | None = None,
+    ) -> str | None:
+        """Insert the event and its deliveries; the event id, or None when nobody subscribed.
+
+        `data` may be a function, so a write with no subscriber never builds the body.
+        `only`: deliver to this webhook alone (webhook.test's ping)."""
+        if self._stale():
+            self._load(tx.conn)
+        if only is not None:
+            targets = [only]
+        else:
+            targets = [
+                h.webhook_id
+                for h in self._hooks
+                if (h.tenant is None or h.tenant == tenant) and rules.matches(h.events, event)
+            ]
+        if not targets:
+            return None
+        now = self._wall()
+        event_id = rules.new_event_id()
+        payload = data() if callable(data) else data
+        body = rules.event_body(event_id, event, now, tenant, instance_id, payload)
+        c = tx.conn
+        c.execute(
+            "INSERT INTO webhook_events (event_id, event, tenant, instance_id, time, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, event, tenant, instance_id, now, body),
+        )
+        c.executemany(
+            "INSERT INTO webhook_deliveries (webhook_id, event_id, lane, status, next_at,"
+            " created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+            [(w, event_id, instance_id or "", now, now) for w in targets],
+        )
+        self._written = True
+        return event_id
+
+
+def _instance_tenant(c: Conn, instance_id: str) -> str | None:
+    row = c.execute("SELECT tenant FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def emit_status(tap: WebhookTap, tx: Tx, message_id: str, status: str, reason: str | None) -> None:
+    """message.status for a status change or a receipt, built from the row as just written."""
+    if not tap.wants(tx, "message.status"):
+        return
+    row = tx.conn.execute(
+        "SELECT instance_id, tenant, recipient, attempts, wa_id, last_error, possible_duplicate"
+        " FROM messages WHERE message_id = ?",
+        (message_id,),
+    ).fetchone()
+    data: dict[str, Any] = {
+        "message_id": message_id,
+        "status": status,
+        "reason": reason,
+        "to": row["recipient"],
+        "attempts": row["attempts"],
+        "wa_id": row["wa_id"],
+    }
+    if status == "failed" and row["last_error"]:
+        data["error"] = row["last_error"]
+    if row["possible_duplicate"]:
+        data["possible_duplicate"] = True
+    tap.emit(tx, "message.status", row["tenant"], row["instance_id"], data)
+
+
+def emit_logged(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) -> None:
+    """The webhook event of an event-log row, if it has one (called by EventLog.log_event).
+
+    instance.<id>.state -> instance.state; daemon.alarm about an instance -> instance.alarm."""
+    parts = topic.split(".")
+    if topic.startswith("instance.") and parts[-1] == "state":
+        instance_id = str(body.get("instance_id") or parts[1])
+        data = {k: body.get(k) for k in ("state", "previous", "reason", "code")}
+        tap.emit(tx, "instance.state", _instance_tenant(tx.conn, instance_id), instance_id, data)
+    elif topic == "daemon.alarm" and body.get("instance_id"):
+        instance_id = str(body["instance_id"])
+        data = {k: body.get(k) for k in ("kind", "message")}
+        tap.emit(tx, "instance.alarm", _instance_tenant(tx.conn, instance_id), instance_id, data)
+
+
+def emit_campaign(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) -> None:
+    """campaign.<id>.<kind> or campaign.<kind> with a tenant in the body -> campaign.<kind>."""
+    event = "campaign." + topic.rsplit(".", 1)[-1]
+    if event in rules.EVENTS and body.get("tenant"):
+        instance = body.get("instance_id")
+        data = {k: v for k, v in body.items() if k not in ("tenant", "time")}
+        tap.emit(tx, event, str(body["tenant"]), instance and str(instance), data)
+
+
+_CHUNK = 500  # ids per `IN (...)`: well under SQLite's and PostgreSQL's parameter limits
+
+
+def _chunks(items: list[T]) -> Iterable[list[T]]:
+    return (items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK))
+
+
+def _marks(items: list[Any]) -> str:
+    return ", ".join("?" * len(items))
+
+
+class Webhooks:
+    def __init__(self, db: Database, wall: Callable[[], float]) -> None:
+        self._db = db
+        self._wall = wall
+        self.tap = WebhookTap(wall)
+        self.changes = 0  # bumped after each change of the webhooks (or a redeliver)
+
+    def emit_published(self, topic: str, body: Mapping[str, Any]) -> None:
+        """A bus event with no durable write of ours behind it (campaign.*: the campaign
+        branch publishes them): its deliveries are written by an op of their own."""
+        tap = self.tap
+        self._db.writer.post(lambda tx: emit_campaign(tap, tx, topic, dict(body)))
+
+    def _changed(self, fut: Future[Any]) -> Future[Any]:
+        # The cache reloads from the writer's connection before the next match; a change that
+        # rolled back is reloaded away the same way. `changes` tells the delivery worker to
+        # reload its lanes (store/webhooks.py is the outbox; the worker's lanes are a view).
+        def done(_: Future[Any]) -> None:
+            self.tap.dirty = True
+            self.changes += 1
+
+        fut.add_done_callback(done)
+        return fut
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def create_webhook(self, rec: WebhookRecord) -> Future[None]:
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                f"INSERT INTO webhooks ({_HOOK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.webhook_id,
+                    rec.tenant,
+                    rec.url,
+                    json.dumps(list(rec.events)),
+                    rec.secret,
+                    int(rec.enabled),
+                    rec.disabled_reason,
+                    rec.created_at,
+                ),
+            )
+            self.tap.dirty = True
+
+        return self._changed(self._db.writer.submit(op))
+
+    def get_webhook(self, webhook_id: str) -> WebhookRecord | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_HOOK_COLS} FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+        return None if row is None else WebhookRecord.from_row(row)
+
+    def list_webhooks(self, tenant: str | None = None) -> list[WebhookRecord]:
+        """Every webhook (tenant None: the admin's view) or one tenant's."""
+        sql = f"SELECT {_HOOK_COLS} FROM webhooks"
+        args: tuple[Any, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = ?"
+            args = (tenant,)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, webhook_id", args).fetchall()
+        return [WebhookRecord.from_row(r) for r in rows]
+
+    def delete_webhook(self, webhook_id: str) -> Future[bool]:
+        def op(tx: Tx) -> bool:
+            n = tx.conn.execute("DELETE FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+            self.tap.dirty = True
+            return n.rowcount > 0
+
+        return self._changed(self._db.writer.submit(op))
+
+    def set_webhook_enabled(
+        self, webhook_id: str, enabled: bool, reason: str | None
+    ) -> Future[None]:
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                "UPDATE webhooks SET enabled = ?, disabled_reason = ? WHERE webhook_id = ?",
+                (int(enabled), None if enabled else reason, webhook_id),
+            )
+            self.tap.dirty = True
+
+        return self._changed(self._db.writer.submit(op))
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def ping(self, webhook_id: str) -> Future[str | None]:
+        """webhook.test: a `ping` event for this webhook alone."""
+        data = {"message": "webhook test"}
+
+        def op(tx: Tx) -> str | None:
+            row = tx.conn.execute(
+                "SELECT tenant FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no webhook {webhook_id!r}", {"field": "webhook_id"})
+            return self.tap.emit(tx, rules.PING, row[0], None, data, only=webhook_id)
+
+        return self._db.writer.submit(op)
+
+    def list_deliveries(
+        self, webhook_id: str, *, status: str | None = None, after: int | None = None, limit: int
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT d.seq, d.event_id, e.event, d.lane, d.status, d.attempts, d.next_at,"
+            " d.created_at, d.last_at, d.last_code, d.last_error, d.last_body"
+            " FROM webhook_deliveries d JOIN webhook_events e USING (event_id)"
+            " WHERE d.webhook_id = ? AND d.seq > ?"
+        )
+        args: list[Any] = [webhook_id, after or 0]
+        if status is not None:
+            sql += " AND d.status = ?"
+            args.append(status)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY d.seq LIMIT ?", (*args, limit)).fetchall()
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["instance_id"] = item.pop("lane") or None
+            if item["status"] != "pending":
+                item["next_at"] = None
+            out.append(item)
+        return out
+
+    def redeliver(self, webhook_id: str, event_ids: Iterable[str] | None) -> Future[int]:
+        """Deliveries back to pending, with a fresh max_age: the listed events, or every dead
+        and failed one. Also enables the webhook again (after a 410, say)."""
+        ids = None if event_ids is None else list(event_ids)
+        now = self._wall()
+
+        def op(tx: Tx) -> int:
+            base = (
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_at = ?,"
+                " created_at = ? WHERE webhook_id = ?"
+            )
+            if ids is None:
+                cur = tx.conn.execute(
+                    base + " AND status IN ('dead', 'failed')", (now, now, webhook_id)
+                )
+            else:
+                changed = 0
+                for chunk in _chunks(ids):
+                    cur = tx.conn.execute(
+                        base + f" AND event_id IN ({_marks(chunk)})", (now, now, webhook_id, *chunk)
+                    )
+                    changed += int(cur.rowcount)
+            tx.conn.execute(
+                "UPDATE webhooks SET enabled = 1, disabled_reason = NULL WHERE webhook_id = ?",
+                (webhook_id,),
+            )
+            self.tap.dirty = True
+            return int(cur.rowcount) if ids is None else changed
+
+        fut = self._changed(self._db.writer.submit(op))
+        fut.add_done_callback(lambda f: self.tap.on_new())
+        return fut
+
+    def barrier(self) -> Future[None]:
+        """Resolves once every write submitted before it is committed."""
+        return self._db.writer.submit(lambda tx: None)
+
+    def load_pending(self, after_seq: int, limit: int) -> list[Due]:
+        """Pending deliveries of enabled webhooks above `after_seq`, in seq order (by the
+        primary key: a look at the outbox costs what is new, not what waits)."""
+        sql = (
+            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.next_at,"
+            " d.created_at, w.url, w.secret, e.body FROM webhook_deliveries d"
+            " JOIN webhooks w ON w.webhook_id = d.webhook_id"
+            " JOIN webhook_events e ON e.event_id = d.event_id"
+            " WHERE d.seq > ? AND d.status = 'pending' AND w.enabled = 1"
+            " ORDER BY d.seq LIMIT ?"
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(sql, (after_seq, limit)).fetchall()
+        return [Due(**dict(r)) for r in rows]
+
+    def record_attempt(
+        self,
+        seq: int,
+        *,
+        status: str,
+        next_at: float | None,
+        code: int | None,
+        error: str | None,
+        body: bytes | None,
+        disable_reason: str | None = None,
+    ) -> Future[None]:
+        now = self._wall()
+        text = None if body is None else body[: rules.BODY_PREFIX].decode("utf-8", "replace")
+
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
+                " next_at = coalesce(?, next_at), last_at = ?, last_code = ?, last_error = ?,"
+                " last_body = ? WHERE seq = ? AND status = 'pending'",
+                (status, next_at, now, code, error, text, seq),
+            )
+            if disable_reason is not None:
+                tx.conn.execute(
+                    "UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE webhook_id ="
+                    " (SELECT webhook_id FROM webhook_deliveries WHERE seq = ?)",
+                    (disable_reason, seq),
+                )
+                self.tap.dirty = True
+
+        fut = self._db.writer.submit(op)
+        return self._changed(fut) if disable_reason is not None else fut
+
+    def mark_dead(self, seqs: list[int]) -> Future[int]:
+        """These pending deliveries are dead: max_age passed (also those held back by an open
+        breaker, which never got to fail on their own)."""
+
+        def op(tx: Tx) -> int:
+            dead = 0
+            for chunk in _chunks(seqs):
+                cur = tx.conn.execute(
+                    "UPDATE webhook_deliveries SET status = 'dead',"
+                    " last_error = coalesce(last_error, 'max_age passed')"
+                    f" WHERE status = 'pending' AND seq IN ({_marks(chunk)})",
+                    chunk,
+                )
+                dead += int(cur.rowcount)
+            return dead
+
+        return self._db.writer.submit(op)
+
+    def delivery_counts(self, webhook_id: str | None = None) -> dict[str, int]:
+        """Deliveries per status, of one webhook or of all."""
+        sql = "SELECT status, count(*) FROM webhook_deliveries"
+        args: tuple[str, ...] = ()
+        if webhook_id is not None:
+            sql += " WHERE webhook_id = ?"
+            args = (webhook_id,)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " GROUP BY status", args).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "Due",
+    "WebhookRecord",
+    "WebhookTap",
+    "Webhooks",
+    "emit_campaign",
+    "emit_logged",
+    "emit_status",
+]
