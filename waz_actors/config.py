@@ -8,25 +8,20 @@ whose message is one line naming the key, with a "did you mean" hint where one f
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from waz_actors.config_types import NON_NEGATIVE, POSITIVE, build, hint
 from waz_actors.errors import ConfigError
 from waz_actors.net.fetch import Limits
 
 KNOWN_DRIVERS = ("sim", "whatsmeow")
 
-# Fields (by "section.key") that are durations: they must be > 0.
-_POSITIVE = "positive"
-_NON_NEGATIVE = "non_negative"
-
 
 def _dur(default: float, *, allow_zero: bool = False) -> float:
-    return field(default=default, metadata={"check": _NON_NEGATIVE if allow_zero else _POSITIVE})
+    return field(default=default, metadata={"check": NON_NEGATIVE if allow_zero else POSITIVE})
 
 
 @dataclass(frozen=True)
@@ -328,63 +323,6 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _hint(key: str, known: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _check_type(name: str, value: Any, annotation: Any) -> Any:
-    hints = annotation
-    origin = typing.get_origin(hints)
-    if hints is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if hints is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
-        return value
-    if hints is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
-        return value
-    if hints is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{name}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
-        return tuple(value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name}: expected a table, got {value!r}")
-        return dict(value)
-    raise ConfigError(f"{name}: unsupported setting type")  # pragma: no cover
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix}: expected a table, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}.{key}"
-        if key not in fields:
-            raise ConfigError(f"{name}: unknown setting{_hint(key, fields)}")
-        value = _check_type(name, value, hints[key])
-        check = fields[key].metadata.get("check")
-        if check == _POSITIVE and value <= 0:
-            raise ConfigError(f"{name}: must be greater than 0, got {value!r}")
-        if check == _NON_NEGATIVE and value < 0:
-            raise ConfigError(f"{name}: must not be negative, got {value!r}")
-        if hints[key] is int and value < 0:
-            raise ConfigError(f"{name}: must not be negative, got {value!r}")
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
 def _build_instances(raw: Any) -> tuple[InstanceConfig, ...]:
     if not isinstance(raw, list):
         raise ConfigError("instances: expected an array of tables ([[instances]])")
@@ -394,13 +332,13 @@ def _build_instances(raw: Any) -> tuple[InstanceConfig, ...]:
         prefix = f"instances[{i}]"
         if not isinstance(item, dict) or "id" not in item:
             raise ConfigError(f"{prefix}.id: missing")
-        inst = _build(InstanceConfig, item, prefix)
+        inst = build(InstanceConfig, item, prefix)
         if not inst.id or len(inst.id) > 64:
             raise ConfigError(f"{prefix}.id: must be 1 to 64 characters")
         if inst.driver not in KNOWN_DRIVERS:
-            hint = _hint(inst.driver, KNOWN_DRIVERS)
+            suggestion = hint(inst.driver, KNOWN_DRIVERS)
             raise ConfigError(
-                f"{prefix}.driver: unknown driver {inst.driver!r}{hint}"
+                f"{prefix}.driver: unknown driver {inst.driver!r}{suggestion}"
                 f"; known: {', '.join(KNOWN_DRIVERS)}"
             )
         if inst.id in seen:
@@ -417,9 +355,9 @@ def parse(data: dict[str, Any]) -> Config:
         if key == "instances":
             kwargs["instances"] = _build_instances(value)
         elif key in _SECTIONS:
-            kwargs[key] = _build(_SECTIONS[key], value, key)
+            kwargs[key] = build(_SECTIONS[key], value, key)
         else:
-            raise ConfigError(f"{key}: unknown section{_hint(key, known)}")
+            raise ConfigError(f"{key}: unknown section{hint(key, known)}")
     cfg = Config(**kwargs)
     if cfg.daemon.log_format not in ("text", "json"):
         raise ConfigError(
