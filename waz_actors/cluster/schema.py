@@ -16,6 +16,10 @@ tools that use the leases without a store.
   locks the lease row FOR SHARE, so a takeover (an UPDATE of that row) waits for the write's
   commit, and any write after the takeover sees the new epoch and is refused.
 - `waz_fence_row()`: the same as a trigger, for tables with `instance_id` and `lease_epoch`.
+- `claims` (`CLAIMS_SQL`, cluster/claims.py): exclusive per-key claims on work that must run
+  once in the cluster (`campaign:<id>`, `webhook:<id>`): the same owner/epoch/expiry as a
+  lease, in their own table so placement never counts them as instances. `waz_claim_fence(key,
+  epoch)` is `waz_fence` for a claim.
 """
 
 from __future__ import annotations
@@ -64,6 +68,29 @@ END
 $$;
 """
 
+CLAIMS_SQL = """
+CREATE TABLE IF NOT EXISTS claims (
+    key        text PRIMARY KEY,
+    owner      text,
+    epoch      bigint NOT NULL DEFAULT 0,
+    expires_at timestamptz NOT NULL DEFAULT '-infinity'
+) WITH (fillfactor = 50);
+CREATE INDEX IF NOT EXISTS claims_owner ON claims (owner);
+
+CREATE OR REPLACE FUNCTION waz_claim_fence(p_key text, p_epoch bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    cur record;
+BEGIN
+    SELECT owner, epoch, expires_at INTO cur FROM claims WHERE key = p_key FOR SHARE;
+    IF NOT FOUND OR cur.owner IS NULL OR cur.epoch <> p_epoch OR cur.expires_at <= now() THEN
+        RAISE EXCEPTION 'stale claim epoch % for % (current %)', p_epoch, p_key, cur.epoch
+            USING ERRCODE = 'WZ409';
+    END IF;
+END
+$$;
+"""
+
 
 def apply(conn: Any) -> None:
     """Create the cluster tables and functions (idempotent) on a psycopg connection."""
@@ -72,3 +99,4 @@ def apply(conn: Any) -> None:
         # would otherwise replace the functions at once ("tuple concurrently updated").
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(CLUSTER_SQL)
+        conn.execute(CLAIMS_SQL)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, cast
 
-from waz_actors.cluster.schema import CLUSTER_SQL
+from waz_actors.cluster.schema import CLAIMS_SQL, CLUSTER_SQL
 from waz_actors.store.schema import (
     _V1,
     _V_CAMPAIGNS,
@@ -102,6 +102,12 @@ def _PG_V_CLUSTER(conn: Conn) -> None:
     cast(Any, conn).raw.execute(CLUSTER_SQL)
 
 
+# Per-key claims (cluster/claims.py: campaign feeding, webhook deliveries run once in the
+# cluster). SQLite's twin is empty: one daemon claims nothing.
+def _PG_V_CLAIMS(conn: Conn) -> None:
+    cast(Any, conn).raw.execute(CLAIMS_SQL)
+
+
 PG_MIGRATIONS: tuple[Migration, ...] = (
     pg_ddl(_V1),
     _PG_V2_INCARNATIONS,
@@ -112,6 +118,7 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
     pg_ddl(_V_CAMPAIGNS),
     _PG_V_CLUSTER,
     pg_ddl(_V_WEBHOOKS),
+    _PG_V_CLAIMS,
 )
 
 __all__ = ["PG_MIGRATIONS", "pg_ddl"]

@@ -318,6 +318,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_CAMPAIGNS,
     [],  # _V_CLUSTER: the cluster's tables exist only on PostgreSQL (pg_schema._PG_V_CLUSTER)
     _V_WEBHOOKS,
+    [],  # _V_CLAIMS: per-key claims exist only on PostgreSQL (pg_schema._PG_V_CLAIMS)
 )
 
 
