@@ -249,6 +249,10 @@ class ClusterConfig:
     fence_margin: float = _dur(10.0)  # close sessions this long before a lease could expire
     takeover_delay: float = _dur(5.0, allow_zero=True)  # after an expiry, before connecting
     acquire_rate: float = _dur(10.0)  # leases taken (or handed over) per real second at most
+    # Campaigns nobody feeds (their node died) are looked for this often; at most
+    # claims_per_round of them are taken per look (cluster/claims.py).
+    claim_scan: float = _dur(5.0)
+    claims_per_round: int = field(default=10, metadata={"check": POSITIVE})
 
     def resolved_node_id(self) -> str:
         import socket

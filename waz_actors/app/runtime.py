@@ -139,7 +139,13 @@ class Daemon:
                 self.cluster.listen_for_sends()
         self.fleet.publish = self.bus.publish
         self.campaigns = Manager(
-            cfg, self.store, self.fleet, self.clock, self.scheduler, self.bus.publish
+            cfg,
+            self.store,
+            self.fleet,
+            self.clock,
+            self.scheduler,
+            self.bus.publish,
+            claims=self.cluster.claims if self.cluster is not None else None,
         )
         self.fleet.campaigns = self.campaigns
         if self.with_control:
@@ -157,6 +163,7 @@ class Daemon:
         resumed = self.campaigns.resume_all()
         if resumed:
             logger.info("{} campaign(s) resumed", resumed)
+        self.campaigns.start_scan()  # clustered: take over the campaigns nobody feeds
         logger.info(
             "waz-actors {} started: {} instance(s), state {}, control {}",
             __version__,

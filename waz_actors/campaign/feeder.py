@@ -37,6 +37,7 @@ from loguru import logger
 
 from waz_actors.campaign.window import in_window
 from waz_actors.clock import Clock
+from waz_actors.cluster.keys import campaign_key
 from waz_actors.drivers.base import CheckContacts, DriverRequest
 from waz_actors.errors import WazError
 from waz_actors.store.api import StoreAPI
@@ -71,6 +72,14 @@ class FleetPort(Protocol):
     ) -> Any: ...
 
 
+class ClaimPort(Protocol):
+    """Clustered: the node's claims (cluster/claims.py). A feeder works only while its node
+    holds `campaign:<id>`, and fences its queueing writes with the claim's epoch."""
+
+    def holds(self, key: str) -> bool: ...
+    def epoch(self, key: str) -> int | None: ...
+
+
 Publish = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -102,8 +111,11 @@ class Feeder:
         limits: Limits,
         rng: random.Random | None = None,
         process_started: float = 0.0,
+        claims: ClaimPort | None = None,
     ) -> None:
         self.campaign_id = campaign_id
+        self.claims = claims  # None: one daemon, no claim needed
+        self.claim_key = campaign_key(campaign_id)
         # Wall time this daemon process started: only messages queued since then may be taken
         # back. One queued by an earlier process may have been handed to the driver just before
         # a crash whose "sending" write never reached the disk (those writes are posted).
@@ -126,7 +138,10 @@ class Feeder:
     # ------------------------------------------------------------------ the step
 
     def step(self) -> bool:
-        """One pass; False when the campaign needs no more passes (ended, paused, gone)."""
+        """One pass; False when the campaign needs no more passes (ended, paused, gone, or
+        its claim lost: another node feeds it now)."""
+        if self.claims is not None and not self.claims.holds(self.claim_key):
+            return False
         camps = self.store.campaigns
         camp = camps.get(self.campaign_id)
         if camp is None:
@@ -288,6 +303,14 @@ class Feeder:
         return room
 
     def _feed(self, camp: CampaignRecord) -> int:
+        fence = None
+        if self.claims is not None:
+            epoch = self.claims.epoch(self.claim_key)
+            if epoch is None:
+                return 0
+            fence = (self.claim_key, epoch)
+            # Other nodes send and accept for these instances: this node's counters drift.
+            self.store.campaigns.refresh_pending(camp.instance_ids).result()
         queued: dict[str, int] = {}
         for r in self.store.campaigns.queued_on(self.campaign_id):
             if r.instance_id is not None:
@@ -314,7 +337,9 @@ class Feeder:
         self.turn += 1
         if not plan:
             return 0
-        results = self.store.campaigns.assign(plan, max_queue=self.limits.campaign_cap).result()
+        results = self.store.campaigns.assign(
+            plan, max_queue=self.limits.campaign_cap, fence=fence
+        ).result()
         fed = 0
         for a, result in zip(plan, results, strict=True):
             if result == "queued":
@@ -380,4 +405,4 @@ class Feeder:
         self.publish("campaign.progress", {**self._counts_body(camp, counts), "state": camp.state})
 
 
-__all__ = ["BAD_STATES", "FAILURE_WINDOW", "Feeder", "FleetPort", "Limits"]
+__all__ = ["BAD_STATES", "FAILURE_WINDOW", "ClaimPort", "Feeder", "FleetPort", "Limits"]

@@ -33,6 +33,7 @@ import psycopg
 from loguru import logger
 
 from waz_actors.cluster import schema
+from waz_actors.cluster.keys import campaign_key, webhook_key
 from waz_actors.cluster.lease_policy import LeaseKeeper, LeaseTiming
 from waz_actors.cluster.leases import connect
 
@@ -318,14 +319,6 @@ class Claims:
         while not self._stop.is_set():
             self.check(self.clock())
             self._stop.wait(tick)
-
-
-def campaign_key(campaign_id: str) -> str:
-    return f"campaign:{campaign_id}"
-
-
-def webhook_key(webhook_id: str) -> str:
-    return f"webhook:{webhook_id}"
 
 
 __all__ = ["ClaimStore", "Claims", "campaign_key", "webhook_key"]

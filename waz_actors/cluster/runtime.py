@@ -3,7 +3,8 @@ supervisor messages (tell, never ask). app/runtime.py only calls `start`, `halt`
 
 Hand-over order on SIGTERM (Daemon.stop): `halt` (take no more leases) -> the supervisor's
 StopAll (every session closes, in-flight sends settle; queues stay in the shared store) ->
-`hand_over` (every lease released in one UPDATE, the node leaves the node table). Another
+`hand_over` (every claim and every lease released, one UPDATE each; the node leaves the node
+table). Another
 node takes the released leases at once, with no expiry wait and no conflict.
 """
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from waz_actors.actors.messages import ClusterStart, ClusterStop, ClusterWake
+from waz_actors.cluster.claims import Claims, ClaimStore
 from waz_actors.cluster.forward import Forwarder
 from waz_actors.cluster.lease_policy import LeaseTiming, Placement
 from waz_actors.cluster.leases import LeaseStore
@@ -75,6 +77,9 @@ class Cluster:
             instances=instances,
         )
         self.hooks.on_stopped = self.node.stopped
+        # Work that runs once in the cluster (campaign feeding, webhook deliveries): claimed
+        # per key with the leases' timing, on a connection of its own.
+        self.claims = Claims(ClaimStore(cfg.store.url, self.node_id, self.timing.ttl), self.timing)
         self._forwarder: Forwarder | None = None
         self._listener: WakeListener | None = None
 
@@ -87,7 +92,8 @@ class Cluster:
 
     def start(self, supervisor: pykka.ActorRef[Any]) -> None:
         self.hooks.supervisor = supervisor
-        self.node.start()
+        self.node.start()  # creates the tables (the claims' too) when no store migration did
+        self.claims.start()
 
     def halt(self) -> None:
         self.node.halt()
@@ -97,6 +103,7 @@ class Cluster:
             self._listener.stop()
         if self._forwarder is not None:
             self._forwarder.close()
+        self.claims.close()  # the campaigns stopped first: give their claims back at once
         return self.node.hand_over()
 
     def epoch(self, instance_id: str) -> int | None:

@@ -21,7 +21,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from waz_actors.store.messages import earlier_with_key, insert_queued, owner_of
+from waz_actors.store.messages import (
+    earlier_with_key,
+    insert_queued,
+    is_shared,
+    owner_of,
+    resync_pending,
+    wake_owner,
+)
 from waz_actors.store.records import MessageRecord
 from waz_actors.store.sql import Conn, Database
 from waz_actors.store.writer import Tx
@@ -134,6 +141,7 @@ class Campaigns:
     def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
+        self._shared: bool | None = None  # other daemons write these tables (PostgreSQL)
 
     # -- campaigns -----------------------------------------------------------------------------
 
@@ -323,18 +331,36 @@ class Campaigns:
 
     # -- the feeder's writes -------------------------------------------------------------------
 
-    def assign(self, assignments: Sequence[Assignment], *, max_queue: int) -> Future[list[str]]:
+    def assign(
+        self,
+        assignments: Sequence[Assignment],
+        *,
+        max_queue: int,
+        fence: tuple[str, int] | None = None,
+    ) -> Future[list[str]]:
         """Queue each assignment's message and mark its recipient `queued`, in one transaction.
 
         Per assignment the answer is "queued", "existing" (the idempotency key found an earlier
         message: the recipient is tied to it, nothing new is queued), "full" (the instance has
         no room: the recipient stays pending) or "gone" (the instance no longer exists or is
-        another tenant's now)."""
+        another tenant's now).
+
+        `fence` (clustered, PostgreSQL): the feeder's claim key and epoch; the transaction is
+        refused (SQLSTATE WZ409) unless that claim is still the current one. On a shared store
+        the instances' counters are read again first and each instance's owner is woken after
+        the commit (it may run on another node)."""
         now = self._wall()
 
         def op(tx: Tx) -> list[str]:
             c = tx.conn
             out: list[str] = []
+            shared = is_shared(c)
+            if fence is not None:
+                c.execute("SELECT waz_claim_fence(?, ?)", fence).fetchall()
+            if shared:
+                for iid in sorted({a.message.instance_id for a in assignments}):
+                    resync_pending(tx, iid)
+            queued: set[str] = set()
             for a in assignments:
                 m = a.message
                 earlier = earlier_with_key(c, m)
@@ -353,8 +379,31 @@ class Campaigns:
                 insert_queued(c, m, _json(m.media), incarnation)
                 tx.adjust(m.instance_id, 1)
                 self._tie(c, a.seq, m, now)
+                queued.add(m.instance_id)
                 out.append("queued")
+            if shared:
+                for iid in sorted(queued):
+                    wake_owner(c, iid)
             return out
+
+        return self._db.writer.submit(op)
+
+    def refresh_pending(self, instance_ids: Iterable[str]) -> Future[None]:
+        """Clustered: read these instances' pending counters again from the database. Their
+        owners (maybe other nodes) send and other nodes accept, so this node's counters drift;
+        the feeder's room check reads them. Not shared (SQLite): nothing to do, no write."""
+        ids = sorted(set(instance_ids))
+        done: Future[None] = Future()
+        if self._shared is None:
+            with self._db.read() as c:
+                self._shared = is_shared(c)
+        if not self._shared or not ids:
+            done.set_result(None)
+            return done
+
+        def op(tx: Tx) -> None:
+            for iid in ids:
+                resync_pending(tx, iid)
 
         return self._db.writer.submit(op)
 
