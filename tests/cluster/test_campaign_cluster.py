@@ -88,6 +88,11 @@ def test_one_node_feeds_commands_on_the_other_reach_it_and_a_stop_hands_it_over(
         claims = ClaimStore(pg_url, "probe", 1.0)
         try:
             assert claims.unclaimed([f"campaign:{cid}"]) == []
+            st = nb.ask(admin, "cluster.status")  # any node shows who feeds it
+            assert [(x["key"], x["owner"], x["epoch"]) for x in st["claims"]] == [
+                (f"campaign:{cid}", "a", 1)
+            ]
+            assert st["this_node"]["claims_held"] == 0 and st["claims_truncated"] is False
 
             def counts() -> dict[str, int]:
                 return na.ask(admin, "campaign.get", campaign_id=cid)["counts"]  # type: ignore[no-any-return]

@@ -133,6 +133,18 @@ class ClaimStore:
         held = {r[0] for r in rows}
         return [k for k in wanted if k not in held]
 
+    def rows(self, limit: int) -> list[dict[str, Any]]:
+        """The claims held now (cluster.status), by key: owner, epoch, seconds left."""
+        rows = self._all(
+            "SELECT key, owner, epoch, extract(epoch FROM expires_at - now())::float8 "
+            "FROM claims WHERE owner IS NOT NULL AND expires_at > now() ORDER BY key LIMIT %s",
+            (limit,),
+        )
+        return [
+            {"key": r[0], "owner": r[1], "epoch": int(r[2]), "expires_in": round(float(r[3]), 3)}
+            for r in rows
+        ]
+
     def forget(self, keys: Iterable[str]) -> None:
         """The work is gone for good (a deleted campaign): drop its rows, whoever holds them."""
         ks = list(keys)

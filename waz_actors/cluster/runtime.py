@@ -21,7 +21,7 @@ from waz_actors.cluster.forward import Forwarder
 from waz_actors.cluster.lease_policy import LeaseTiming, Placement
 from waz_actors.cluster.leases import LeaseStore
 from waz_actors.cluster.node import ClusterNode
-from waz_actors.cluster.status import cluster_status
+from waz_actors.cluster.status import MAX_LEASES, cluster_status
 from waz_actors.config import Config
 
 if TYPE_CHECKING:
@@ -112,10 +112,15 @@ class Cluster:
 
     def status(self) -> dict[str, Any]:
         admin = LeaseStore(self.cfg.store.url, "status", self.timing.ttl)
+        claims = ClaimStore(self.cfg.store.url, "status", self.timing.ttl)
         try:
-            return cluster_status(admin, self.node)
+            out = cluster_status(admin, self.node, claims.rows(MAX_LEASES + 1))
         finally:
             admin.close()
+            claims.close()
+        out["this_node"]["claims_held"] = len(self.claims.held())
+        out["this_node"]["claims_lost"] = self.claims.lost
+        return out
 
     def listen_for_sends(self) -> None:
         """The outbox across nodes: a `message.send` accepted on any node wakes this node's

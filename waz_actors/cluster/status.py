@@ -11,7 +11,10 @@ from waz_actors.cluster.node import ClusterNode
 MAX_LEASES = 1000  # listed in one reply at most (the counts cover all)
 
 
-def cluster_status(admin: LeaseStore, node: ClusterNode | None) -> dict[str, Any]:
+def cluster_status(
+    admin: LeaseStore, node: ClusterNode | None, claims: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """`claims`: ClaimStore.rows(MAX_LEASES + 1), the claims held now."""
     nodes = admin.nodes()
     leases = admin.leases(MAX_LEASES + 1)
     out: dict[str, Any] = {
@@ -40,6 +43,9 @@ def cluster_status(admin: LeaseStore, node: ClusterNode | None) -> dict[str, Any
         "leases_truncated": len(leases) > MAX_LEASES,
         "unowned": sum(1 for x in leases if x.owner is None or (x.expires_in or 0) <= 0),
     }
+    if claims is not None:
+        out["claims"] = claims[:MAX_LEASES]
+        out["claims_truncated"] = len(claims) > MAX_LEASES
     if node is not None:
         s = asdict(node.stats)
         s["held"] = len(node.held())

@@ -1,25 +1,25 @@
-"""The outbox across nodes: `message.send` on any node commits to PostgreSQL and wakes the
-instance's owner, which claims and sends.
+"""The outbox across nodes: `message.send` (or a campaign's feeder) on any node commits to
+PostgreSQL and wakes the instance's owner, which reads its queued rows.
 
-- `wake_owner(conn, instance_id)`: in the accepting transaction, `pg_notify` on the owner's
-  channel (`waz_node_<node_id>`). PostgreSQL delivers a notification only when (and if) that
-  transaction commits: the owner is never woken for a row it cannot read yet.
+- The waking side is the store's (store/messages.py `wake_owner`): in the accepting
+  transaction, `pg_notify` on the owner's channel (`waz_node_<node_id>`). PostgreSQL delivers a
+  notification only when (and if) that transaction commits: the owner is never woken for a row
+  it cannot read yet.
 - `WakeListener`: the owner's thread LISTENing on its channel; each payload is an instance id.
   A notification can be missed (the listener was reconnecting): after every (re)connect it
   calls `on_resync`, so the owner scans its queues once; rows are durable, a wake-up is only
   a hint.
-- `CLAIM_SQL`: how the owner takes queued rows: `FOR UPDATE SKIP LOCKED` so two claimers (an
-  old and a new owner during a hand-over, or two threads) never read the same row, and
-  `waz_fence` in the same transaction so a claim with a stale epoch is refused.
+
+Nothing here decides who sends a row: a row is sent only after its `queued -> sending` write
+passed `waz_fence` with the current lease epoch (store/messages.py `fence`; docs/design.md,
+Cluster, "Fencing").
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
-import psycopg
 from loguru import logger
 from psycopg import sql
 
@@ -30,43 +30,6 @@ CHANNEL_PREFIX = "waz_node_"
 
 def channel(node_id: str) -> str:
     return CHANNEL_PREFIX + node_id
-
-
-def wake_owner(conn: psycopg.Connection[Any], instance_id: str) -> None:
-    """Wake the instance's owner when the current transaction commits (no owner: nobody)."""
-    conn.execute(
-        "SELECT pg_notify(%s || owner, instance_id) FROM leases "
-        "WHERE instance_id = %s AND owner IS NOT NULL",
-        (CHANNEL_PREFIX, instance_id),
-    )
-
-
-# A claim of up to `limit` queued rows of one instance, oldest first, for the owner at `epoch`
-# ({table}: an outbox with lease_epoch). The daemon's store does not use it: its outbox marks
-# one row `sending` at a time, fenced the same way (store/messages.py `fence`).
-CLAIM_SQL = """
-WITH fence AS (SELECT waz_fence(%(instance_id)s, %(epoch)s)),
-due AS (
-    SELECT id FROM {table}, fence
-    WHERE instance_id = %(instance_id)s AND status = 'queued'
-    ORDER BY id LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE {table} m SET status = 'sending', lease_epoch = %(epoch)s
-FROM due WHERE m.id = due.id
-RETURNING m.id
-"""
-
-
-def claim(
-    conn: psycopg.Connection[Any], table: str, instance_id: str, epoch: int, limit: int
-) -> list[Any]:
-    """Claim queued rows (one statement, its own transaction under autocommit)."""
-    query = sql.SQL(CLAIM_SQL).format(table=sql.Identifier(table))
-    rows = conn.execute(
-        query, {"instance_id": instance_id, "epoch": epoch, "limit": limit}
-    ).fetchall()
-    return sorted(r[0] for r in rows)
 
 
 class WakeListener:
