@@ -171,17 +171,18 @@ class Manager:
 
     def lost(self, key: str) -> None:
         """The claims' watcher: this node no longer holds the campaign (renewals failed or
-        another node has it): stop feeding now. Called on the claims' threads: only tells."""
+        another node has it): stop feeding now. Called on the claims' fencing thread, so it
+        takes no lock (`wake` may hold the manager's lock while it waits for the database):
+        it only tells the actor to stop; `wake` and `running` skip a stopped actor."""
         campaign_id = key[len(CAMPAIGN) :]
-        with self._lock:
-            ref = self._actors.pop(campaign_id, None)
+        ref = self._actors.get(campaign_id)  # one dict read: atomic, no lock needed
         if ref is not None:
             logger.warning("campaign {}: claim lost; another node feeds it", campaign_id)
             ref.stop(block=False)
 
     def running(self) -> list[str]:
         with self._lock:
-            return sorted(self._actors)
+            return sorted(c for c, ref in self._actors.items() if ref.is_alive())
 
     def resume_all(self) -> int:
         """At start-up: the campaigns that were running or scheduled carry on; a paused or
@@ -218,8 +219,7 @@ class Manager:
             return 0
 
         def nobody_feeds(ids: list[str]) -> list[str]:
-            with self._lock:
-                mine = set(self._actors)
+            mine = set(self.running())
             keys = [campaign_key(i) for i in ids if i not in mine]
             return [k[len(CAMPAIGN) :] for k in claims.unclaimed(keys)]
 
@@ -228,8 +228,7 @@ class Manager:
             if n >= self.cfg.cluster.claims_per_round:
                 break
             self.wake(campaign_id)
-            with self._lock:
-                n += campaign_id in self._actors
+            n += campaign_id in self.running()
         if n:
             logger.info("{} campaign(s) nobody fed taken over", n)
         return n
@@ -256,13 +255,16 @@ class Manager:
             self._scanner.join(timeout)
         with self._lock:
             self._closed = True
-            refs = list(self._actors.values())
+            actors = dict(self._actors)
             self._actors.clear()
-        for ref in refs:
+        for ref in actors.values():
             try:
                 ref.stop(timeout=timeout)
             except pykka.ActorDeadError:
                 pass
+        if self.claims is not None:  # stopped feeding: let another node go on at once
+            for campaign_id in actors:
+                self.claims.release(campaign_key(campaign_id))
 
 
 __all__ = ["CampaignActor", "Manager", "Tick", "Wake"]

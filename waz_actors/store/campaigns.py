@@ -355,7 +355,7 @@ class Campaigns:
             c = tx.conn
             out: list[str] = []
             shared = is_shared(c)
-            if fence is not None:
+            if fence is not None and shared:  # SQLite: one daemon, no claims table
                 c.execute("SELECT waz_claim_fence(?, ?)", fence).fetchall()
             if shared:
                 for iid in sorted({a.message.instance_id for a in assignments}):
