@@ -4,8 +4,8 @@ supervisor messages (tell, never ask). app/runtime.py only calls `start`, `halt`
 Hand-over order on SIGTERM (Daemon.stop): `halt` (take no more leases) -> the supervisor's
 StopAll (every session closes, in-flight sends settle; queues stay in the shared store) ->
 `hand_over` (every claim and every lease released, one UPDATE each; the node leaves the node
-table). Another
-node takes the released leases at once, with no expiry wait and no conflict.
+table). Another node takes the released leases and claims at once, with no expiry wait and no
+conflict.
 """
 
 from __future__ import annotations
