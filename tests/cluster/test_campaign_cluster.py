@@ -17,6 +17,7 @@ from tests.cluster.test_daemon_cluster import N, cluster_config, running
 from tests.core.daemon_util import FAST
 from tests.waiting import wait_until
 from waz_actors.app.runtime import Daemon
+from waz_actors.cli.cluster import render
 from waz_actors.clock import RealClock, Scheduler
 from waz_actors.cluster.claims import ClaimStore
 from waz_actors.config import Config
@@ -93,6 +94,8 @@ def test_one_node_feeds_commands_on_the_other_reach_it_and_a_stop_hands_it_over(
                 (f"campaign:{cid}", "a", 1)
             ]
             assert st["this_node"]["claims_held"] == 0 and st["claims_truncated"] is False
+            shown = render(st, show_leases=True)
+            assert "1 claim(s) held" in shown and f"campaign:{cid}" in shown
 
             def counts() -> dict[str, int]:
                 return na.ask(admin, "campaign.get", campaign_id=cid)["counts"]  # type: ignore[no-any-return]

@@ -15,11 +15,12 @@ def cluster() -> None:
 
 
 @cluster.command()
-@click.option("--leases", "show_leases", is_flag=True, help="List every lease too.")
+@click.option("--leases", "show_leases", is_flag=True, help="List every lease and claim too.")
 @json_option
 @connection_options
 def status(conn: Conn, show_leases: bool, as_json: bool) -> None:
-    """Nodes (heartbeat, draining, leases held) and who owns which instance."""
+    """Nodes (heartbeat, draining, leases held), who owns which instance, who holds which
+    claim (the node feeding a campaign)."""
     data = conn.call(lambda c: c.cluster_status())
     if as_json:
         emit_json(data)
@@ -50,6 +51,16 @@ def render(data: dict[str, Any], show_leases: bool = False) -> str:
                 [[x["instance_id"], x["owner"], x["epoch"], age(x["expires_in"])] for x in leases],
             )
         )
+    claims = data.get("claims")
+    if claims is not None:  # work run once in the cluster (campaign feeding): who holds it
+        lines.append(f"{len(claims)} claim(s) held")
+        if show_leases and claims:
+            lines.append(
+                table(
+                    ["CLAIM", "OWNER", "EPOCH", "EXPIRES IN"],
+                    [[x["key"], x["owner"], x["epoch"], age(x["expires_in"])] for x in claims],
+                )
+            )
     return "\n".join(lines)
 
 
