@@ -8,11 +8,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 
+import pytest
+
 from tests.campaign.test_campaign_behaviour import _online, _rows
 from tests.control.conftest import TestDaemon
 from tests.control.dispatch_util import Core
 from tests.waiting import wait_until
 from waz_actors.campaign.actor import Manager
+from waz_actors.config import parse
+from waz_actors.errors import ConfigError
 
 
 class FakeClaims:
@@ -141,3 +145,21 @@ def test_a_lost_claim_stops_the_feeder_and_stop_gives_claims_back(
     m.stop()
     assert claims.released == [f"campaign:{slow[1]}"]  # not the lost one: not ours
     assert claims.owner == {f"campaign:{slow[0]}": "other"}
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"claims_per_round": 0}, "cluster.claims_per_round"),
+        ({"claims_per_round": "x"}, "cluster.claims_per_round"),
+        ({"claim_scan": 0}, "cluster.claim_scan"),
+        ({"claim_scan": -1}, "cluster.claim_scan"),
+    ],
+)
+def test_bad_claim_settings_are_refused_naming_the_key(
+    values: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ConfigError, match=field):
+        parse({"cluster": values})
+    defaults = parse({}).cluster
+    assert (defaults.claim_scan, defaults.claims_per_round) == (5.0, 10)
