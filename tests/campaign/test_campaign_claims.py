@@ -163,3 +163,16 @@ def test_bad_claim_settings_are_refused_naming_the_key(
         parse({"cluster": values})
     defaults = parse({}).cluster
     assert (defaults.claim_scan, defaults.claims_per_round) == (5.0, 10)
+
+
+def test_cluster_take_back_is_admin_only_and_needs_a_cluster(
+    start_daemon: Callable[..., TestDaemon],
+) -> None:
+    core = Core(start_daemon())
+    acme = core.tenant("acme")
+    code, _ = acme.error("cluster.take_back", instance_id="a1", message_id="m1")
+    assert code == "unauthorized"
+    code, details = core.admin.error("cluster.take_back", instance_id="a1", message_id="")
+    assert code == "bad_request" and details["field"] == "message_id"
+    code, _ = core.admin.error("cluster.take_back", instance_id="a1", message_id="m1")
+    assert code == "invalid_state"  # one daemon: nothing is run by another node

@@ -40,7 +40,7 @@ from waz_actors.actors.messages import (
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
 from waz_actors.clock import Clock
 from waz_actors.config import Config
-from waz_actors.drivers.base import DriverRequest
+from waz_actors.drivers.base import CheckContacts, DriverRequest
 from waz_actors.errors import BadRequest, Busy, NotFound
 from waz_actors.store import StoreAPI
 from waz_actors.store.records import MessageRecord
@@ -217,8 +217,18 @@ class Fleet:
         timeout: float | None = None,
         *,
         untried_only: bool = False,
+        here_only: bool = False,
     ) -> str:
-        """`untried_only`: only a message never handed to the driver (campaign take-backs)."""
+        """`untried_only`: only a message never handed to the driver (campaign take-backs).
+        Clustered, such a take-back for an instance another node runs is asked of that node
+        (`cluster.take_back`), unless `here_only` (that command's own call)."""
+        if (
+            untried_only
+            and not here_only
+            and self.cluster is not None
+            and self.children.get(instance_id) is None
+        ):
+            return self.cluster.take_back(instance_id, message_id)
         f: Future[str] = Future()
         return self._ask(instance_id, Cancel(message_id, f, untried_only), f, timeout)
 
@@ -236,7 +246,15 @@ class Fleet:
     def query(self, instance_id: str, request: DriverRequest, timeout: float | None = None) -> Any:
         """Ask the instance's driver (group list, contact check, media download). The answer
         comes with a later driver event; `busy` when none came within the timeout,
-        `invalid_state` when the instance is not online or its session ended meanwhile."""
+        `invalid_state` when the instance is not online or its session ended meanwhile.
+        Clustered, a contact check (a campaign's) on an instance another node runs is asked of
+        that node; control commands are forwarded before they get here."""
+        if (
+            isinstance(request, CheckContacts)
+            and self.cluster is not None
+            and self.children.get(instance_id) is None
+        ):
+            return self.cluster.check_contacts(instance_id, request.numbers, timeout)
         f: Future[Any] = Future()
         return self._ask(instance_id, Query(request, f), f, timeout)
 

@@ -145,6 +145,40 @@ class Cluster:
             self._forwarder = Forwarder(self.cfg, self.node_id, self.timing.ttl)
         return self._forwarder
 
+    # -- work a campaign's feeder asks of the node running an instance -----------------------
+
+    def take_back(self, instance_id: str, message_id: str) -> str:
+        """Cancel a message never handed to the driver, on the node running its instance (its
+        actor decides: only it knows what is in flight). The status, or a WazError."""
+        result = self._ask_owner(
+            instance_id, "cluster.take_back", {"instance_id": instance_id, "message_id": message_id}
+        )
+        return str(result["status"])
+
+    def check_contacts(
+        self, instance_id: str, numbers: tuple[str, ...], timeout: float | None
+    ) -> list[Any]:
+        args = {"instance_id": instance_id, "numbers": list(numbers)}
+        return list(self._ask_owner(instance_id, "contact.check", args)["contacts"])
+
+    def _ask_owner(self, instance_id: str, cmd: str, args: dict[str, Any]) -> Any:
+        """One command to the instance's live owner, as the cluster's admin (every node has the
+        same admin token file)."""
+        from waz_actors.control.auth import read_admin_token
+        from waz_actors.errors import Internal, NotFound
+
+        fwd = self.forwarder()
+        target = fwd.target(instance_id)
+        if target is None:  # no live owner (or this node, not running it yet): later
+            raise NotFound(
+                f"instance {instance_id} runs on no live node", {"instance_id": instance_id}
+            )
+        try:
+            token = read_admin_token(self.cfg.state_dir)
+        except OSError as e:
+            raise Internal(f"no admin token to ask node {target.node_id} with: {e}") from None
+        return fwd.send(target, cmd, args, token)
+
     def drain(self, node_id: str, draining: bool = True) -> bool:
         admin = LeaseStore(self.cfg.store.url, "drain", self.timing.ttl)
         try:

@@ -1,4 +1,5 @@
-"""cluster.status and cluster.drain: admin only (nodes and leases span every tenant)."""
+"""cluster.status, cluster.drain and cluster.take_back: admin only (nodes, leases and claims span
+every tenant)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,18 @@ def drain(ctx: Context, node_id: str, undo: bool = False) -> dict[str, Any]:
     if not _cluster(ctx).drain(node_id, not undo):
         raise NotFound(f"no cluster node {node_id!r}", {"field": "node_id"})
     return {"node_id": node_id, "draining": not undo}
+
+
+@command(
+    "cluster.take_back",
+    admin=True,
+    blocking=True,
+    args={"instance_id": v.ident, "message_id": v.ident},
+)
+def take_back(ctx: Context, instance_id: str, message_id: str) -> dict[str, Any]:
+    """Node to node: a campaign's feeder on another node takes back a message queued on an
+    instance this node runs: cancelled only if it was never handed to the driver (the
+    instance's actor knows), else `invalid_state`."""
+    _cluster(ctx)
+    status = ctx.fleet.cancel(instance_id, message_id, untried_only=True, here_only=True)
+    return {"instance_id": instance_id, "message_id": message_id, "status": status}
