@@ -48,6 +48,11 @@ class InvalidState(WazError):
     code = ErrorCode.INVALID_STATE
 
 
+class StaleEpoch(InvalidState):
+    """A cluster node wrote for an instance whose lease it no longer holds at that epoch: the
+    database refused the write (SQLSTATE WZ409, cluster/schema.py) and nothing was changed."""
+
+
 class QueueFull(WazError):
     code = ErrorCode.QUEUE_FULL
 

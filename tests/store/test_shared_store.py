@@ -75,30 +75,14 @@ def test_a_send_wakes_the_owner_after_its_commit(
         owner.close()
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_a_message_becomes_sending_only_under_the_current_lease_epoch(
-    make_store: Callable[..., Store], target: str
-) -> None:
-    from waz_actors.cluster.leases import LeaseStore
-
-    s = make_store()
-    s.create_instance(instance("a"))
-    rec, _ = s.enqueue(message("a"), max_queue=10).result()
-    owner = LeaseStore(target, "n1", 30)
-    try:
-        owner.ensure(["a"])
-        (acquired,) = owner.acquire(1)
-        for stale in (acquired.epoch - 1, None):  # an older lease; no lease at all
-            s.fence_sends(lambda _iid, e=stale: e)
-            with pytest.raises(Exception, match="stale lease epoch"):
-                s.update_message(rec.message_id, "sending").result()
-            got = s.get_message(rec.message_id)
-            assert got is not None and got.status == "queued"
-        s.fence_sends(lambda _iid: acquired.epoch)
-        assert s.update_message(rec.message_id, "sending").result()
-        # The outcome of a send already started is not fenced (refusing it would only turn a
-        # delivered message into a resend).
-        s.fence_sends(lambda _iid: None)
-        assert s.update_message(rec.message_id, "sent").result()
-    finally:
-        owner.close()
+@pytest.mark.sqlite_only
+def test_one_sqlite_daemon_fences_nothing(store: Store) -> None:
+    """One daemon on one file holds no leases: owner writes are plain writes."""
+    with pytest.raises(RuntimeError, match="PostgreSQL"):
+        store.fence_writes(lambda _iid: None)
+    assert store.fencing is None
+    rec, _ = store.enqueue(message("i1"), max_queue=10).result()
+    assert store.update_message(rec.message_id, "sending", owner="i1").result()
+    store.save_state("i1", "online", since=1.0).result()
+    got = store.get_instance("i1")
+    assert got is not None and got.state == "online"

@@ -41,7 +41,7 @@ from waz_actors.actors.messages import (
     Wedge,
 )
 from waz_actors.drivers import sessions
-from waz_actors.errors import BadRequest, Exists, NotFound, ShuttingDown
+from waz_actors.errors import BadRequest, Exists, NotFound, ShuttingDown, StaleEpoch
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
@@ -323,17 +323,18 @@ class Supervisor:
         self.owned.add(msg.instance_id)
         if self.children.get(msg.instance_id) is not None:
             return
-        rec = self.deps.store.get_instance(msg.instance_id)
-        if rec is not None:
-            # The last owner may have died mid-send: its `sending` rows go back to the queue
-            # with the same ids (the network dedups a resend; the outcome is marked unknown).
-            recovered = self.deps.store.recover_sending(msg.instance_id)
-            if recovered:
-                logger.bind(instance=msg.instance_id).info(
-                    "cluster: {} message(s) left sending by the last owner queued again",
-                    recovered,
-                )
-            self._spawn(rec)
+        if (rec := self.deps.store.get_instance(msg.instance_id)) is None:
+            return
+        log = logger.bind(instance=msg.instance_id)
+        try:  # the last owner's `sending` rows are queued again, same ids (outcome unknown)
+            n = self.deps.store.recover_sending(msg.instance_id)
+        except StaleEpoch as e:  # the lease is gone already: the node stops it anyway
+            self.owned.discard(msg.instance_id)
+            log.warning("cluster: not started: {}", e)
+            return
+        if n:
+            log.info("cluster: {} message(s) left sending by the last owner requeued", n)
+        self._spawn(rec)
 
     def cluster_wake(self, msg: ClusterWake) -> None:
         """Messages were queued for instances of ours on another node (or the wake channel
@@ -368,8 +369,7 @@ class Supervisor:
             except pykka.Timeout:
                 log.error("did not stop in time")
         self.pongs.pop(msg.instance_id, None)
-        rec = self.deps.store.get_instance(msg.instance_id)
-        if rec is not None:
+        if (rec := self.deps.store.get_instance(msg.instance_id)) is not None:
             self._show(rec, f"not on this node: {msg.reason}")
         if msg.on_stopped is not None:
             msg.on_stopped(msg.instance_id)

@@ -120,7 +120,7 @@ class Daemon:
                 cfg, lambda: [r.instance_id for r in self.store.list_instances()]
             )
             if self.store.backend == "postgresql":
-                self.store.fence_sends(self.cluster.epoch)
+                self.cluster.fence(self.store)
         self.supervisor = SupervisorActor.start(deps, self.children, self.sweep, self.cluster)
         self.fleet = Fleet(
             cfg,

@@ -177,12 +177,10 @@ class LeaseStore:
             return set()
         ids, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            "UPDATE leases l SET expires_at = now() + make_interval(secs => %s) "
-            "FROM unnest(%s::text[], %s::bigint[]) AS h(instance_id, epoch) "
-            "WHERE l.instance_id = h.instance_id AND l.epoch = h.epoch "
-            "  AND l.owner = %s AND l.expires_at > now() "
-            "RETURNING l.instance_id",
-            (self.ttl, list(ids), list(epochs), self.node_id),
+            _LOCK_SORTED.format(extra="AND l.expires_at > now()")
+            + "UPDATE leases l SET expires_at = now() + make_interval(secs => %s) "
+            "FROM mine WHERE l.instance_id = mine.instance_id RETURNING l.instance_id",
+            (list(ids), list(epochs), self.node_id, self.ttl),
         )
         return {r[0] for r in rows}
 
@@ -192,10 +190,9 @@ class LeaseStore:
             return set()
         ids, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            "UPDATE leases l SET owner = NULL, expires_at = '-infinity' "
-            "FROM unnest(%s::text[], %s::bigint[]) AS h(instance_id, epoch) "
-            "WHERE l.instance_id = h.instance_id AND l.epoch = h.epoch AND l.owner = %s "
-            "RETURNING l.instance_id",
+            _LOCK_SORTED.format(extra="")
+            + "UPDATE leases l SET owner = NULL, expires_at = '-infinity' "
+            "FROM mine WHERE l.instance_id = mine.instance_id RETURNING l.instance_id",
             (list(ids), list(epochs), self.node_id),
         )
         return {r[0] for r in rows}
@@ -222,6 +219,18 @@ class LeaseStore:
         )
         return [_lease(r) for r in rows]
 
+
+# The leases held (at these epochs, by this node), locked in instance order before they are
+# changed: the store's fence (waz_fence_all) locks them FOR SHARE in the same order, so a renew
+# or a release waits for a group commit and never deadlocks with one.
+_LOCK_SORTED = (
+    "WITH mine AS ("
+    "  SELECT l.instance_id FROM leases l"
+    "  JOIN unnest(%s::text[], %s::bigint[]) AS h(instance_id, epoch)"
+    "    ON l.instance_id = h.instance_id AND l.epoch = h.epoch"
+    "  WHERE l.owner = %s {extra}"
+    "  ORDER BY l.instance_id FOR NO KEY UPDATE OF l) "
+)
 
 _LEASE_SELECT = (
     "SELECT instance_id, owner, epoch, "

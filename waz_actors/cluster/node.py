@@ -40,6 +40,7 @@ class NodeStats:
     released: int = 0
     lost: int = 0
     fenced: int = 0
+    refused: int = 0  # leases dropped because the database refused a write under them
     last_round_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -77,6 +78,9 @@ class ClusterNode:
         self._halted = False  # no more acquiring (hand-over under way)
         self.draining = False
         self._threads: list[threading.Thread] = []
+        # Called (round thread) before leases are released: the store commits every write the
+        # closed sessions made, under the lease, first (a write after the release is refused).
+        self.before_release: Callable[[], None] = lambda: None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -105,6 +109,7 @@ class ClusterNode:
             held = self.keeper.held()
         released: set[str] = set()
         try:
+            self._flush()
             released = self.leases.release(held)
             self.leases.leave()
         except Exception as e:
@@ -157,6 +162,34 @@ class ClusterNode:
         with self._lock:
             return self.keeper.epoch(instance_id)
 
+    def refused(self, instance_id: str, epoch: int | None) -> None:
+        """The database refused a write made under this epoch (the store's writer thread):
+        the lease is not ours any more (taken, or expired unseen: a pause). If it is still the
+        one held, drop it and close the session now, as for a lost renew; an older epoch (a
+        late write of a session already replaced here) changes nothing."""
+        with self._lock:
+            if epoch is None or self.keeper.epoch(instance_id) != epoch:
+                return
+            self._drop(instance_id)
+        self.stats.refused += 1
+        logger.bind(instance=instance_id).warning(
+            "cluster: a write was refused for a stale lease epoch; closing the session"
+        )
+        self.hooks.stop(instance_id, "fenced out: the database refused a write", False)
+
+    def _flush(self) -> None:
+        try:
+            self.before_release()
+        except Exception as e:  # released all the same: late writes are refused, not lost
+            logger.warning("cluster: store not flushed before releasing leases: {}", e)
+
+    def _drop(self, instance_id: str) -> None:
+        """Under the lock: the lease is not held any more (fenced, lost, refused)."""
+        self.keeper.drop(instance_id)
+        self._releasing.discard(instance_id)
+        self._to_release.discard(instance_id)
+        self._pending.pop(instance_id, None)
+
     # -- the watchdog: fences and due starts, never the database ------------------------------
 
     def _watchdog(self) -> None:
@@ -171,10 +204,7 @@ class ClusterNode:
         with self._lock:
             fenced = self.keeper.to_fence(now)
             for iid in fenced:
-                self.keeper.drop(iid)
-                self._releasing.discard(iid)
-                self._to_release.discard(iid)
-                self._pending.pop(iid, None)
+                self._drop(iid)
             for iid, (due, epoch) in list(self._pending.items()):
                 if now >= due:
                     del self._pending[iid]
@@ -244,10 +274,7 @@ class ClusterNode:
             really_lost = []
             for iid in lost:
                 if self.keeper.epoch(iid) == held[iid]:  # not fenced or re-acquired meanwhile
-                    self.keeper.drop(iid)
-                    self._releasing.discard(iid)
-                    self._to_release.discard(iid)
-                    self._pending.pop(iid, None)
+                    self._drop(iid)
                     really_lost.append(iid)
         for iid in really_lost:
             self.stats.lost += 1
@@ -260,6 +287,7 @@ class ClusterNode:
             held = {i: e for i in ids if (e := self.keeper.epoch(i)) is not None}
         if not ids:
             return
+        self._flush()
         released = self.leases.release(held)
         with self._lock:
             for iid in ids:

@@ -26,6 +26,7 @@ from waz_actors.config import Config
 
 if TYPE_CHECKING:
     from waz_actors.cluster.wake import WakeListener
+    from waz_actors.store import Store
 
 
 class SupervisorHooks:
@@ -109,6 +110,15 @@ class Cluster:
     def epoch(self, instance_id: str) -> int | None:
         """The fencing token for this instance's writes (the PostgreSQL store's seam)."""
         return self.node.epoch(instance_id)
+
+    def fence(self, store: Store) -> None:
+        """The PostgreSQL store's seam: every owner write carries this node's lease epoch
+        (store/fencing.py) and a refused one closes that session (`ClusterNode.refused`);
+        leases are given back only once the closed sessions' writes are committed (a write
+        after the release would be refused)."""
+        store.fence_writes(self.epoch, self.node.refused)
+        ttl = self.timing.ttl
+        self.node.before_release = lambda: store.flush(ttl)
 
     def status(self) -> dict[str, Any]:
         admin = LeaseStore(self.cfg.store.url, "status", self.timing.ttl)

@@ -20,6 +20,11 @@ tools that use the leases without a store.
   once in the cluster (`campaign:<id>`, `webhook:<id>`): the same owner/epoch/expiry as a
   lease, in their own table so placement never counts them as instances. `waz_claim_fence(key,
   epoch)` is `waz_fence` for a claim.
+- `waz_fence_all(instances, epochs)`: the check for a whole group commit in one statement
+  (store/fencing.py): locks the lease rows of every instance named FOR SHARE, in instance order
+  (renew and release lock in that order too, so they never deadlock with it), and answers the
+  1-based positions of the pairs refused. It raises nothing: the writer fails those writes
+  alone and commits the rest of the batch.
 """
 
 from __future__ import annotations
@@ -90,6 +95,25 @@ BEGIN
 END
 $$;
 """
+
+# Store migration _PG_V_FENCE_ALL (databases made before it have CLUSTER_SQL without it).
+FENCE_ALL_SQL = """
+CREATE OR REPLACE FUNCTION waz_fence_all(p_instances text[], p_epochs bigint[])
+RETURNS SETOF integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM leases WHERE instance_id = ANY (p_instances)
+        ORDER BY instance_id FOR SHARE;
+    RETURN QUERY
+        SELECT w.i::integer
+        FROM unnest(p_instances, p_epochs) WITH ORDINALITY AS w(instance_id, epoch, i)
+        LEFT JOIN leases l ON l.instance_id = w.instance_id
+        WHERE l.instance_id IS NULL OR l.owner IS NULL OR l.epoch <> w.epoch
+            OR l.expires_at <= now();
+END
+$$;
+"""
+CLUSTER_SQL += FENCE_ALL_SQL
 
 
 def apply(conn: Any) -> None:

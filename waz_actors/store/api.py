@@ -65,7 +65,8 @@ class StoreAPI(Protocol):
         code: int | None = None,
         jid: str | None = None,
     ) -> Future[None]:
-        """Record the instance's state; reason, code and jid are written as given."""
+        """Record the instance's state; reason, code and jid are written as given. An owner
+        write (fenced on a cluster)."""
         ...
 
     def set_desired(self, instance_id: str, desired: str) -> Future[None]:
@@ -122,12 +123,15 @@ class StoreAPI(Protocol):
         media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
+        owner: str | None = None,
     ) -> Future[bool]:
         """Set the status (and attempts/error/wa_id/media_info/flags when given) and add a
         history row.
 
         With `only_if`, updates only when the current status is one of those (False otherwise).
         A final status never changes again, except failed -> queued (InvalidState otherwise).
+        `owner`: the instance whose owner writes this from its send path (the message must be
+        its own); fenced on a cluster, StaleEpoch when its lease epoch is not current.
         """
         ...
 
@@ -159,8 +163,17 @@ class StoreAPI(Protocol):
         """depth, in_flight, oldest_age (seconds, or None) and the count of each final status."""
         ...
 
-    def fence_sends(self, epoch_of: Callable[[str], int | None]) -> None:
-        """Clustered on PostgreSQL: `sending` only under this node's lease epoch."""
+    def fence_writes(
+        self,
+        epoch_of: Callable[[str], int | None],
+        on_stale: Callable[[str, int | None], None] | None = None,
+    ) -> None:
+        """Clustered on PostgreSQL: every owner write (save_state, add_conflict, a status
+        write naming its `owner`, log_event with `owner`, recover_sending of one instance, and
+        any `sending`) carries this node's lease epoch of its instance, `epoch_of(instance)`
+        at submission (None: not ours), and is refused with StaleEpoch unless that is the
+        current epoch of a held, unexpired lease; `on_stale(instance, epoch)` hears of each
+        refusal (store/fencing.py). RuntimeError on SQLite."""
         ...
 
     def recover_sending(self, instance_id: str | None = None) -> int:
@@ -182,7 +195,9 @@ class StoreAPI(Protocol):
 
     # -- conflicts and the event log ---------------------------------------------------------
 
-    def add_conflict(self, instance_id: str, at: float) -> Future[None]: ...
+    def add_conflict(self, instance_id: str, at: float) -> Future[None]:
+        """An owner write (fenced on a cluster)."""
+        ...
 
     def conflicts_since(self, instance_id: str, since: float) -> list[float]:
         """The instance's conflict times since `since`, oldest first."""
@@ -192,7 +207,11 @@ class StoreAPI(Protocol):
         """Every instance's conflicts since `since`, in one query (start-up of a large fleet)."""
         ...
 
-    def log_event(self, topic: str, body: dict[str, Any]) -> Future[None]: ...
+    def log_event(
+        self, topic: str, body: dict[str, Any], *, owner: str | None = None
+    ) -> Future[None]:
+        """`owner`: the instance whose owner logs this (its state changes): fenced."""
+        ...
 
     # -- inbox (store/inbox.py) ---------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from waz_actors.store import backup as _backup
 from waz_actors.store.campaigns import Campaigns
 from waz_actors.store.connection import Connections, read_pragmas
 from waz_actors.store.events import Conflicts, EventLog
+from waz_actors.store.fencing import Fencing
 from waz_actors.store.inbox import Inbox, InboxRecord
 from waz_actors.store.instances import Instances
 from waz_actors.store.message_reads import MessageReads
@@ -227,6 +228,7 @@ class Store:
         media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
+        owner: str | None = None,
     ) -> Future[bool]:
         return self._messages.update_message(
             message_id,
@@ -239,16 +241,25 @@ class Store:
             media_info=media_info,
             possible_duplicate=possible_duplicate,
             outcome_unknown=outcome_unknown,
+            owner=owner,
         )
 
     def set_status(self, message_id: str, status: str, **changes: Any) -> None:
         self._messages.set_status(message_id, status, **changes)
 
-    def fence_sends(self, epoch_of: Callable[[str], int | None]) -> None:
-        """Clustered: a message becomes `sending` only under this node's current lease epoch of
-        its instance (checked in the same transaction), so an owner that lost its lease (a
-        pause, a partition) can never start a send the new owner also makes."""
-        self._messages.epoch_of = epoch_of
+    def fence_writes(
+        self,
+        epoch_of: Callable[[str], int | None],
+        on_stale: Callable[[str, int | None], None] | None = None,
+    ) -> None:
+        if self._pg is None:
+            raise RuntimeError("fencing needs the PostgreSQL store (one SQLite daemon has none)")
+        self._db.writer.fencing = Fencing(epoch_of, on_stale)
+
+    @property
+    def fencing(self) -> Fencing | None:
+        """The fence's figures (checks, refusals) when it is on."""
+        return self._db.writer.fencing
 
     def recover_sending(self, instance_id: str | None = None) -> int:
         return self._messages.recover_sending(instance_id)
@@ -312,8 +323,10 @@ class Store:
     def conflicts_count_since(self, since: float) -> int:
         return self._conflicts.conflicts_count_since(since)
 
-    def log_event(self, topic: str, body: dict[str, Any]) -> Future[None]:
-        return self._events.log_event(topic, body)
+    def log_event(
+        self, topic: str, body: dict[str, Any], *, owner: str | None = None
+    ) -> Future[None]:
+        return self._events.log_event(topic, body, owner=owner)
 
     def recent_events(self, limit: int = 100, prefix: str = "") -> list[dict[str, Any]]:
         """The last `limit` events whose topic starts with `prefix`, oldest first."""

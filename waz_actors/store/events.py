@@ -29,7 +29,9 @@ class Conflicts:
             except IntegrityError:  # the foreign key: no such instance
                 raise not_found(instance_id) from None
 
-        return self._db.writer.submit(op)
+        # The owner's session met another device: fenced on a cluster, so a stale owner
+        # replaced by the new one does not record a conflict that would throttle the new one.
+        return self._db.writer.submit(op, owner=instance_id)
 
     def conflicts_since(self, instance_id: str, since: float) -> list[float]:
         with self._db.read() as conn:
@@ -60,7 +62,10 @@ class EventLog:
         self._db = db
         self._wall = wall
 
-    def log_event(self, topic: str, body: dict[str, Any]) -> Future[None]:
+    def log_event(
+        self, topic: str, body: dict[str, Any], *, owner: str | None = None
+    ) -> Future[None]:
+        """`owner`: the instance whose owner logs this (its state changes): fenced."""
         need_str(topic, "topic")
         need_map(body, "body")
         text = to_json(body, "body")
@@ -73,7 +78,7 @@ class EventLog:
             if self._db.tap is not None:
                 emit_logged(self._db.tap, tx, topic, body)
 
-        return self._db.writer.submit(op)
+        return self._db.writer.submit(op, owner=owner)
 
     def recent_events(self, limit: int = 100, prefix: str = "") -> list[dict[str, Any]]:
         need_positive(limit, "limit")

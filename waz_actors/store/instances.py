@@ -134,13 +134,16 @@ class Instances:
         need_state(state)
         need_number(since, "since")
         args = (str(state), since, jid, code, reason, instance_id)
+        # Only the instance's owner saves its state: fenced on a cluster (a stale owner's
+        # "closed" must not overwrite the new owner's "online").
         return self._db.writer.submit(
             _update(
                 "UPDATE instances SET state = ?, since = ?, jid = ?, last_code = ?,"
                 " last_reason = ? WHERE instance_id = ?",
                 args,
                 instance_id,
-            )
+            ),
+            owner=instance_id,
         )
 
     def set_desired(self, instance_id: str, desired: str) -> Future[None]:

@@ -187,9 +187,6 @@ class Messages:
     def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
-        # Clustered (Store.fence_sends): this node's lease epoch of an instance, None when it
-        # holds none. None here: one daemon, no fencing, no cost.
-        self.epoch_of: Callable[[str], int | None] | None = None
 
     def enqueue(self, rec: MessageRecord, *, max_queue: int) -> Future[tuple[MessageRecord, bool]]:
         check_message(rec, max_queue)
@@ -228,6 +225,7 @@ class Messages:
         media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
+        owner: str | None = None,
     ) -> Future[bool]:
         return self._db.writer.submit(
             self.status_op(
@@ -241,11 +239,17 @@ class Messages:
                 media_info=media_info,
                 possible_duplicate=possible_duplicate,
                 outcome_unknown=outcome_unknown,
-            )
+                owner=owner,
+            ),
+            owner=owner,
         )
 
-    def set_status(self, message_id: str, status: str, **changes: Any) -> None:
-        self._db.writer.post(self.status_op(message_id, status, **changes))
+    def set_status(
+        self, message_id: str, status: str, *, owner: str | None = None, **changes: Any
+    ) -> None:
+        self._db.writer.post(
+            self.status_op(message_id, status, owner=owner, **changes), owner=owner
+        )
 
     def status_op(
         self,
@@ -260,11 +264,13 @@ class Messages:
         media_info: Mapping[str, Any] | None = None,
         possible_duplicate: bool | None = None,
         outcome_unknown: bool | None = None,
+        owner: str | None = None,
     ) -> Callable[[Tx], bool]:
         """The write of one status change; its arguments are checked here, before queueing.
 
         possible_duplicate only ever turns on (a message once possibly doubled stays so);
-        outcome_unknown is set or cleared when given."""
+        outcome_unknown is set or cleared when given. `owner`: the instance whose owner writes
+        this (its send path), which the message must belong to; the writer fences it."""
         new = need_status(status)
         guard = None if only_if is None else {need_status(s, "only_if") for s in only_if}
         if attempts is not None:
@@ -296,8 +302,15 @@ class Messages:
                     f"message {message_id} belongs to a deleted instance",
                     {"message_id": message_id, "status": current},
                 )
-            if new == MessageStatus.SENDING and self.epoch_of is not None:
-                fence(c, row["instance_id"], self.epoch_of(row["instance_id"]))
+            if owner is not None and row["instance_id"] != owner:
+                raise InvalidState(
+                    f"message {message_id} is not instance {owner}'s",
+                    {"message_id": message_id, "instance_id": owner},
+                )
+            fencing = self._db.writer.fencing
+            if new == MessageStatus.SENDING and owner is None and fencing is not None:
+                # A send started by a caller that did not name the owner: fenced all the same.
+                fence(c, row["instance_id"], fencing.epoch_of(row["instance_id"]))
             c.execute(
                 "UPDATE messages SET status = ?, attempts = coalesce(?, attempts),"
                 " last_error = coalesce(?, last_error), wa_id = coalesce(?, wa_id),"
@@ -375,7 +388,9 @@ class Messages:
             )
             return len(ids)
 
-        return self._db.writer.call(op)
+        # One instance: the new owner's first write, fenced (a node whose lease is gone again
+        # requeues nothing, StaleEpoch, and does not start the instance).
+        return self._db.writer.call(op, owner=instance_id)
 
     def cancel_pending(
         self, instance_id: str, *, status: str = "queued", reason: str = "purged"

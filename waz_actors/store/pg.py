@@ -32,8 +32,8 @@ from psycopg.rows import RowMaker
 from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 from psycopg_pool import ConnectionPool
 
-from waz_actors.cluster.schema import MIGRATION_LOCK
-from waz_actors.errors import ShuttingDown
+from waz_actors.cluster.schema import MIGRATION_LOCK, STALE_EPOCH
+from waz_actors.errors import ShuttingDown, StaleEpoch
 from waz_actors.store import schema
 from waz_actors.store.checks import PENDING, is_int
 from waz_actors.store.owner import OWNED_ROW
@@ -92,9 +92,13 @@ def pg_row(cursor: psycopg.Cursor[Any]) -> RowMaker[PgRow]:
     return make
 
 
-def _as_sqlite_error(e: psycopg.Error) -> sqlite3.Error:
+def _as_sqlite_error(e: psycopg.Error) -> Exception:
     """sqlite3's classes, as sqlite3 raises them: IntegrityError for a broken constraint,
-    OperationalError for the rest (no such table, a lost connection, ...)."""
+    OperationalError for the rest (no such table, a lost connection, ...). A write refused by
+    the cluster's fence (SQLSTATE WZ409) is StaleEpoch, which callers tell from a failing
+    disk: it is not to be written again."""
+    if e.sqlstate == STALE_EPOCH:
+        return StaleEpoch(str(e).splitlines()[0])
     if isinstance(e, psycopg.errors.IntegrityError):
         return sqlite3.IntegrityError(str(e))
     return sqlite3.OperationalError(str(e))

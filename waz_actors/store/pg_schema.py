@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, cast
 
-from waz_actors.cluster.schema import CLAIMS_SQL, CLUSTER_SQL
+from waz_actors.cluster.schema import CLAIMS_SQL, CLUSTER_SQL, FENCE_ALL_SQL
 from waz_actors.store.schema import (
     _V1,
     _V_CAMPAIGNS,
@@ -108,6 +108,12 @@ def _PG_V_CLAIMS(conn: Conn) -> None:
     cast(Any, conn).raw.execute(CLAIMS_SQL)
 
 
+# waz_fence_all (cluster/schema.py): a group commit checks every lease epoch it needs in one
+# statement. CLUSTER_SQL has it too, for databases made after this step.
+def _PG_V_FENCE_ALL(conn: Conn) -> None:
+    cast(Any, conn).raw.execute(FENCE_ALL_SQL)
+
+
 PG_MIGRATIONS: tuple[Migration, ...] = (
     pg_ddl(_V1),
     _PG_V2_INCARNATIONS,
@@ -119,6 +125,7 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
     _PG_V_CLUSTER,
     pg_ddl(_V_WEBHOOKS),
     _PG_V_CLAIMS,
+    _PG_V_FENCE_ALL,
 )
 
 __all__ = ["PG_MIGRATIONS", "pg_ddl"]

@@ -319,6 +319,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     [],  # _V_CLUSTER: the cluster's tables exist only on PostgreSQL (pg_schema._PG_V_CLUSTER)
     _V_WEBHOOKS,
     [],  # _V_CLAIMS: per-key claims exist only on PostgreSQL (pg_schema._PG_V_CLAIMS)
+    [],  # _V_FENCE_ALL: the cluster's one-statement fence, PostgreSQL only (pg_schema)
 )
 
 

@@ -15,6 +15,7 @@ the counters always match what is on disk.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from waz_actors.errors import ShuttingDown
+from waz_actors.store.fencing import Fenced, FenceKey, Fencing, stale_epoch
 from waz_actors.store.sql import Conn, Error
 
 T = TypeVar("T")
@@ -82,6 +84,10 @@ class Writer:
         # Called on the writer thread after each commit (quick, non-blocking: the webhook tap
         # wakes its delivery worker once the deliveries it wrote are visible).
         self.after_commit: Callable[[], None] | None = None
+        # A cluster on PostgreSQL (Store.fence_writes): owner writes carry their lease epoch
+        # and each transaction checks them all in one statement (store/fencing.py).
+        self.fencing: Fencing | None = None
+        self._refused: set[FenceKey] = set()  # by the last transaction's fence check
         self.commits = 0
         self.ops = 0
         self.batches = 0
@@ -90,15 +96,20 @@ class Writer:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, op: Callable[[Tx], T]) -> Future[T]:
+    def submit(self, op: Callable[[Tx], T], *, owner: str | None = None) -> Future[T]:
+        """`owner`: the instance whose owner makes this write; fenced when fencing is on."""
         fut: Future[T] = Future()
-        self._put(op, fut)
+        self._put(self._owned(op, owner), fut)
         return fut
 
-    def post(self, op: Callable[[Tx], Any]) -> None:
+    def post(self, op: Callable[[Tx], Any], *, owner: str | None = None) -> None:
         """Submit with nobody waiting: no Future (a lock and a condition each) on hot paths
         whose caller never looks at the outcome. A failure is logged instead."""
-        self._put(op, None)
+        self._put(self._owned(op, owner), None)
+
+    def _owned(self, op: Callable[[Tx], Any], owner: str | None) -> Callable[[Tx], Any]:
+        fencing = self.fencing
+        return op if owner is None or fencing is None else fencing.wrap(op, owner)
 
     def _put(self, op: Callable[[Tx], Any], fut: Future[Any] | None) -> None:
         # No lock: many actor threads submit at once, and a contended lock costs each a trip
@@ -111,7 +122,9 @@ class Writer:
         if self._finished.is_set():
             self._fail_leftovers()
 
-    def call(self, op: Callable[[Tx], T], timeout: float | None = None) -> T:
+    def call(
+        self, op: Callable[[Tx], T], timeout: float | None = None, *, owner: str | None = None
+    ) -> T:
         """Submit and wait for the commit.
 
         Futures resolve on the writer thread, so a done-callback that waited on another write
@@ -119,7 +132,7 @@ class Writer:
         """
         if threading.current_thread() is self._thread:
             raise RuntimeError("a synchronous store write from the writer thread would deadlock")
-        return self.submit(op).result(timeout)
+        return self.submit(op, owner=owner).result(timeout)
 
     def close(self) -> None:
         """Run everything already submitted, then stop the thread."""
@@ -195,6 +208,8 @@ class Writer:
         done = self._attempt(live, savepoints=False)
         if done is _RETRY:
             done = self._attempt(live, savepoints=True)
+        if self._refused and self.fencing is not None:
+            self.fencing.stale(self._refused)  # refused whether or not the rest committed
         if not isinstance(done, tuple):
             return  # every future has its exception already
         outcomes, delta = done
@@ -229,9 +244,15 @@ class Writer:
         except Error as e:
             self._fail_all(live, e)
             return None
+        refused = self._fence(live)
+        if refused is None:
+            return None
         delta: dict[str, int] = {}
         outcomes: list[tuple[Future[Any] | None, bool, Any]] = []
         for op, fut in live:
+            if refused and type(op) is Fenced and op.key in refused:
+                outcomes.append((fut, False, stale_epoch(op.key)))  # never run: nothing to undo
+                continue
             tx = Tx(conn, self.counters, delta)
             if savepoints:
                 conn.execute("SAVEPOINT op")
@@ -262,6 +283,25 @@ class Writer:
             self._fail_all(live, e)
             return None
         return outcomes, delta
+
+    def _fence(self, live: list[_Item]) -> set[FenceKey] | None:
+        """Right after BEGIN: the owner writes of the batch whose epoch the database refused
+        (one statement for all, store/fencing.py); None when the check itself failed (the
+        transaction is rolled back and every future has its exception)."""
+        self._refused = set()
+        if self.fencing is None:
+            return self._refused
+        keys = {op.key for op, _ in live if type(op) is Fenced}
+        if not keys:
+            return self._refused
+        try:
+            self._refused = self.fencing.refused(self._conn, keys)
+        except Exception as e:
+            with contextlib.suppress(Error):
+                self._conn.execute("ROLLBACK")
+            self._fail_all(live, e)
+            return None
+        return self._refused
 
     def _fail_all(self, live: list[_Item], error: BaseException) -> None:
         logger.error("store commit failed, {} operations not applied: {}", len(live), error)

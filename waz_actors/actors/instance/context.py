@@ -74,7 +74,7 @@ class Context:
             "reason": reason,
             "code": self.last_code,
         }
-        self.deps.store.log_event(f"instance.{self.id}.state", body)
+        self.deps.store.log_event(f"instance.{self.id}.state", body, owner=self.id)
         self.deps.bus.publish(f"instance.{self.id}.state", body)
         self.publish_snapshot()
 

@@ -385,7 +385,12 @@ class Outbox:
             # the message is still queued after a restart and expires again before any send.
             self.saver.forget(rec.message_id)
             self.ctx.deps.store.set_status(
-                rec.message_id, status, attempts=rec.attempts, error=rec.last_error, reason=reason
+                rec.message_id,
+                status,
+                attempts=rec.attempts,
+                error=rec.last_error,
+                reason=reason,
+                owner=self.ctx.id,
             )
         else:
             self.saver.write(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from waz_actors.actors.instance.context import Context
 from waz_actors.actors.messages import StatusWrite, Written
-from waz_actors.errors import ShuttingDown, StorageFull, WazError, disk_full
+from waz_actors.errors import ShuttingDown, StaleEpoch, StorageFull, WazError, disk_full
 from waz_actors.types import FINAL_STATUSES, MessageStatus
 
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ class Saver:
         self._latest: dict[str, int] = {}
         self.unsaved: dict[str, StatusWrite] = {}  # failed writes to make again, oldest first
         self.paused = False  # the store refused a write: no send until the retry timer
+        # The database refused a write for a stale lease epoch (a cluster): this node is no
+        # longer the owner. Nothing is written again and nothing more is sent; the cluster node
+        # heard of it too (Store.fence_writes on_stale) and has the session closed.
+        self.fenced = False
         self.outage = False  # an alarm is out; cleared by the next write that commits
         self._delay = RETRY_FIRST
 
@@ -64,6 +68,7 @@ class Saver:
             media_info=w.media_info,
             possible_duplicate=w.possible_duplicate,
             outcome_unknown=w.outcome_unknown,
+            owner=self.ctx.id,
         )
         post, log = self.ctx.post, self.ctx.log
 
@@ -106,6 +111,11 @@ class Saver:
         w, error = msg.write, msg.error
         if isinstance(error, ShuttingDown):
             return False
+        if isinstance(error, StaleEpoch):
+            if not self.fenced:
+                self.fenced = self.paused = True
+                self.ctx.log.warning("fenced out: {}; sending stops here", error)
+            return True  # the message stays where it is: the new owner has it
         if isinstance(error, WazError) and not isinstance(error, StorageFull):
             self.ctx.log.warning("status {} of {} refused: {}", w.status, w.message_id, error)
             return False
@@ -132,6 +142,8 @@ class Saver:
     def retry(self) -> None:
         """The `store_retry` timer: write again what failed, and let the outbox try to send
         (its `sending` write is the probe); a failure pauses again, for longer."""
+        if self.fenced:
+            return
         self.paused = False
         for w in list(self.unsaved.values()):
             self.confirm(self.write(w))
