@@ -113,6 +113,48 @@ def test_sigterm_hand_over_releases_leases_and_another_node_takes_them_at_once(
         b.kill()
 
 
+def test_a_write_refused_by_the_database_closes_that_session_only(pg_url: str) -> None:
+    """Store.fence_writes' on_stale: the database refused a write under an epoch."""
+    runs = Runs()
+    a, ha = make_node(pg_url, "a", runs, ids=IDS[:4])
+    a.start()
+    try:
+        wait_until(lambda: len(runs.running("a")) == 4, timeout=10, what="a runs all")
+        epoch = a.epoch("i00")
+        assert epoch is not None
+        a.refused("i00", epoch - 1)  # a late write of an older session: nothing to do
+        a.refused("i00", None)
+        assert a.epoch("i00") == epoch and "i00" in runs.running("a")
+        a.refused("i00", epoch)
+        assert a.epoch("i00") is None and a.stats.refused == 1
+        assert runs.running("a") == {"i01", "i02", "i03"}
+        assert ha.reasons == [("i00", "fenced out: the database refused a write")]
+        # Not released (its lease may be another node's now): taken again only once it
+        # expired, with a new epoch, like any lease lost.
+        wait_until(lambda: a.epoch("i00") == epoch + 1, timeout=10, what="i00 taken back")
+        assert runs.overlaps() == []
+    finally:
+        a.kill()
+
+
+def test_leases_are_released_only_after_the_store_committed(pg_url: str) -> None:
+    runs = Runs()
+    a, ha = make_node(pg_url, "a", runs, ids=IDS[:3])
+    admin = LeaseStore(pg_url, "admin", 30)
+    owners_at_flush: list[set[str | None]] = []
+    a.before_release = lambda: owners_at_flush.append({r.owner for r in admin.leases()})
+    a.start()
+    try:
+        wait_until(lambda: len(runs.running("a")) == 3, timeout=10, what="a runs all")
+        a.halt()
+        ha.crash()
+        assert a.hand_over() == 3
+        assert owners_at_flush == [{"a"}]  # flushed while every lease was still held
+        assert {r.owner for r in admin.leases()} == {None}
+    finally:
+        admin.close()
+
+
 def test_a_partitioned_node_fences_before_its_leases_expire(pg_url: str) -> None:
     host = urllib.parse.urlsplit(pg_url)
     proxy = TcpProxy(host.hostname or "127.0.0.1", host.port or 5432)
