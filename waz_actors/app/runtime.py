@@ -35,6 +35,7 @@ from waz_actors.types import InstanceState
 
 if TYPE_CHECKING:
     from waz_actors.cluster.runtime import Cluster
+    from waz_actors.control.auth import Auth
     from waz_actors.control.server import ControlServer
     from waz_actors.drivers.host.client import HostPool
     from waz_actors.drivers.sim import SimNetworkLike
@@ -135,8 +136,6 @@ class Daemon:
         self.fleet.cluster = self.cluster
         if self.cluster is not None:
             self.cluster.start(self.supervisor)
-            if self.store.backend == "postgresql":
-                self.cluster.listen_for_sends()
         self.fleet.publish = self.bus.publish
         self.campaigns = Manager(
             cfg,
@@ -154,12 +153,15 @@ class Daemon:
             self.control = ControlServer(cfg, self.fleet, self.store, self.bus)
             if self.cluster is not None:
                 self.control.dispatcher.forward = self.cluster.forwarder()
+            self._listen(self.control.auth)  # before the first request is answered
             self.control.start()
             if cfg.http.listen:  # the HTTP gateway: a supervised subprocess (docs/http.md)
                 from waz_actors.http.supervise import GatewayProcess
 
                 self.http = GatewayProcess(cfg)
                 self.http.start()
+        if not self.with_control:
+            self._listen(None)
         resumed = self.campaigns.resume_all()
         if resumed:
             logger.info("{} campaign(s) resumed", resumed)
@@ -171,6 +173,12 @@ class Daemon:
             cfg.state_dir,
             cfg.control_endpoint,
         )
+
+    def _listen(self, auth: Auth | None) -> None:
+        """On a cluster on PostgreSQL: sends accepted on other nodes wake their owner here, and
+        tokens revoked on other nodes leave this node's cache (cluster/wake.py)."""
+        if self.cluster is not None and self.store.backend == "postgresql":
+            self.cluster.listen_for_sends(auth)
 
     def _start_webhooks(self) -> None:
         """The delivery worker (its own thread), woken by the store after each commit that

@@ -26,6 +26,7 @@ from waz_actors.config import Config
 
 if TYPE_CHECKING:
     from waz_actors.cluster.wake import WakeListener
+    from waz_actors.control.auth import Auth
     from waz_actors.store import Store
 
 
@@ -132,21 +133,38 @@ class Cluster:
         out["this_node"]["claims_lost"] = self.claims.lost
         return out
 
-    def listen_for_sends(self) -> None:
+    def listen_for_sends(self, auth: Auth | None = None) -> None:
         """The outbox across nodes: a `message.send` accepted on any node wakes this node's
-        instance (store/messages.py wake_owner), which reads its new rows (Reload)."""
+        instance (store/messages.py wake_owner), which reads its new rows (Reload). With the
+        control plane's `auth`, a token revoked on any node is dropped from its cache, which
+        is trusted only while the listener listens."""
+        if auth is not None:
+            auth.trusted = self._listening
         self.listen(
             lambda iid: self.hooks._tell(ClusterWake(iid)),
             lambda: self.hooks._tell(ClusterWake(None)),
+            None if auth is None else auth.revoked_elsewhere,
         )
 
-    def listen(self, on_wake: Callable[[str], None], on_resync: Callable[[], None]) -> None:
+    def _listening(self) -> bool:
+        listener = self._listener
+        return listener is not None and listener.listening.is_set()
+
+    def listen(
+        self,
+        on_wake: Callable[[str], None],
+        on_resync: Callable[[], None],
+        on_token: Callable[[str | None], None] | None = None,
+    ) -> None:
         """Outbox wake-ups for this node (cluster/wake.py): `on_wake(instance_id)` when a send
-        for one of its instances committed on any node; `on_resync()` after every (re)connect.
-        `listen_for_sends` is the daemon's use (both must only tell)."""
+        for one of its instances committed on any node; `on_resync()` after every (re)connect;
+        `on_token(hash)` for a revoked token (None: drop them all). `listen_for_sends` is the
+        daemon's use (all must only tell)."""
         from waz_actors.cluster.wake import WakeListener
 
-        self._listener = WakeListener(self.cfg.store.url, self.node_id, on_wake, on_resync)
+        self._listener = WakeListener(
+            self.cfg.store.url, self.node_id, on_wake, on_resync, on_token=on_token
+        )
         self._listener.start()
 
     def forwarder(self) -> Forwarder:

@@ -9,9 +9,13 @@ PostgreSQL and wakes the instance's owner, which reads its queued rows.
   A notification can be missed (the listener was reconnecting): after every (re)connect it
   calls `on_resync`, so the owner scans its queues once; rows are durable, a wake-up is only
   a hint.
+- The same listener hears token revocations (store/tokens.py, channel `waz_tokens`) when given
+  `on_token`: `on_token(hash)` per revocation committed on any node, `on_token(None)` when it
+  (re)connects and when it loses its connection (a revocation may have been missed), so the
+  node's token cache (control/auth.py) is dropped whole and not trusted until listening again.
 
 Nothing here decides who sends a row: a row is sent only after its `queued -> sending` write
-passed `waz_fence` with the current lease epoch (store/messages.py `fence`; docs/design.md,
+passed the fence with the current lease epoch (`waz_fence_all`, store/fencing.py; docs/design.md,
 Cluster, "Fencing").
 """
 
@@ -24,6 +28,7 @@ from loguru import logger
 from psycopg import sql
 
 from waz_actors.cluster.leases import connect
+from waz_actors.store.tokens import TOKENS_CHANNEL
 
 CHANNEL_PREFIX = "waz_node_"
 
@@ -34,7 +39,8 @@ def channel(node_id: str) -> str:
 
 class WakeListener:
     """LISTEN on this node's channel; `on_wake(instance_id)` per notification, `on_resync()`
-    after every (re)connect. Runs on its own thread; callbacks must only tell (quick)."""
+    after every (re)connect; with `on_token`, token revocations too (see the module's
+    docstring). Runs on its own thread; callbacks must only tell (quick)."""
 
     def __init__(
         self,
@@ -44,11 +50,13 @@ class WakeListener:
         on_resync: Callable[[], None] = lambda: None,
         *,
         retry: float = 1.0,
+        on_token: Callable[[str | None], None] | None = None,
     ) -> None:
         self.url = url
         self.channel = channel(node_id)
         self.on_wake = on_wake
         self.on_resync = on_resync
+        self.on_token = on_token
         self.retry = retry
         self.listening = threading.Event()
         self._stop = threading.Event()
@@ -62,16 +70,29 @@ class WakeListener:
         self._thread.join(self.retry + 2)
 
     def _run(self) -> None:
+        channels = [self.channel] if self.on_token is None else [self.channel, TOKENS_CHANNEL]
         while not self._stop.is_set():
             try:
                 with connect(self.url) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    for name in channels:
+                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
+                    # Listening from here on: whatever was revoked before is dropped now.
                     self.listening.set()
+                    self._tokens(None)
                     self.on_resync()
                     while not self._stop.is_set():
                         for n in conn.notifies(timeout=0.5):
-                            self.on_wake(n.payload)
+                            if n.channel == TOKENS_CHANNEL:
+                                self._tokens(n.payload)
+                            else:
+                                self.on_wake(n.payload)
             except Exception as e:
                 self.listening.clear()
+                self._tokens(None)
                 logger.warning("cluster: wake listener reconnecting: {}", e)
                 self._stop.wait(self.retry)
+        self.listening.clear()
+
+    def _tokens(self, token_hash: str | None) -> None:
+        if self.on_token is not None:
+            self.on_token(token_hash)

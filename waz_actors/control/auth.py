@@ -2,9 +2,12 @@
 
 The admin token lives in `<state dir>/admin.token` (mode 0600) so only the daemon's user can
 read it, and it is the one valid admin token: start-up and `rotate_admin` revoke every other.
-Tenant tokens are made by `token.create` and shown once. Lookups are cached in memory: tokens
-change only through this class (the daemon owns the store, and the offline rotation refuses to
-run while a daemon holds the state directory), so the cache stays exact.
+Tenant tokens are made by `token.create` and shown once. Lookups are cached in memory. One
+daemon: tokens change only through this class (the daemon owns the store, and the offline
+rotation refuses to run while a daemon holds the state directory), so the cache stays exact. A
+cluster: a revocation on another node reaches this one as a notification (store/tokens.py,
+cluster/wake.py) that drops the token (`revoked_elsewhere`), and the cache is used only while
+that listener listens (`trusted`); otherwise every request reads the store.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,9 @@ class Auth:
         # between that read and the fill must win, not be undone by a stale "valid".
         self._generation = 0
         self.admin_hash: str | None = None
+        # Whether cached lookups may be used and filled: always on one daemon; on a cluster
+        # only while this node hears other nodes' revocations (Cluster.listen_for_sends).
+        self.trusted: Callable[[], bool] = lambda: True
 
     @property
     def admin_token_path(self) -> Path:
@@ -137,11 +144,12 @@ class Auth:
             raise Unauthorized("a token is required", {"field": "token"})
         if len(token) > MAX_TOKEN_LEN or not token.startswith(TOKEN_PREFIX):
             raise Unauthorized("invalid token", {"field": "token"})
-        known = self._known.get(token)
+        trusted = self.trusted()
+        known = self._known.get(token) if trusted else None
         if known is not None:
             return known
         digest = hash_token(token)
-        ident = self._cache.get(digest)
+        ident = self._cache.get(digest) if trusted else None
         if ident is not None:
             return ident
         generation = self._generation  # before the read: see __init__
@@ -156,7 +164,7 @@ class Auth:
             max_instances=None if rec.admin else rec.max_instances,
         )
         with self._lock:
-            if self._generation == generation:
+            if self._generation == generation and trusted:
                 self._cache[digest] = ident
                 if len(self._known) < 10_000:  # bounded: a flood of distinct valid tokens is odd
                     self._known[token] = ident
@@ -203,6 +211,20 @@ class Auth:
         self._store.revoke_token(rec.token_hash)
         self._forget()
         return {"token_id": rec.token_hash[:12], "revoked": True}
+
+    def revoked_elsewhere(self, token_hash: str | None) -> None:
+        """Another node revoked `token_hash` (its commit is done); None: anything may have
+        been (the listener (re)connected), so drop every cached lookup. Called on the
+        listener's thread; a lookup that read the store before this cannot cache its answer."""
+        if token_hash is None:
+            self._forget()
+            return
+        with self._lock:
+            self._generation += 1
+            self._cache.pop(token_hash, None)
+            gone = [t for t, ident in self._known.items() if ident.token_hash == token_hash]
+            for t in gone:
+                del self._known[t]
 
     def _forget(self) -> None:
         """After a revocation has committed: drop every cached lookup, and make lookups that

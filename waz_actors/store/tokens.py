@@ -1,14 +1,27 @@
-"""API tokens: only their hashes are stored; revoked tokens stay listed."""
+"""API tokens: only their hashes are stored; revoked tokens stay listed.
+
+Every node of a cluster caches its token lookups (control/auth.py). On PostgreSQL a revocation
+tells them in its own transaction: `pg_notify('waz_tokens', <hash>)`, delivered to every
+node's listener (cluster/wake.py) only if and when the revocation commits; each drops that
+token from its cache. A token becoming valid needs no notice: only valid lookups are cached."""
 
 from __future__ import annotations
 
 from waz_actors.errors import BadRequest, Exists
 from waz_actors.store.checks import need_str
 from waz_actors.store.records import TokenRecord
-from waz_actors.store.sql import Database, IntegrityError
+from waz_actors.store.sql import Conn, Database, IntegrityError
 from waz_actors.store.writer import Tx
 
 MIN_TOKEN_PREFIX = 6
+TOKENS_CHANNEL = "waz_tokens"  # NOTIFY payload: the hash of a token just revoked
+
+
+def tell_nodes(c: Conn, revoked: list[str]) -> None:
+    """On a store shared by several daemons: wake their listeners when this commits."""
+    if revoked and getattr(c, "shared", False):
+        for token_hash in revoked:
+            c.execute("SELECT pg_notify(?, ?)", (TOKENS_CHANNEL, token_hash)).fetchall()
 
 
 _INSERT = (
@@ -68,11 +81,13 @@ class Tokens:
                 c.execute("UPDATE tokens SET revoked = 0 WHERE token_hash = ?", (rec.token_hash,))
             else:
                 c.execute(_INSERT, row)
-            cur = c.execute(
-                "UPDATE tokens SET revoked = 1 WHERE admin = 1 AND revoked = 0 AND token_hash != ?",
+            revoked = c.execute(
+                "UPDATE tokens SET revoked = 1 WHERE admin = 1 AND revoked = 0 AND token_hash != ?"
+                " RETURNING token_hash",
                 (rec.token_hash,),
-            )
-            return int(cur.rowcount)
+            ).fetchall()
+            tell_nodes(c, [r[0] for r in revoked])
+            return len(revoked)
 
         return self._db.writer.call(op)
 
@@ -112,6 +127,7 @@ class Tokens:
                     f"token: prefix {key!r} matches {len(matches)} tokens", {"field": "token"}
                 )
             c.execute("UPDATE tokens SET revoked = 1 WHERE token_hash = ?", (matches[0],))
+            tell_nodes(c, [matches[0]])
             return True
 
         return self._db.writer.call(op)
