@@ -27,7 +27,7 @@ from waz_actors.config import Config
 if TYPE_CHECKING:
     from waz_actors.cluster.wake import WakeListener
     from waz_actors.control.auth import Auth
-    from waz_actors.store import Store
+    from waz_actors.store.api import StoreAPI
 
 
 class SupervisorHooks:
@@ -112,7 +112,7 @@ class Cluster:
         """The fencing token for this instance's writes (the PostgreSQL store's seam)."""
         return self.node.epoch(instance_id)
 
-    def fence(self, store: Store) -> None:
+    def fence(self, store: StoreAPI) -> None:
         """The PostgreSQL store's seam: every owner write carries this node's lease epoch
         (store/fencing.py) and a refused one closes that session (`ClusterNode.refused`);
         leases are given back only once the closed sessions' writes are committed (a write

@@ -3,7 +3,7 @@
 The actors, the fleet, the runtime and the control commands use only these methods, so the
 second backend (PostgreSQL) fits in without touching them. `waz_actors.store.Store` implements it
 on SQLite or, given a postgresql:// URL, on PostgreSQL (store/pg.py); it has a few more
-methods (submit, flush, stats, pragmas, schema_version, backup, totals, recent_events,
+methods (submit, stats, pragmas, schema_version, backup, totals, recent_events,
 prune_events, conflicts_count_since) for tests and tools, outside this contract.
 
 Argument errors (bad status, wrong type) raise BadRequest at once, before anything is written.
@@ -36,6 +36,11 @@ class StoreAPI(Protocol):
         """Commit everything already submitted, then disconnect. A write racing close fails
         with ShuttingDown (one nobody waits for is dropped with a log line); afterwards every
         method raises ShuttingDown."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything submitted so far is committed (a cluster node releasing a
+        lease: the closed session's writes first)."""
         ...
 
     @property
