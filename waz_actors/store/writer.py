@@ -99,17 +99,17 @@ class Writer:
     def submit(self, op: Callable[[Tx], T], *, owner: str | None = None) -> Future[T]:
         """`owner`: the instance whose owner makes this write; fenced when fencing is on."""
         fut: Future[T] = Future()
-        self._put(self._owned(op, owner), fut)
+        self._put(op if owner is None else self._owned(op, owner), fut)
         return fut
 
     def post(self, op: Callable[[Tx], Any], *, owner: str | None = None) -> None:
         """Submit with nobody waiting: no Future (a lock and a condition each) on hot paths
         whose caller never looks at the outcome. A failure is logged instead."""
-        self._put(self._owned(op, owner), None)
+        self._put(op if owner is None else self._owned(op, owner), None)
 
-    def _owned(self, op: Callable[[Tx], Any], owner: str | None) -> Callable[[Tx], Any]:
+    def _owned(self, op: Callable[[Tx], Any], owner: str) -> Callable[[Tx], Any]:
         fencing = self.fencing
-        return op if owner is None or fencing is None else fencing.wrap(op, owner)
+        return op if fencing is None else fencing.wrap(op, owner)
 
     def _put(self, op: Callable[[Tx], Any], fut: Future[Any] | None) -> None:
         # No lock: many actor threads submit at once, and a contended lock costs each a trip
