@@ -287,6 +287,11 @@ class Messages:
             ).fetchone()
             if row is None:
                 raise NotFound(f"message {message_id} not found", {"message_id": message_id})
+            if owner is not None and row["instance_id"] != owner:
+                raise InvalidState(
+                    f"message {message_id} is not instance {owner}'s",
+                    {"message_id": message_id, "instance_id": owner},
+                )
             current = row["status"]
             if guard is not None and current not in guard:
                 return False
@@ -301,11 +306,6 @@ class Messages:
                 raise InvalidState(
                     f"message {message_id} belongs to a deleted instance",
                     {"message_id": message_id, "status": current},
-                )
-            if owner is not None and row["instance_id"] != owner:
-                raise InvalidState(
-                    f"message {message_id} is not instance {owner}'s",
-                    {"message_id": message_id, "instance_id": owner},
                 )
             fencing = self._db.writer.fencing
             if new == MessageStatus.SENDING and owner is None and fencing is not None:
