@@ -343,3 +343,50 @@ def test_writes_that_are_not_an_owners_are_never_fenced(a_node: Node) -> None:
     assert s.requeue_failed("a", None, max_queue=10) == []
     s.log_event("daemon.alarm", {"instance_id": "a", "kind": "x"}).result(5)
     assert a_node.refused == []
+
+
+def test_renewals_and_group_commits_never_deadlock(make_node: Callable[[str], Node]) -> None:
+    """A renew updates every lease of the node while the writer's fence locks them FOR SHARE:
+    both lock in instance order, so neither waits on the other in a cycle (unordered, this
+    load deadlocked within a second)."""
+    import random
+
+    from waz_actors.cluster.leases import LeaseStore
+
+    node = make_node("n1")
+    ids = [f"i{k:03d}" for k in range(120)]
+    for iid in ids:
+        node.store.create_instance(instance(iid))
+    node.leases.ensure(ids)
+    node.acquire(len(ids))
+    errors: list[str] = []
+    done = threading.Event()
+
+    def renew() -> None:
+        other = LeaseStore(node.leases.url, "n1", 30)
+        held = list(node.epochs.items())
+        try:
+            for _ in range(40):
+                random.shuffle(held)
+                try:
+                    assert len(other.renew(dict(held))) == len(held)
+                except Exception as e:
+                    errors.append(f"renew: {e}")
+        finally:
+            other.close()
+            done.set()
+
+    t = threading.Thread(target=renew)
+    t.start()
+    batches = 0
+    while not done.is_set() or batches < 5:
+        order = ids[:]
+        random.shuffle(order)
+        for f in [node.store.save_state(i, "online", since=T0 + batches) for i in order]:
+            try:
+                f.result(10)
+            except Exception as e:
+                errors.append(f"write: {e}")
+        batches += 1
+    t.join()
+    assert errors == []
