@@ -93,8 +93,13 @@ def test_two_daemons_split_the_instances_and_a_sigterm_hands_them_over(
             timeout=20,
             what="a's instances online",
         )
+        # Every owner write is fenced (state saves at least), and none was refused.
+        fencing = a.store.fencing
+        assert fencing is not None and fencing.checks > 0 and fencing.refusals == 0
         a.stop()  # SIGTERM: close every session, then release every lease
         stopped_a = True
+        # The closed sessions' last writes were committed before the leases were released.
+        assert fencing.refusals == 0
         wait_until(lambda: len(running(b)) == N, timeout=20, what="b runs all")
         wait_until(
             lambda: all(b.board.get(i).state == "online" for i in running(b)),  # type: ignore[union-attr]
