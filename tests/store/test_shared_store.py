@@ -1,6 +1,7 @@
 """The store shared by a cluster's daemons (issue 16): each instance's crash recovery on its
 own, the pending counters read from the database on PostgreSQL (queue.max_size holds across
-nodes) and the owner woken by a send accepted on any node."""
+nodes), the owner woken by a send accepted on any node, and one SQLite daemon fencing nothing
+(the fence itself: test_store_fencing.py)."""
 
 from __future__ import annotations
 
