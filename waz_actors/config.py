@@ -215,6 +215,8 @@ class WebhooksConfig:
     # Same rule as media URLs (net/ssrf.py): loopback, private, link-local and metadata
     # addresses are refused unless this is on.
     allow_private_targets: bool = False
+    # The delivery worker's CPU priority (os.nice increment, 0-19): sends come first.
+    worker_nice: int = 10
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from waz_actors.actors.gate import ConnectGate
 from waz_actors.actors.instance import InstanceDeps
 from waz_actors.actors.messages import StopAll
 from waz_actors.actors.supervisor import Children, SupervisorActor, SweepStatus
-from waz_actors.actors.webhooks import Deliverer, WebhookActor
+from waz_actors.actors.webhooks import WebhookActor
 from waz_actors.app.lock import StateLock
 from waz_actors.campaign.actor import Manager
 from waz_actors.clock import RealClock, Scheduler
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from waz_actors.cluster.runtime import Cluster
     from waz_actors.control.auth import Auth
     from waz_actors.control.server import ControlServer
+    from waz_actors.delivery.supervise import DeliveryProcess
     from waz_actors.drivers.host.client import HostPool
     from waz_actors.drivers.sim import SimNetworkLike
     from waz_actors.http.supervise import GatewayProcess
@@ -68,6 +69,7 @@ class Daemon:
         self.fleet: Fleet | None = None
         self.control: ControlServer | None = None
         self.webhooks: pykka.ActorRef[WebhookActor] | None = None
+        self.delivery: DeliveryProcess | None = None  # the webhook worker process
         self.http: GatewayProcess | None = None
         self.cluster: Cluster | None = None  # [cluster] enabled: leases decide what runs here
         self.campaigns: Manager | None = None
@@ -181,16 +183,20 @@ class Daemon:
             self.cluster.listen_for_sends(auth)
 
     def _start_webhooks(self) -> None:
-        """The delivery worker (its own thread), woken by the store after each commit that
-        wrote deliveries; campaign events from the bus get theirs written too."""
-        deliverer = Deliverer(
-            self.store.webhooks, self.cfg.webhooks, self.clock, self.cfg.daemon.time_scale
-        )
-        self.store.webhooks.tap.on_new = deliverer.wake
+        """The delivery worker (a process of its own), woken by the store after each commit
+        that wrote events; campaign events from the bus get theirs written too."""
+        from waz_actors.delivery.main import command
+        from waz_actors.delivery.supervise import DeliveryProcess
+
+        hooks = self.store.webhooks
+        self.delivery = DeliveryProcess(command(self.cfg), hooks.changed_elsewhere)
+        process = self.delivery
+        hooks.tap.on_new = lambda: process.notify(b"n")
+        hooks.on_change = lambda: process.notify(b"c")
         if self.cfg.cluster.enabled:  # other nodes change the webhooks too
-            self.store.webhooks.tap.reload_every = 1.0
-        self.bus.subscribe("campaign.", self.store.webhooks.emit_published)
-        self.webhooks = WebhookActor.start(deliverer)
+            hooks.tap.reload_every = 1.0
+        self.bus.subscribe("campaign.", hooks.emit_published)
+        self.webhooks = WebhookActor.start(process)
 
     def _drivers(self) -> dict[str, DriverFactory]:
         from waz_actors.drivers.sim import make_sim_factory, network_from_config

@@ -1,4 +1,4 @@
-"""One webhook POST over httpx, under the SSRF rule of net/ssrf.py.
+"""One webhook POST over aiohttp, under the SSRF rule of net/ssrf.py.
 
 The host is resolved here, every address is judged by the rule, and the request goes to a
 checked address (the URL's host replaced by it; the Host header and TLS SNI keep the name), so a
@@ -13,7 +13,8 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from waz_actors.net.ssrf import refusal
 from waz_actors.policy.webhooks import BODY_PREFIX
@@ -31,15 +32,15 @@ class TargetRefused(ValueError):
     """The URL leads to an address webhooks must not reach."""
 
 
-def check_url(url: str) -> httpx.URL:
+def check_url(url: str) -> URL:
     """A webhook URL's shape: http or https, a host; raises ValueError."""
     try:
-        parsed = httpx.URL(url)
+        parsed = URL(url)
     except Exception as e:
         raise ValueError(f"not a URL: {e}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError("expected an http:// or https:// URL with a host")
-    if parsed.userinfo:
+    if parsed.user or parsed.password:
         raise ValueError("credentials in the URL are not allowed (use the signature)")
     return parsed
 
@@ -80,25 +81,24 @@ def check_target(url: str, *, allow_private: bool) -> None:
     literal IP or of a name that resolves now. A name that does not resolve yet is accepted:
     every delivery resolves and checks again."""
     parsed = check_url(url)
-    literal = _literal(parsed.host)
+    host = str(parsed.host)  # check_url: there is one
+    literal = _literal(host)
     if literal is not None:
-        pick_address(parsed.host, [literal], allow_private=allow_private)
+        pick_address(host, [literal], allow_private=allow_private)
         return
     try:
-        infos = socket.getaddrinfo(
-            parsed.host, parsed.port or _port(parsed), type=socket.SOCK_STREAM
-        )
+        infos = socket.getaddrinfo(host, _port(parsed), type=socket.SOCK_STREAM)
     except OSError:
         return
-    pick_address(parsed.host, [str(i[4][0]) for i in infos], allow_private=allow_private)
+    pick_address(host, [str(i[4][0]) for i in infos], allow_private=allow_private)
 
 
-def _port(url: httpx.URL) -> int:
-    return 443 if url.scheme == "https" else 80
+def _port(url: URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
 
 
 async def post(
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     url: str,
     raw: bytes,
     headers: dict[str, str],
@@ -110,30 +110,42 @@ async def post(
     try:
         parsed = check_url(url)
         host = parsed.host
-        port = parsed.port or _port(parsed)
+        assert host is not None  # check_url
+        port = _port(parsed)
         address = await resolve_checked(host, port, allow_private=allow_private)
-        target = parsed.copy_with(host=address)
+        where = f"[{address}]" if ":" in address else address
+        target = URL(f"{parsed.scheme}://{where}:{port}{parsed.raw_path_qs}", encoded=True)
         sent = dict(headers)
-        sent["Host"] = host if parsed.port is None else f"{host}:{parsed.port}"
-        extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+        sent["Host"] = host if parsed.explicit_port is None else f"{host}:{port}"
+        # TLS: the certificate is checked against the name, not the address connected to
+        sni = host if parsed.scheme == "https" else None
         async with (
             asyncio.timeout(timeout),
-            client.stream("POST", target, content=raw, headers=sent, extensions=extensions) as resp,
+            session.post(
+                target, data=raw, headers=sent, allow_redirects=False, server_hostname=sni
+            ) as resp,
         ):
-            body = b""
-            async for chunk in resp.aiter_raw():  # a short prefix, never a huge answer
-                body += chunk
-                if len(body) >= BODY_PREFIX:
-                    break
-        return Answer(resp.status_code, body[:BODY_PREFIX], resp.headers.get("retry-after"))
+            body = await resp.content.read(BODY_PREFIX)  # a short prefix, never a huge answer
+        return Answer(resp.status, body[:BODY_PREFIX], resp.headers.get("Retry-After"))
     except TargetRefused as e:
         return Answer(None, error=str(e))
     except TimeoutError:
         return Answer(None, error=f"timed out after {timeout:g} s")
-    except httpx.TimeoutException as e:
-        return Answer(None, error=f"timed out: {type(e).__name__}")
-    except (httpx.HTTPError, OSError, ValueError) as e:
+    except (aiohttp.ClientError, OSError, ValueError) as e:
         return Answer(None, error=f"{type(e).__name__}: {e}"[:200])
 
 
-__all__ = ["Answer", "TargetRefused", "check_target", "check_url", "post"]
+def session(concurrency: int, connect_timeout: float, timeout: float) -> aiohttp.ClientSession:
+    """The worker's one session: a pool of at most `concurrency` keep-alive connections (to
+    checked addresses: no DNS cache of aiohttp's own, every name is resolved by `post`),
+    redirects and proxies never followed, answers not decompressed."""
+    connector = aiohttp.TCPConnector(limit=concurrency, use_dns_cache=False)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=connect_timeout),
+        auto_decompress=False,
+        trust_env=False,
+    )
+
+
+__all__ = ["Answer", "TargetRefused", "check_target", "check_url", "post", "session"]

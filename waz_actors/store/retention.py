@@ -48,6 +48,8 @@ _OLD_MESSAGE = f"status IN ({_F}) AND updated_at < ?"
 _OLD_KEY = f"idempotency_key IS NOT NULL AND status IN ({_F}) AND created_at < ?"
 # A pending delivery is never touched; a redelivered one is pending again (checked in the write).
 _OLD_DELIVERY = "status IN ('delivered', 'dead', 'failed') AND coalesce(last_at, created_at) < ?"
+# An event the delivery worker has not fanned out yet stays, however old (store/webhook_outbox.py)
+_FANNED_OUT = "seq <= coalesce((SELECT seq FROM webhook_cursor WHERE name = 'fanout'), 0)"
 
 
 def cutoffs(
@@ -87,9 +89,9 @@ def count_prunable(
             )
             # bodies whose deliveries all go too (or had none left)
             out["webhook_events"] = one(
-                "SELECT count(*) FROM webhook_events e WHERE time < ? AND NOT EXISTS"
-                " (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.event_id"
-                f" AND NOT ({_OLD_DELIVERY}))",
+                f"SELECT count(*) FROM webhook_events e WHERE time < ? AND {_FANNED_OUT}"
+                " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+                f" WHERE d.event_id = e.event_id AND NOT ({_OLD_DELIVERY}))",
                 older_than,
                 older_than,
             )
@@ -292,7 +294,7 @@ def _delete_webhook_events(older_than: float, below: str | None, batch: int) -> 
     def op(tx: Tx) -> int:
         return tx.conn.execute(
             "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events"
-            f" WHERE time < ?{bound} ORDER BY event_id LIMIT ?)",
+            f" WHERE time < ? AND {_FANNED_OUT}{bound} ORDER BY event_id LIMIT ?)",
             (*args, batch),
         ).rowcount
 

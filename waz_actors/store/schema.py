@@ -308,6 +308,37 @@ _V_WEBHOOKS: list[str] = [
     "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, seq)",
 ]
 
+# Webhook fan-out off the send path (store/webhook_outbox.py): the tap writes one event row,
+# numbered by `seq` in commit order (AUTOINCREMENT: never reused, even after a prune emptied
+# the table); the delivery worker fans events out to their webhooks' deliveries in batches and
+# moves the cursor `webhook_cursor` in the same transaction. `from_seq`: a webhook gets only the
+# events written after it. The unique (webhook, event) makes a repeated fan-out harmless.
+_V_WEBHOOK_FANOUT: list[str] = [
+    """CREATE TABLE webhook_events_v2 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        event TEXT NOT NULL,
+        tenant TEXT,
+        instance_id TEXT,
+        time REAL NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "INSERT INTO webhook_events_v2 (event_id, event, tenant, instance_id, time, body)"
+    " SELECT event_id, event, tenant, instance_id, time, body FROM webhook_events"
+    " ORDER BY event_id",
+    "DROP TABLE webhook_events",
+    "ALTER TABLE webhook_events_v2 RENAME TO webhook_events",
+    "ALTER TABLE webhooks ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE webhook_cursor (
+        name TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    )""",
+    # the events already there had their deliveries written by the old tap
+    "INSERT INTO webhook_cursor (name, seq)"
+    " SELECT 'fanout', coalesce(max(seq), 0) FROM webhook_events",
+    "CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (webhook_id, event_id)",
+]
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _v2_incarnations,
@@ -320,6 +351,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_WEBHOOKS,
     [],  # _V_CLAIMS: per-key claims exist only on PostgreSQL (pg_schema._PG_V_CLAIMS)
     [],  # _V_FENCE_ALL: the cluster's one-statement fence, PostgreSQL only (pg_schema)
+    _V_WEBHOOK_FANOUT,
 )
 
 

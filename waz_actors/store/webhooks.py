@@ -1,12 +1,14 @@
-"""Webhooks in the store: subscriptions, the tap that writes deliveries, the delivery outbox.
+"""Webhooks in the store: subscriptions, the tap that writes events, the commands' reads.
 
 The tap (`WebhookTap.emit`) runs INSIDE the write operation that makes an event durable (a
 message's status change, a receipt, an inbox insert, the event log row of a state change or an
-alarm): it inserts the event's body once and one delivery row per matching webhook, in the same
-transaction. So an event that is on disk has its deliveries on disk, and a crash loses neither
-(invariant 12 of docs/design.md). The subscriptions it matches against are cached in memory and
-reloaded, on the writer's connection, after any change to the webhooks table: an event with no
-subscriber costs one loop over the cache and writes nothing.
+alarm) and inserts the event once, its signed body included, in the same transaction, when some
+enabled webhook wants it. So an event that is on disk has its webhook event on disk, and a
+crash loses neither (invariant 12 of docs/design.md). The per-webhook delivery rows are written
+later, off the send path, by the delivery worker's fan-out (store/webhook_outbox.py), which
+moves a cursor over the events in the same transaction. The subscriptions the tap matches
+against are cached in memory and reloaded, on the writer's connection, after any change to the
+webhooks table: an event with no subscriber costs one loop over the cache and writes nothing.
 
 Portable SQL (store/sql.py): it runs on SQLite and PostgreSQL alike.
 """
@@ -22,7 +24,6 @@ from typing import Any, TypeVar
 
 from waz_actors.errors import NotFound
 from waz_actors.policy import webhooks as rules
-from waz_actors.policy.webhook_lanes import Due
 from waz_actors.store.sql import Conn, Database, has_table
 from waz_actors.store.writer import Tx
 
@@ -72,14 +73,14 @@ _HOOK_COLS = "webhook_id, tenant, url, events, secret, enabled, disabled_reason,
 
 
 class WebhookTap:
-    """Writes an event's deliveries in the transaction of the write that makes it durable."""
+    """Writes an event in the transaction of the write that makes it durable."""
 
     def __init__(self, wall: Callable[[], float]) -> None:
         self._wall = wall
         self._hooks: list[WebhookRecord] = []
         self.dirty = True  # (re)load from the writer's connection before the next match
         self.on_new: Callable[[], None] = lambda: None  # wakes the delivery worker
-        self._written = False  # deliveries written since the last commit
+        self._written = False  # events written since the last commit
         # Several daemons on one database (the cluster): a webhook created on another node
         # marks only that node's cache dirty, so this one reloads at least this often (real
         # seconds). None: one daemon owns the database and every change goes through it.
@@ -87,7 +88,7 @@ class WebhookTap:
         self._loaded_at = 0.0
 
     def committed(self) -> None:
-        """The writer's after-commit hook: wake the worker once new deliveries are visible."""
+        """The writer's after-commit hook: wake the worker once new events are visible."""
         if self._written:
             self._written = False
             self.on_new()
@@ -123,21 +124,17 @@ class WebhookTap:
         *,
         only: str | None = None,
     ) -> str | None:
-        """Insert the event and its deliveries; the event id, or None when nobody subscribed.
+        """Insert the event; its id, or None when no enabled webhook wants it.
 
         `data` may be a function, so a write with no subscriber never builds the body.
-        `only`: deliver to this webhook alone (webhook.test's ping)."""
+        `only`: for this webhook alone (webhook.test's ping), its delivery written at once (the
+        fan-out never gives a ping to anyone)."""
         if self._stale():
             self._load(tx.conn)
-        if only is not None:
-            targets = [only]
-        else:
-            targets = [
-                h.webhook_id
-                for h in self._hooks
-                if (h.tenant is None or h.tenant == tenant) and rules.matches(h.events, event)
-            ]
-        if not targets:
+        if only is None and not any(
+            (h.tenant is None or h.tenant == tenant) and rules.matches(h.events, event)
+            for h in self._hooks
+        ):
             return None
         now = self._wall()
         event_id = rules.new_event_id()
@@ -149,11 +146,12 @@ class WebhookTap:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (event_id, event, tenant, instance_id, now, body),
         )
-        c.executemany(
-            "INSERT INTO webhook_deliveries (webhook_id, event_id, lane, status, next_at,"
-            " created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
-            [(w, event_id, instance_id or "", now, now) for w in targets],
-        )
+        if only is not None:
+            c.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, event_id, lane, status, next_at,"
+                " created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+                (only, event_id, instance_id or "", now, now),
+            )
         self._written = True
         return event_id
 
@@ -227,7 +225,10 @@ class Webhooks:
         self._db = db
         self._wall = wall
         self.tap = WebhookTap(wall)
-        self.changes = 0  # bumped after each change of the webhooks (or a redeliver)
+        self.changes = 0  # bumped after each change of the webhooks (or a redeliver, a ping)
+        # Tells the delivery worker to read the outbox again from the start (its lanes are a
+        # view of the outbox): set by the daemon to a message down the worker's pipe.
+        self.on_change: Callable[[], None] = lambda: None
 
     def emit_published(self, topic: str, body: Mapping[str, Any]) -> None:
         """A bus event with no durable write of ours behind it (campaign.*: the campaign
@@ -242,16 +243,25 @@ class Webhooks:
         def done(_: Future[Any]) -> None:
             self.tap.dirty = True
             self.changes += 1
+            self.on_change()
 
         fut.add_done_callback(done)
         return fut
+
+    def changed_elsewhere(self) -> None:
+        """The delivery worker changed the webhooks (disabled one after a 410)."""
+        self.tap.dirty = True
+        self.changes += 1
 
     # -- subscriptions -----------------------------------------------------------------------
 
     def create_webhook(self, rec: WebhookRecord) -> Future[None]:
         def op(tx: Tx) -> None:
+            # from_seq: the events written so far are not this webhook's (it gets only those
+            # that happen after it was created, though the fan-out may come later).
             tx.conn.execute(
-                f"INSERT INTO webhooks ({_HOOK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO webhooks ({_HOOK_COLS}, from_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                " (SELECT coalesce(max(seq), 0) FROM webhook_events))",
                 (
                     rec.webhook_id,
                     rec.tenant,
@@ -319,7 +329,9 @@ class Webhooks:
                 raise NotFound(f"no webhook {webhook_id!r}", {"field": "webhook_id"})
             return self.tap.emit(tx, rules.PING, row[0], None, data, only=webhook_id)
 
-        return self._db.writer.submit(op)
+        # A change for the worker: its delivery row is written here, not by its fan-out, and
+        # on PostgreSQL may commit behind rows the worker has read past.
+        return self._changed(self._db.writer.submit(op))
 
     def list_deliveries(
         self, webhook_id: str, *, status: str | None = None, after: int | None = None, limit: int
@@ -374,78 +386,11 @@ class Webhooks:
             self.tap.dirty = True
             return int(cur.rowcount) if ids is None else changed
 
-        fut = self._changed(self._db.writer.submit(op))
-        fut.add_done_callback(lambda f: self.tap.on_new())
-        return fut
+        return self._changed(self._db.writer.submit(op))
 
     def barrier(self) -> Future[None]:
         """Resolves once every write submitted before it is committed."""
         return self._db.writer.submit(lambda tx: None)
-
-    def load_pending(self, after_seq: int, limit: int) -> list[Due]:
-        """Pending deliveries of enabled webhooks above `after_seq`, in seq order (by the
-        primary key: a look at the outbox costs what is new, not what waits)."""
-        sql = (
-            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.next_at,"
-            " d.created_at, w.url, w.secret, e.body FROM webhook_deliveries d"
-            " JOIN webhooks w ON w.webhook_id = d.webhook_id"
-            " JOIN webhook_events e ON e.event_id = d.event_id"
-            " WHERE d.seq > ? AND d.status = 'pending' AND w.enabled = 1"
-            " ORDER BY d.seq LIMIT ?"
-        )
-        with self._db.read() as conn:
-            rows = conn.execute(sql, (after_seq, limit)).fetchall()
-        return [Due(**dict(r)) for r in rows]
-
-    def record_attempt(
-        self,
-        seq: int,
-        *,
-        status: str,
-        next_at: float | None,
-        code: int | None,
-        error: str | None,
-        body: bytes | None,
-        disable_reason: str | None = None,
-    ) -> Future[None]:
-        now = self._wall()
-        text = None if body is None else body[: rules.BODY_PREFIX].decode("utf-8", "replace")
-
-        def op(tx: Tx) -> None:
-            tx.conn.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
-                " next_at = coalesce(?, next_at), last_at = ?, last_code = ?, last_error = ?,"
-                " last_body = ? WHERE seq = ? AND status = 'pending'",
-                (status, next_at, now, code, error, text, seq),
-            )
-            if disable_reason is not None:
-                tx.conn.execute(
-                    "UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE webhook_id ="
-                    " (SELECT webhook_id FROM webhook_deliveries WHERE seq = ?)",
-                    (disable_reason, seq),
-                )
-                self.tap.dirty = True
-
-        fut = self._db.writer.submit(op)
-        return self._changed(fut) if disable_reason is not None else fut
-
-    def mark_dead(self, seqs: list[int]) -> Future[int]:
-        """These pending deliveries are dead: max_age passed (also those held back by an open
-        breaker, which never got to fail on their own)."""
-
-        def op(tx: Tx) -> int:
-            dead = 0
-            for chunk in _chunks(seqs):
-                cur = tx.conn.execute(
-                    "UPDATE webhook_deliveries SET status = 'dead',"
-                    " last_error = coalesce(last_error, 'max_age passed')"
-                    f" WHERE status = 'pending' AND seq IN ({_marks(chunk)})",
-                    chunk,
-                )
-                dead += int(cur.rowcount)
-            return dead
-
-        return self._db.writer.submit(op)
 
     def delivery_counts(self, webhook_id: str | None = None) -> dict[str, int]:
         """Deliveries per status, of one webhook or of all."""
@@ -461,7 +406,6 @@ class Webhooks:
 
 __all__ = [
     "DELIVERY_STATUSES",
-    "Due",
     "WebhookRecord",
     "WebhookTap",
     "Webhooks",

@@ -1,0 +1,121 @@
+"""The daemon's side of the delivery worker: spawn it, wake it, start it again if it dies.
+
+Wake-ups are single bytes down the worker's stdin (main.py), written without blocking from the
+store's writer thread after a commit: a full pipe means the worker has notices enough to read,
+and a lost notice only delays a look until the worker's poll_interval. The worker's notices
+(stdout) are read by a thread of this side.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+from loguru import logger
+
+BACKOFF_INITIAL = 0.2  # real seconds before the first restart ...
+BACKOFF_MAX = 30.0  # ... doubling up to this
+STABLE_AFTER = 30.0  # a worker up this long starts again from the first step
+
+
+class DeliveryProcess:
+    def __init__(self, command: list[str], on_changed: Callable[[], None]) -> None:
+        self.command = command
+        self.on_changed = on_changed  # the worker disabled a webhook
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._fd: int | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="waz-delivery", daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        proc = self.proc
+        return None if proc is None else proc.pid
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            # stderr inherited: the worker's log lines land in the daemon's journal.
+            proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert proc.stdin is not None
+            os.set_blocking(proc.stdin.fileno(), False)
+            self.proc, self._fd = proc, proc.stdin.fileno()
+            self.starts += 1
+        threading.Thread(target=self._read, args=(proc,), name="waz-delivery-out").start()
+        logger.info("webhook worker started (pid {})", proc.pid)
+
+    def notify(self, what: bytes) -> None:
+        """b"n": events committed; b"c": webhooks or the outbox changed. Never blocks."""
+        fd = self._fd
+        if fd is None:
+            return
+        try:
+            os.write(fd, what)
+        except (BlockingIOError, BrokenPipeError, OSError):
+            pass  # full: the worker has notices to read; gone: it is being started again
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == b"c":
+                self.on_changed()
+
+    def _run(self) -> None:
+        delay = BACKOFF_INITIAL
+        while not self._stop.is_set():
+            proc = self.proc
+            assert proc is not None
+            began = time.monotonic()
+            code = proc.wait()
+            if self._stop.is_set():
+                return
+            if time.monotonic() - began > STABLE_AFTER:
+                delay = BACKOFF_INITIAL
+            logger.error("webhook worker exited with {}; starting it again in {:g} s", code, delay)
+            with self._lock:
+                self._close_pipe(proc)
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, BACKOFF_MAX)
+            try:
+                self._spawn()
+            except OSError as e:
+                logger.error("webhook worker cannot start: {}", e)
+
+    def _close_pipe(self, proc: subprocess.Popen[bytes]) -> None:
+        self._fd = None
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the worker to stop (it writes what it has done), then make sure it did."""
+        self._stop.set()
+        with self._lock:
+            proc = self.proc
+            if proc is not None:
+                self.notify(b"q")
+                self._close_pipe(proc)
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+__all__ = ["DeliveryProcess"]

@@ -1,0 +1,345 @@
+"""The delivery loop: fan out, claim, POST, judge, write back; one asyncio loop in the worker
+process (delivery/__main__.py), away from the daemon's GIL.
+
+Each look at the store is ONE write transaction (store/webhook_outbox.py `Outbox.step`): the
+outcomes of the attempts finished since the last look, the deliveries gone dead, and the fan-out
+of the next events into delivery rows, then a read of the new rows (by primary key). Looks are
+at least LOOK_GAP apart, so the worker takes the database's write lock a bounded number of times
+a second whatever the traffic, and never for long. Between looks the worker runs from memory:
+the pending deliveries in lanes (policy/webhook_lanes.py, the head of each (webhook, instance)
+only, so one webhook sees one instance's events in order), at most `webhooks.concurrency`
+requests at once, a circuit breaker per webhook (policy/breaker.py) so a dead receiver costs one
+probe. An outcome not written yet when the worker dies is an attempt made again: at least once,
+with the same event id.
+
+`may_deliver(webhook_id)`: the cluster's seam. Several daemons on one PostgreSQL each run a
+worker; a webhook's deliveries are claimed by the node that holds its claim only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from loguru import logger
+
+from waz_actors import __version__
+from waz_actors.clock import RealClock
+from waz_actors.config import WebhooksConfig
+from waz_actors.net import webhook_http
+from waz_actors.policy import webhooks as rules
+from waz_actors.policy.breaker import BreakerState, CircuitBreaker
+from waz_actors.policy.webhook_lanes import Due, Lanes
+from waz_actors.store.webhook_outbox import Attempt, Outbox
+
+EXPIRE_EVERY = 1.0  # real seconds between sweeps of the lanes for deliveries past max_age
+LANES_CAP = 20000  # pending deliveries held in memory at most (more wait in the store)
+LOOK_GAP = 0.05  # real seconds between two looks at the store, at least
+MIN_WAIT = 0.002  # real seconds: the shortest sleep
+GONE = "the receiver answered 410 Gone"
+
+
+def policy_of(cfg: WebhooksConfig, time_scale: float) -> rules.RetryPolicy:
+    return rules.RetryPolicy(
+        initial=cfg.retry_initial,
+        maximum=cfg.retry_max,
+        jitter=cfg.retry_jitter,
+        max_age=cfg.max_age,
+        time_scale=time_scale,
+    )
+
+
+def headers_for(d: Due, raw: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": f"waz-actors/{__version__}",
+        "X-Waz-Signature": rules.sign(d.secret, raw),
+        "X-Waz-Event-Id": d.event_id,
+        "X-Waz-Event": d.event,
+        "X-Waz-Attempt": str(d.attempts + 1),
+    }
+
+
+class Deliverer:
+    def __init__(
+        self,
+        outbox: Outbox,
+        cfg: WebhooksConfig,
+        time_scale: float,
+        *,
+        may_deliver: Callable[[str], bool] = lambda webhook_id: True,
+        reload_every: float | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.cfg = cfg
+        self.time_scale = time_scale
+        self.clock = RealClock(time_scale)
+        self.policy = policy_of(cfg, time_scale)
+        self.may_deliver = may_deliver
+        # Other daemons on the database (the cluster) redeliver and disable too: read the
+        # outbox again from the start this often (real s); None: only when told (`changed`).
+        self.reload_every = reload_every
+        self.on_disabled: Callable[[list[str]], None] = lambda ids: None
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.busy: set[str] = set()  # "webhook_id lane" in flight
+        self.stats = {"attempts": 0, "delivered": 0, "failed": 0, "dead": 0, "retried": 0}
+        self.stats.update(looks=0, fanned_events=0, fanned_deliveries=0)
+        self.lanes = Lanes(LANES_CAP)
+        self.attempts: list[Attempt] = []  # outcomes not written yet
+        self.dead: list[int] = []
+        self.changed = True  # read the outbox again from the start at the next look
+        self.new_events = True  # the daemon wrote events since the last fan-out
+        self.more = False  # the last look stopped at its limit: look again soon
+        self._next_at: float | None = None  # wall time the next waiting delivery falls due
+        self._last_look = 0.0
+        self._last_reload = 0.0
+        self._last_expire = 0.0
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+
+    # -- the loop's own thread ----------------------------------------------------------------
+
+    def wake(self, *, new: bool = False, changed: bool = False) -> None:
+        self.new_events |= new
+        self.changed |= changed
+        if self._wake is not None:
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        self._wake = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+        async with webhook_http.session(
+            self.cfg.concurrency, self.cfg.connect_timeout, self.cfg.timeout
+        ) as session:
+            while not self._stopping:
+                self._wake.clear()
+                if self._look_due():
+                    await self._look()
+                room = self.cfg.concurrency - len(tasks)
+                for d in self._claim(room) if room > 0 else []:
+                    task = asyncio.create_task(self._deliver(session, d))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                await self._sleep()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.attempts or self.dead:  # what was done is written before the worker goes
+            await self._write(fan_out=False)
+
+    # -- looks at the store -------------------------------------------------------------------
+
+    def _look_due(self) -> bool:
+        since = time.monotonic() - self._last_look
+        if since >= self.cfg.poll_interval:
+            return True
+        wanted = self.changed or self.new_events or self.more or bool(self.attempts or self.dead)
+        return wanted and since >= LOOK_GAP
+
+    async def _look(self) -> None:
+        now = time.monotonic()
+        if now - self._last_look >= self.cfg.poll_interval:
+            self.new_events = True  # a wake-up lost (a full pipe), or events of another node
+        self._last_look = now
+        self.stats["looks"] += 1
+        if now - self._last_expire >= EXPIRE_EVERY:
+            self._last_expire = now
+            self._expire()
+        every = self.reload_every
+        if every is not None and now - self._last_reload >= every:
+            self.changed = True
+        if self.changed:
+            # what is done is written first, or the reload would bring it back as pending
+            if not await self._write(fan_out=False):
+                return
+            self.changed = False
+            self._last_reload = now
+            self.lanes.reset()
+        if not await self._write(fan_out=True):
+            return
+        room = self.lanes.room()
+        if room <= 0:
+            return
+        try:
+            rows = await asyncio.to_thread(
+                self.outbox.load_pending, self.lanes.loaded, min(room, self.cfg.batch)
+            )
+        except Exception as e:  # the database gone for a moment: the next look retries
+            logger.warning("webhooks: cannot read the outbox: {}", e)
+            return
+        self.lanes.add(d for d in rows if self.may_deliver(d.webhook_id))
+        if rows:
+            self.lanes.loaded = max(self.lanes.loaded, rows[-1].seq)
+        if len(rows) == min(room, self.cfg.batch):
+            self.more = True
+
+    async def _write(self, *, fan_out: bool) -> bool:
+        """One transaction: the outcomes and deaths so far, and (fan_out) the next events."""
+        attempts, dead = self.attempts, self.dead
+        self.attempts, self.dead = [], []
+        rows = min(self.cfg.batch, self.lanes.room()) if fan_out else 0
+        events = self.cfg.batch if rows > 0 and self.new_events else 0
+        if events:
+            self.new_events = False
+        try:
+            step = await asyncio.to_thread(self.outbox.step, attempts, dead, events, rows)
+        except Exception as e:  # a locked or full database: keep them for the next look
+            logger.warning("webhooks: the outbox write failed, retried at the next look: {}", e)
+            self.attempts[:0], self.dead[:0] = attempts, dead
+            self.new_events |= bool(events)
+            return False
+        self.more = events > 0 and step.events > 0
+        self.new_events |= self.more
+        self.stats["fanned_events"] += step.events
+        self.stats["fanned_deliveries"] += step.deliveries
+        if step.disabled:
+            self.changed = True  # their deliveries leave the lanes
+            self.on_disabled(step.disabled)
+        return True
+
+    def _expire(self) -> None:
+        """Deliveries past max_age leave their lanes as dead (in memory now, in the store at
+        the next write; rows not loaded yet are judged when they are)."""
+        older = time.time() - self.cfg.max_age * self.time_scale
+        gone = self.lanes.expire(older, self.busy)
+        if gone:
+            self.stats["dead"] += len(gone)
+            logger.warning("webhooks: {} deliveries dead (max_age passed)", len(gone))
+            self.dead.extend(d.seq for d in gone)
+
+    # -- claiming and sending -----------------------------------------------------------------
+
+    def _breaker(self, webhook_id: str) -> CircuitBreaker:
+        b = self.breakers.get(webhook_id)
+        if b is None:
+            b = CircuitBreaker(
+                failure_threshold=self.cfg.breaker_failures,
+                reset_timeout=self.cfg.breaker_reset,
+                reset_timeout_max=max(self.cfg.breaker_reset, self.cfg.retry_max),
+            )
+            self.breakers[webhook_id] = b
+        return b
+
+    def _held(self, now: float) -> set[str]:
+        """Webhooks whose breaker lets nothing through now (open before its probe, or a probe
+        in flight): their deliveries are not even claimed."""
+        out = set()
+        for webhook_id, b in self.breakers.items():
+            if b.state is BreakerState.HALF_OPEN:
+                out.add(webhook_id)
+            elif b.state is BreakerState.OPEN:
+                probe_at = b.next_probe_at()
+                if probe_at is None or now < probe_at:
+                    out.add(webhook_id)
+        return out
+
+    def _claim(self, limit: int) -> list[Due]:
+        now = self.clock.now()
+        held = self._held(now)
+        out = []
+        for d in self.lanes.take(time.time(), self.busy, held, limit):
+            # allow() hands out a half-open breaker's single probe.
+            if self._breaker(d.webhook_id).allow(now):
+                self.busy.add(d.key)
+                out.append(d)
+            else:
+                held.add(d.webhook_id)
+        self._next_at = self.lanes.next_at(self.busy, held)
+        return out
+
+    async def _sleep(self) -> None:
+        assert self._wake is not None
+        if self._wake.is_set():
+            await asyncio.sleep(0)
+            return
+        since = time.monotonic() - self._last_look
+        wait = self.cfg.poll_interval - since
+        if self.changed or self.new_events or self.more or self.attempts or self.dead:
+            wait = min(wait, LOOK_GAP - since)
+        probes = [
+            (p - self.clock.now()) * self.time_scale
+            for b in self.breakers.values()
+            if (p := b.next_probe_at()) is not None
+        ]
+        nxt = self._next_at
+        for w in (min(probes, default=None), None if nxt is None else nxt - time.time()):
+            if w is not None:
+                wait = min(wait, w)
+        try:
+            async with asyncio.timeout(max(MIN_WAIT, wait)):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    async def _deliver(self, session: aiohttp.ClientSession, d: Due) -> None:
+        raw = d.body.encode()
+        try:
+            answer = await webhook_http.post(
+                session,
+                d.url,
+                raw,
+                headers_for(d, raw),
+                allow_private=self.cfg.allow_private_targets,
+                timeout=self.cfg.timeout,
+            )
+            self._settle(d, answer)
+        except Exception:
+            logger.exception("webhook delivery {} failed", d.seq)
+        finally:
+            self.busy.discard(d.key)
+            if self._wake is not None:
+                self._wake.set()
+
+    def _settle(self, d: Due, answer: webhook_http.Answer) -> None:
+        wall = time.time()
+        outcome = rules.judge(
+            answer.code,
+            attempts=d.attempts + 1,
+            created_at=d.created_at,
+            now_wall=wall,
+            policy=self.policy,
+            retry_after_s=rules.retry_after(answer.retry_after, wall),
+        )
+        now = self.clock.now()
+        breaker = self._breaker(d.webhook_id)
+        if outcome.breaker_failure:
+            if breaker.record_failure(now, answer.error or f"HTTP {answer.code}"):
+                logger.warning("webhook {}: breaker open ({})", d.webhook_id, breaker.last_reason)
+        elif answer.code is not None:
+            breaker.record_success(now)  # the receiver answered: it is up
+        self.stats["attempts"] += 1
+        key = {"pending": "retried"}.get(outcome.status, outcome.status)
+        self.stats[key] = self.stats.get(key, 0) + 1
+        if outcome.disable:
+            logger.warning("webhook {}: 410 Gone, disabled", d.webhook_id)
+        # Written at the next look, with the others: the lane moves on at once. The lanes in
+        # memory are the worker's truth; a crash before the write only means the delivery is
+        # sent again (at-least-once, same event id).
+        self.attempts.append(
+            Attempt(
+                d.seq,
+                outcome.status,
+                outcome.next_at,
+                answer.code,
+                answer.error,
+                answer.body,
+                wall,
+                GONE if outcome.disable else None,
+            )
+        )
+        self.lanes.settle(d, outcome.next_at if outcome.status == "pending" else None)
+
+
+def summary(stats: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in stats.items())
+
+
+__all__ = ["Deliverer", "headers_for", "policy_of", "summary"]

@@ -1,0 +1,279 @@
+"""The delivery worker's side of the webhook outbox, on a connection of its own.
+
+The worker (waz_actors/delivery/) runs in a process of its own and reaches the database through
+one connection, not the daemon's group-commit writer. Each of its looks is one short write
+transaction (`step`): the outcomes of the attempts since the last look, the deliveries that
+went dead, and the fan-out of the next events (store/webhooks.py's tap wrote each event once)
+into one delivery row per webhook that wants it, with the fan-out cursor moved in the same
+transaction. So a crash re-fans-out exactly the events whose rows were not committed (the same
+event ids), and a delivery row never exists without its cursor having passed its event.
+
+SQLite: the transaction takes the file's write lock (BEGIN IMMEDIATE), so it is kept short and
+without fsync (synchronous = NORMAL on this connection: atomic and durable across a crash of
+either process; a power cut may lose the last look, which is then done again). PostgreSQL: the
+events' `seq` comes from a sequence, and a daemon of the cluster may commit an event after
+another committed a higher one; the fan-out therefore only reads up to a horizon taken under a
+SHARE lock of the events table (which waits out the transactions inserting right then), so it
+never steps over an event that commits later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from waz_actors.policy import webhooks as rules
+from waz_actors.policy.webhook_lanes import Due
+from waz_actors.store.sql import Conn, is_postgres_url
+
+T = TypeVar("T")
+CURSOR = "fanout"  # the name of the fan-out's row in webhook_cursor
+_CHUNK = 500  # ids per `IN (...)`: well under SQLite's and PostgreSQL's parameter limits
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt's outcome, as the worker writes it (policy/webhooks.judge said what)."""
+
+    seq: int
+    status: str  # pending (retry at next_at) | delivered | failed | dead
+    next_at: float | None
+    code: int | None
+    error: str | None
+    body: bytes | None
+    at: float  # wall time of the attempt
+    disable_reason: str | None = None  # 410: the webhook goes disabled
+
+
+@dataclass
+class Step:
+    """What one look wrote: events fanned out, delivery rows made, webhooks disabled."""
+
+    events: int = 0
+    deliveries: int = 0
+    disabled: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    webhook_id: str
+    tenant: str | None
+    events: tuple[str, ...]
+    from_seq: int
+
+
+def targets(hooks: Iterable[Target], seq: int, event: str, tenant: str | None) -> list[str]:
+    """The webhooks an event fans out to: enabled (the caller's list), of its tenant (or
+    daemon-wide), subscribed to it, and created before it."""
+    return [
+        h.webhook_id
+        for h in hooks
+        if h.from_seq < seq
+        and (h.tenant is None or h.tenant == tenant)
+        and rules.matches(h.events, event)
+    ]
+
+
+def open_conn(target: str | Path) -> Conn:
+    """A read-write connection of the worker's own: a SQLite file or a postgresql:// URL."""
+    if is_postgres_url(target):
+        import psycopg
+
+        from waz_actors.store.pg import PgConn, configure
+
+        raw = psycopg.connect(str(target), autocommit=True)
+        configure(raw)
+        raw.execute("SET default_transaction_read_only = off")
+        return PgConn(raw)
+    from waz_actors.store.connection import connect
+
+    conn = connect(Path(target))
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Outbox:
+    def __init__(self, conn: Conn, wall: Callable[[], float] = time.time) -> None:
+        self.conn = conn
+        self.wall = wall
+        self.postgres = bool(getattr(conn, "postgres", False))
+
+    @classmethod
+    def open(cls, target: str | Path, wall: Callable[[], float] = time.time) -> Outbox:
+        return cls(open_conn(target), wall)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _tx(self, fn: Callable[[Conn], T]) -> T:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(c)
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+        return out
+
+    # -- the write of one look ---------------------------------------------------------------
+
+    def _horizon(self) -> int | None:
+        """PostgreSQL: the highest event seq below which every event is committed (see the
+        module's docstring). SQLite has one writer per file: no horizon needed."""
+        if not self.postgres:
+            return None
+
+        def read(c: Conn) -> int:
+            c.execute("LOCK TABLE webhook_events IN SHARE MODE")
+            row = c.execute("SELECT coalesce(max(seq), 0) FROM webhook_events").fetchone()
+            return int(row[0])
+
+        return self._tx(read)
+
+    def step(
+        self, attempts: Sequence[Attempt], dead: Sequence[int], fan_out: int, rows_max: int
+    ) -> Step:
+        """One transaction: write `attempts`, mark `dead`, and fan out up to `fan_out` events
+        (stopping once `rows_max` delivery rows are made)."""
+        horizon = self._horizon() if fan_out > 0 else None
+        return self._tx(lambda c: self._step(c, attempts, dead, fan_out, rows_max, horizon))
+
+    def _step(
+        self,
+        c: Conn,
+        attempts: Sequence[Attempt],
+        dead: Sequence[int],
+        fan_out: int,
+        rows_max: int,
+        horizon: int | None,
+    ) -> Step:
+        out = Step()
+        if attempts:
+            c.executemany(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
+                " next_at = coalesce(?, next_at), last_at = ?, last_code = ?, last_error = ?,"
+                " last_body = ? WHERE seq = ? AND status = 'pending'",
+                [
+                    (a.status, a.next_at, a.at, a.code, a.error, _prefix(a.body), a.seq)
+                    for a in attempts
+                ],
+            )
+            for a in attempts:
+                if a.disable_reason is not None:
+                    row = c.execute(
+                        "UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE webhook_id ="
+                        " (SELECT webhook_id FROM webhook_deliveries WHERE seq = ?)"
+                        " RETURNING webhook_id",
+                        (a.disable_reason, a.seq),
+                    ).fetchone()
+                    if row is not None:
+                        out.disabled.append(str(row[0]))
+        for chunk in _chunks(list(dead)):
+            c.execute(
+                "UPDATE webhook_deliveries SET status = 'dead',"
+                " last_error = coalesce(last_error, 'max_age passed')"
+                f" WHERE status = 'pending' AND seq IN ({_marks(chunk)})",
+                chunk,
+            )
+        if fan_out > 0:
+            self._fan_out(c, fan_out, rows_max, horizon, out)
+        return out
+
+    def _fan_out(self, c: Conn, limit: int, rows_max: int, horizon: int | None, out: Step) -> None:
+        # An UPDATE, not a SELECT: it locks the cursor's row on PostgreSQL, so two workers on
+        # one database fan out one after the other (and SQLite has one writer anyway).
+        row = c.execute(
+            "UPDATE webhook_cursor SET seq = seq WHERE name = ? RETURNING seq", (CURSOR,)
+        ).fetchone()
+        cursor = 0 if row is None else int(row[0])
+        sql = (
+            "SELECT seq, event_id, event, tenant, instance_id, time FROM webhook_events"
+            " WHERE seq > ?"
+        )
+        args: list[Any] = [cursor]
+        if horizon is not None:
+            sql += " AND seq <= ?"
+            args.append(horizon)
+        events = c.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        if not events:
+            return
+        hooks = [
+            Target(r[0], r[1], tuple(json.loads(r[2])), int(r[3]))
+            for r in c.execute(
+                "SELECT webhook_id, tenant, events, from_seq FROM webhooks WHERE enabled = 1"
+            ).fetchall()
+        ]
+        rows: list[tuple[str, str, str, float, float]] = []
+        last = cursor
+        for e in events:
+            seq, event_id, event, tenant, instance_id, at = e
+            for w in targets(hooks, int(seq), event, tenant):
+                # created_at: the event's time, so max_age counts from the event itself
+                rows.append((w, event_id, instance_id or "", at, at))
+            last = int(seq)
+            out.events += 1
+            if len(rows) >= rows_max:
+                break
+        if rows:
+            c.executemany(
+                "INSERT INTO webhook_deliveries (webhook_id, event_id, lane, status, next_at,"
+                " created_at) VALUES (?, ?, ?, 'pending', ?, ?)"
+                " ON CONFLICT (webhook_id, event_id) DO NOTHING",
+                rows,
+            )
+        out.deliveries += len(rows)
+        c.execute(
+            "INSERT INTO webhook_cursor (name, seq) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            (CURSOR, last),
+        )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def cursor(self) -> int:
+        row = self.conn.execute(
+            "SELECT seq FROM webhook_cursor WHERE name = ?", (CURSOR,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def backlog(self) -> int:
+        """Events written and not fanned out yet."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM webhook_events WHERE seq > ?", (self.cursor(),)
+        ).fetchone()
+        return int(row[0])
+
+    def load_pending(self, after_seq: int, limit: int) -> list[Due]:
+        """Pending deliveries of enabled webhooks above `after_seq`, in seq order (by the
+        primary key: a look at the outbox costs what is new, not what waits)."""
+        sql = (
+            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.next_at,"
+            " d.created_at, w.url, w.secret, e.body FROM webhook_deliveries d"
+            " JOIN webhooks w ON w.webhook_id = d.webhook_id"
+            " JOIN webhook_events e ON e.event_id = d.event_id"
+            " WHERE d.seq > ? AND d.status = 'pending' AND w.enabled = 1"
+            " ORDER BY d.seq LIMIT ?"
+        )
+        rows = self.conn.execute(sql, (after_seq, limit)).fetchall()
+        return [Due(**dict(r)) for r in rows]
+
+
+def _prefix(body: bytes | None) -> str | None:
+    return None if body is None else body[: rules.BODY_PREFIX].decode("utf-8", "replace")
+
+
+def _chunks(items: list[T]) -> Iterable[list[T]]:
+    return (items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK))
+
+
+def _marks(items: list[Any]) -> str:
+    return ", ".join("?" * len(items))
+
+
+__all__ = ["CURSOR", "Attempt", "Outbox", "Step", "Target", "open_conn", "targets"]
