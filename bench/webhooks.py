@@ -1,7 +1,7 @@
 """Webhooks: delivery rate to a local receiver, and what busy webhooks cost the send path.
 
     .venv/bin/python bench/webhooks.py [--instances 20] [--deliveries 9000] [--messages 5000]
-                                       [--window 2000] [--json]
+                                       [--pairs 2] [--window 2000] [--json]
 
 Each case is a real `waz-actors run` subprocess (sim network, time_scale 1) and a receiver in
 a subprocess of its own (http.server, HTTP/1.1 keep-alive, answers 204), so neither shares a
@@ -12,9 +12,11 @@ GIL with the daemon:
             webhook); the figure is deliveries/s from the first send to the moment SQLite holds
             every delivery as `delivered`.
   dispatch  the `bench/scale.py --skip-fleet` dispatch measure (--messages sends pipelined over
-            one DEALER, durable sends/s until every message is `sent`), run twice in the same
+            one DEALER, durable sends/s until every message is `sent`), in pairs in the same
             invocation: with no webhook, then with 10 webhooks subscribed to everything and
-            delivering while the sends go on. Goal: webhooks cost under 10 % of the send rate.
+            delivering while the sends go on (--pairs times, alternating, so a change in the
+            machine's load hits both sides). Goal: webhooks cost under 10 % of the send rate
+            (the median of the pairs' costs).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,15 +61,16 @@ asyncio.run(main())
 """
 
 
-def _delivered(db: Path) -> int:
+def _one(db: Path, sql: str) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        row = conn.execute(
-            "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'"
-        ).fetchone()
-        return int(row[0])
+        return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()
+
+
+def _delivered(db: Path) -> int:
+    return _one(db, "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'")
 
 
 def run_case(
@@ -122,10 +126,9 @@ def run_case(
         out["durable_sends_per_s"] = len(accepted) / (t_sent - t0)
         out["deliveries_done_at_sent"] = _delivered(db) if hooks else 0
         if wait_deliveries:
-            want = client.webhook_list()
-            total = sum(
-                sum(client.webhook_get(h["webhook_id"])["deliveries"].values()) for h in want
-            )
+            # every webhook wants every event (message.status of its tenant, all after it)
+            events = _one(db, "SELECT count(*) FROM webhook_events")
+            total = events * hooks
             out["deliveries"] = total
             wait_until(lambda: _delivered(db) >= total, timeout, "every delivery done", 0.02)
             out["deliveries_per_s"] = total / (time.monotonic() - t0)
@@ -144,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--instances", type=int, default=20)
     p.add_argument("--deliveries", type=int, default=9000)
     p.add_argument("--messages", type=int, default=5000)
+    p.add_argument("--pairs", type=int, default=2)
     p.add_argument("--window", type=int, default=2000)
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    res: dict[str, Any] = {"machine": machine_line(), "delivery": [], "dispatch": {}}
+    res: dict[str, Any] = {"machine": machine_line(), "delivery": [], "dispatch": []}
     with tempfile.TemporaryDirectory(prefix="wzwh", dir="/tmp") as tmp:
         work = Path(tmp)
         for hooks in (1, 10, 100):
@@ -160,14 +164,19 @@ def main(argv: list[str] | None = None) -> int:
                     timeout=a.timeout,
                 )
             )  # fmt: skip
-        for label, hooks in (("without", 0), ("with_10_busy", 10)):
-            res["dispatch"][label] = run_case(
-                work, f"s{hooks}", instances=a.instances, messages=a.messages, hooks=hooks,
-                events=["*"], wait_deliveries=False, window=a.window, timeout=a.timeout,
-            )  # fmt: skip
-    base = res["dispatch"]["without"]["durable_sends_per_s"]
-    busy = res["dispatch"]["with_10_busy"]["durable_sends_per_s"]
-    res["send_rate_cost_pct"] = 100.0 * (base - busy) / base
+        for n in range(a.pairs):
+            pair = {}
+            for label, hooks in (("without", 0), ("with_10_busy", 10)):
+                pair[label] = run_case(
+                    work, f"s{n}-{hooks}", instances=a.instances, messages=a.messages,
+                    hooks=hooks, events=["*"], wait_deliveries=False, window=a.window,
+                    timeout=a.timeout,
+                )  # fmt: skip
+            base = pair["without"]["durable_sends_per_s"]
+            busy = pair["with_10_busy"]["durable_sends_per_s"]
+            pair["cost_pct"] = 100.0 * (base - busy) / base
+            res["dispatch"].append(pair)
+    res["send_rate_cost_pct"] = statistics.median(p["cost_pct"] for p in res["dispatch"])
     if a.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -179,13 +188,19 @@ def main(argv: list[str] | None = None) -> int:
             f" ({row['deliveries']} deliveries, {row['messages']} messages)"
         )
     print(f"durable sends/s, {a.messages} messages over {a.instances} instances")
-    for label, row in res["dispatch"].items():
-        print(
-            f"  {label:>13}: {fmt(row['durable_sends_per_s'], 0)} sends/s"
-            f" (deliveries done when the last send was: {row['deliveries_done_at_sent']})"
-        )
+    for n, pair in enumerate(res["dispatch"], 1):
+        for label in ("without", "with_10_busy"):
+            row = pair[label]
+            print(
+                f"  pair {n} {label:>13}: {fmt(row['durable_sends_per_s'], 0)} sends/s"
+                f" (deliveries done when the last send was: {row['deliveries_done_at_sent']})"
+            )
+        print(f"  pair {n} cost: {fmt(pair['cost_pct'], 1)} %")
     verdict = "meets" if res["send_rate_cost_pct"] < 10.0 else "MISSES"
-    print(f"  cost of 10 busy webhooks: {fmt(res['send_rate_cost_pct'], 1)} % ({verdict} < 10 %)")
+    print(
+        f"  cost of 10 busy webhooks (median of {a.pairs} pairs):"
+        f" {fmt(res['send_rate_cost_pct'], 1)} % ({verdict} < 10 %)"
+    )
     return 0
 
 

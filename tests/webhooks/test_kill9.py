@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.service.daemon_proc import DaemonProc, config_text
 from tests.waiting import wait_until
 from tests.webhooks.receiver import Receiver
+from tests.webhooks.test_worker import alive, delivery_pids
 
 PHONE = "5511999999999"
 HOOKS = "[webhooks]\nallow_private_targets = true\npoll_interval = 0.05\n"
@@ -38,8 +39,12 @@ def test_pending_deliveries_survive_kill_9(tmp_path: Path) -> None:
                     >= 3 * len(ids)
                 )
             )
+        workers = delivery_pids(d.proc.pid)
+        assert len(workers) == 1
         d.signal(signal.SIGKILL)
         assert d.wait(10) == -signal.SIGKILL
+        # the worker sees its pipe from the daemon close and goes too: never two at once
+        wait_until(lambda: not alive(workers[0]), what="the orphaned worker gone")
 
         receiver.up()
         d2 = DaemonProc(tmp_path, text)

@@ -86,6 +86,9 @@ class WebhookTap:
         # seconds). None: one daemon owns the database and every change goes through it.
         self.reload_every: float | None = None
         self._loaded_at = 0.0
+        # (tenant or None for any, event) -> wanted: the send path asks the same few questions
+        # thousands of times a second; answered once per load of the webhooks.
+        self._wanted: dict[tuple[str | None, str], bool] = {}
 
     def committed(self) -> None:
         """The writer's after-commit hook: wake the worker once new events are visible."""
@@ -100,6 +103,7 @@ class WebhookTap:
         if has_table(conn, "webhooks"):
             rows = conn.execute(f"SELECT {_HOOK_COLS} FROM webhooks WHERE enabled = 1").fetchall()
         self._hooks = [WebhookRecord.from_row(r) for r in rows]
+        self._wanted.clear()
         self.dirty = False
         self._loaded_at = time.monotonic()
 
@@ -112,7 +116,19 @@ class WebhookTap:
         before a write reads what the event's body needs."""
         if self._stale():
             self._load(tx.conn)
-        return any(rules.matches(h.events, event) for h in self._hooks)
+        return self._wants(None, event)
+
+    def _wants(self, tenant: str | None, event: str) -> bool:
+        """Any enabled webhook for this tenant's event (tenant None: for any tenant's)."""
+        key = (tenant, event)
+        got = self._wanted.get(key)
+        if got is None:
+            got = self._wanted[key] = any(
+                (tenant is None or h.tenant is None or h.tenant == tenant)
+                and rules.matches(h.events, event)
+                for h in self._hooks
+            )
+        return got
 
     def emit(
         self,
@@ -131,10 +147,7 @@ class WebhookTap:
         fan-out never gives a ping to anyone)."""
         if self._stale():
             self._load(tx.conn)
-        if only is None and not any(
-            (h.tenant is None or h.tenant == tenant) and rules.matches(h.events, event)
-            for h in self._hooks
-        ):
+        if only is None and not self._wants(tenant or "", event):
             return None
         now = self._wall()
         event_id = rules.new_event_id()
