@@ -19,13 +19,16 @@ import signal
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from waz_actors.config import Config, WebhooksConfig
 from waz_actors.delivery.worker import Deliverer, summary
 from waz_actors.store.webhook_outbox import Outbox
+
+if TYPE_CHECKING:
+    from waz_actors.delivery.claims import WebhookClaims
 
 
 def settings(cfg: Config) -> dict[str, Any]:
@@ -37,15 +40,27 @@ def settings(cfg: Config) -> dict[str, Any]:
         "log_level": cfg.daemon.log_level,
         # other daemons on the database change webhooks and the outbox too
         "reload_every": 5.0 if cfg.cluster.enabled else None,
+        "cluster": _cluster(cfg),
     }
+
+
+def _cluster(cfg: Config) -> dict[str, Any] | None:
+    if not cfg.cluster.enabled:
+        return None
+    from waz_actors.cluster.runtime import timing_from
+
+    return {"node_id": cfg.cluster.resolved_node_id(), "timing": asdict(timing_from(cfg))}
 
 
 def command(cfg: Config) -> list[str]:
     return [sys.executable, "-m", "waz_actors.delivery", json.dumps(settings(cfg))]
 
 
-async def serve(d: Deliverer) -> None:
+async def serve(d: Deliverer, claims: WebhookClaims | None = None) -> None:
     loop = asyncio.get_running_loop()
+    if claims is not None:  # a claim lost or gained: the lanes are read again
+        claims.on_lost(lambda webhook_id: d.wake_threadsafe(loop))
+        claims.on_gained = lambda: d.wake_threadsafe(loop)
     os.set_blocking(0, False)
 
     def readable() -> None:
@@ -83,14 +98,31 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(nice)
     cfg = WebhooksConfig(**args["webhooks"])
     outbox = Outbox.open(args["target"])
-    d = Deliverer(outbox, cfg, float(args["time_scale"]), reload_every=args.get("reload_every"))
+    claims = None
+    extra: dict[str, Any] = {}
+    if args.get("cluster"):
+        from waz_actors.cluster.lease_policy import LeaseTiming
+        from waz_actors.delivery.claims import WebhookClaims
+
+        c = args["cluster"]
+        claims = WebhookClaims.open(args["target"], c["node_id"], LeaseTiming(**c["timing"]))
+        extra = {
+            "may_deliver": claims.may_deliver,
+            "holds": claims.holds,
+            "retry_claims": claims.retry,
+        }
+    d = Deliverer(
+        outbox, cfg, float(args["time_scale"]), reload_every=args.get("reload_every"), **extra
+    )
     began = time.monotonic()
     logger.info("webhook worker started (pid {}, nice {})", os.getpid(), nice)
     try:
         runner = _runner()
         with runner:
-            runner.run(serve(d))
+            runner.run(serve(d, claims))
     finally:
+        if claims is not None:
+            claims.close()  # given back: another node takes them at once
         outbox.close()
     logger.info(
         "webhook worker stopped after {:.0f} s: {}", time.monotonic() - began, summary(d.stats)

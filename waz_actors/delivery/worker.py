@@ -71,6 +71,8 @@ class Deliverer:
         time_scale: float,
         *,
         may_deliver: Callable[[str], bool] = lambda webhook_id: True,
+        holds: Callable[[str], bool] = lambda webhook_id: True,
+        retry_claims: Callable[[], None] = lambda: None,
         reload_every: float | None = None,
     ) -> None:
         self.outbox = outbox
@@ -78,7 +80,11 @@ class Deliverer:
         self.time_scale = time_scale
         self.clock = RealClock(time_scale)
         self.policy = policy_of(cfg, time_scale)
+        # The cluster's seam (delivery/claims.py): may_deliver before a webhook's deliveries
+        # are loaded (may ask the database: called off the loop), holds before each request.
         self.may_deliver = may_deliver
+        self.holds = holds
+        self.retry_claims = retry_claims
         # Other daemons on the database (the cluster) redeliver and disable too: read the
         # outbox again from the start this often (real s); None: only when told (`changed`).
         self.reload_every = reload_every
@@ -107,6 +113,10 @@ class Deliverer:
         self.changed |= changed
         if self._wake is not None:
             self._wake.set()
+
+    def wake_threadsafe(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From another thread (the claims'): read the outbox again from the start."""
+        loop.call_soon_threadsafe(lambda: self.wake(changed=True))
 
     def stop(self) -> None:
         self._stopping = True
@@ -168,18 +178,31 @@ class Deliverer:
         room = self.lanes.room()
         if room <= 0:
             return
+        limit = min(room, self.cfg.batch)
         try:
-            rows = await asyncio.to_thread(
-                self.outbox.load_pending, self.lanes.loaded, min(room, self.cfg.batch)
-            )
+            rows, mine = await asyncio.to_thread(self._load, self.lanes.loaded, limit)
         except Exception as e:  # the database gone for a moment: the next look retries
             logger.warning("webhooks: cannot read the outbox: {}", e)
             return
-        self.lanes.add(d for d in rows if self.may_deliver(d.webhook_id))
-        if rows:
+        self.lanes.add(mine)
+        if rows:  # past the other nodes' rows too: a claim taken later reads them again
             self.lanes.loaded = max(self.lanes.loaded, rows[-1].seq)
-        if len(rows) == min(room, self.cfg.batch):
+        if len(rows) == limit:
             self.more = True
+
+    def _load(self, after: int, limit: int) -> tuple[list[Due], list[Due]]:
+        """The new pending rows, and those of the webhooks this worker may deliver."""
+        self.retry_claims()
+        rows = self.outbox.load_pending(after, limit)
+        allowed: dict[str, bool] = {}
+        mine = []
+        for d in rows:
+            ok = allowed.get(d.webhook_id)
+            if ok is None:
+                ok = allowed[d.webhook_id] = self.may_deliver(d.webhook_id)
+            if ok:
+                mine.append(d)
+        return rows, mine
 
     async def _write(self, *, fan_out: bool) -> bool:
         """One transaction: the outcomes and deaths so far, and (fan_out) the next events."""
@@ -246,6 +269,10 @@ class Deliverer:
         held = self._held(now)
         out = []
         for d in self.lanes.take(time.time(), self.busy, held, limit):
+            if not self.holds(d.webhook_id):  # its claim went to another node
+                self.changed = True
+                held.add(d.webhook_id)
+                continue
             # allow() hands out a half-open breaker's single probe.
             if self._breaker(d.webhook_id).allow(now):
                 self.busy.add(d.key)
