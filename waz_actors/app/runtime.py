@@ -189,7 +189,7 @@ class Daemon:
         from waz_actors.delivery.supervise import DeliveryProcess
 
         hooks = self.store.webhooks
-        self.delivery = DeliveryProcess(command(self.cfg), hooks.changed_elsewhere)
+        self.delivery = DeliveryProcess(command(self.cfg), lambda w: hooks.apply(w).result(30))
         process = self.delivery
         hooks.tap.on_new = lambda: process.notify(b"n")
         hooks.on_change = lambda: process.notify(b"c")

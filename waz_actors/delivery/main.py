@@ -1,13 +1,17 @@
 """The worker process: the delivery loop (worker.py) and its pipes to the daemon.
 
-stdin, from the daemon: one byte per notice, `n` (events were committed: fan out), `c` (the
-webhooks or the outbox changed: read it again from the start), `q` (stop); end of file (the
-daemon died, even by kill -9) stops the worker too, so it never outlives its daemon. stdout, to
-the daemon: a line `c` after the worker disabled a webhook (a 410), so the daemon's tap stops
-writing events for it. stderr: the log, into the daemon's.
+stdout, to the daemon: msgpack frames `["w", Write]`, one look's write (store/webhook_outbox.py),
+which the daemon applies in its group commit and answers. stdin, from the daemon: single bytes
+`n` (events were committed: fan out), `c` (the webhooks or the outbox changed: read it again
+from the start), `q` (stop), and the answer to the write in flight, a line `a[events,
+deliveries, [disabled webhook ids]]` or `e` (not written: kept for the next look). End of file
+(the daemon died, even by kill -9) stops the worker, so it never outlives its daemon. stderr:
+the log, into the daemon's.
 
 Lower CPU priority (`webhooks.worker_nice`): on a busy machine the daemon's sends come first and
 deliveries take the CPU left over; they are retried and durable, a send's latency is a user's.
+The worker holds no lock the daemon waits for (it does not write the database), so a low
+priority cannot turn into a stall of the daemon.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 from loguru import logger
 
 from waz_actors.config import Config, WebhooksConfig
 from waz_actors.delivery.worker import Deliverer, summary
-from waz_actors.store.webhook_outbox import Outbox
+from waz_actors.store.webhook_outbox import Outbox, Step, Write
 
 if TYPE_CHECKING:
     from waz_actors.delivery.claims import WebhookClaims
@@ -56,34 +61,66 @@ def command(cfg: Config) -> list[str]:
     return [sys.executable, "-m", "waz_actors.delivery", json.dumps(settings(cfg))]
 
 
+class Link:
+    """The worker's end of the pipes (the module's docstring has the protocol)."""
+
+    ANSWER_TIMEOUT = 60.0  # real seconds: a daemon that does not answer a write by then
+
+    def __init__(self, d: Deliverer, loop: asyncio.AbstractEventLoop) -> None:
+        self.d = d
+        self.loop = loop
+        self.buf = b""
+        self.waiting: asyncio.Future[bytes] | None = None
+
+    def readable(self) -> None:
+        try:
+            data = os.read(0, 65536)
+        except BlockingIOError:
+            return
+        if not data:  # end of file: the daemon is gone
+            self.loop.remove_reader(0)
+            self.d.stop()
+            return
+        self.buf += data
+        while self.buf:
+            head = self.buf[:1]
+            if head in (b"a", b"e"):
+                nl = self.buf.find(b"\n")
+                if nl < 0:
+                    return  # the rest of the answer comes with the next read
+                line, self.buf = self.buf[:nl], self.buf[nl + 1 :]
+                if self.waiting is not None and not self.waiting.done():
+                    self.waiting.set_result(line)
+                continue
+            self.buf = self.buf[1:]
+            if head == b"q":
+                self.d.stop()
+            elif head in (b"n", b"c"):
+                self.d.wake(new=head == b"n", changed=head == b"c")
+
+    async def submit(self, w: Write) -> Step:
+        fut = self.waiting = self.loop.create_future()
+        frame = msgpack.packb(["w", w.to_wire()], use_bin_type=True)
+        sys.stdout.buffer.write(frame)
+        sys.stdout.buffer.flush()
+        async with asyncio.timeout(self.ANSWER_TIMEOUT):
+            line = await fut
+        if line[:1] != b"a":
+            raise RuntimeError("the daemon did not write it")
+        events, deliveries, disabled = json.loads(line[1:])
+        return Step(int(events), int(deliveries), [str(x) for x in disabled])
+
+
 async def serve(d: Deliverer, claims: WebhookClaims | None = None) -> None:
     loop = asyncio.get_running_loop()
     if claims is not None:  # a claim lost or gained: the lanes are read again
         claims.on_lost(lambda webhook_id: d.wake_threadsafe(loop))
         claims.on_gained = lambda: d.wake_threadsafe(loop)
+    link = Link(d, loop)
+    d.submit = link.submit
+    d.on_disabled = lambda ids: logger.info("webhooks disabled: {}", ", ".join(ids))
     os.set_blocking(0, False)
-
-    def readable() -> None:
-        try:
-            data = os.read(0, 65536)
-        except BlockingIOError:
-            return
-        if not data or b"q" in data:  # EOF: the daemon is gone
-            loop.remove_reader(0)
-            d.stop()
-            return
-        d.wake(new=b"n" in data, changed=b"c" in data)
-
-    def disabled(ids: list[str]) -> None:
-        logger.info("webhooks disabled: {}", ", ".join(ids))
-        try:
-            sys.stdout.write("c\n")
-            sys.stdout.flush()
-        except OSError:
-            pass  # the daemon is gone: stdin's end of file stops us
-
-    d.on_disabled = disabled
-    loop.add_reader(0, readable)
+    loop.add_reader(0, link.readable)
     loop.add_signal_handler(signal.SIGTERM, d.stop)
     loop.add_signal_handler(signal.SIGINT, d.stop)
     await d.run()

@@ -1,20 +1,28 @@
-"""The daemon's side of the delivery worker: spawn it, wake it, start it again if it dies.
+"""The daemon's side of the delivery worker: spawn it, wake it, write for it, start it again
+if it dies.
 
-Wake-ups are single bytes down the worker's stdin (main.py), written without blocking from the
-store's writer thread after a commit: a full pipe means the worker has notices enough to read,
-and a lost notice only delays a look until the worker's poll_interval. The worker's notices
-(stdout) are read by a thread of this side.
+Wake-ups are single bytes down the worker's stdin (main.py has the protocol), written without
+blocking from the store's writer thread after a commit: a full pipe means the worker has notices
+enough to read, and a lost notice only delays a look until the worker's poll_interval. The
+worker's writes (stdout) are read by a thread of this side, applied by the store's group commit
+(`apply`, which waits for the commit) and answered down stdin.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import subprocess
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+import msgpack
 from loguru import logger
+
+from waz_actors.store.webhook_outbox import Step, Write
 
 BACKOFF_INITIAL = 0.2  # real seconds before the first restart ...
 BACKOFF_MAX = 30.0  # ... doubling up to this
@@ -22,9 +30,9 @@ STABLE_AFTER = 30.0  # a worker up this long starts again from the first step
 
 
 class DeliveryProcess:
-    def __init__(self, command: list[str], on_changed: Callable[[], None]) -> None:
+    def __init__(self, command: list[str], apply: Callable[[Write], Step]) -> None:
         self.command = command
-        self.on_changed = on_changed  # the worker disabled a webhook
+        self.apply = apply
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._fd: int | None = None
@@ -66,9 +74,39 @@ class DeliveryProcess:
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == b"c":
-                self.on_changed()
+        fd = proc.stdout.fileno()
+        frames = msgpack.Unpacker(raw=False, max_buffer_size=64 * 1024 * 1024)
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return  # the worker is gone
+            frames.feed(data)
+            for msg in frames:
+                if isinstance(msg, list) and msg and msg[0] == "w":
+                    self._answer(self._write(msg[1]))
+
+    def _write(self, wire: Any) -> bytes:
+        try:
+            step = self.apply(Write.from_wire(wire))
+        except Exception as e:  # the worker keeps them for its next look
+            logger.warning("webhooks: a write of the worker failed: {}", e)
+            return b"e\n"
+        return b"a" + json.dumps([step.events, step.deliveries, step.disabled]).encode() + b"\n"
+
+    def _answer(self, line: bytes) -> None:
+        """Down the non-blocking pipe, whole (a line is shorter than PIPE_BUF: one write)."""
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            fd = self._fd
+            if fd is None:
+                return
+            try:
+                os.write(fd, line)
+                return
+            except BlockingIOError:
+                select.select([], [fd], [], 0.5)
+            except OSError:
+                return  # the worker is gone; its successor plans again
 
     def _run(self) -> None:
         delay = BACKOFF_INITIAL

@@ -1,16 +1,16 @@
 """The delivery loop: fan out, claim, POST, judge, write back; one asyncio loop in the worker
 process (delivery/__main__.py), away from the daemon's GIL.
 
-Each look at the store is ONE write transaction (store/webhook_outbox.py `Outbox.step`): the
-outcomes of the attempts finished since the last look, the deliveries gone dead, and the fan-out
-of the next events into delivery rows, then a read of the new rows (by primary key). Looks are
-at least LOOK_GAP apart, so the worker takes the database's write lock a bounded number of times
-a second whatever the traffic, and never for long. Between looks the worker runs from memory:
-the pending deliveries in lanes (policy/webhook_lanes.py, the head of each (webhook, instance)
-only, so one webhook sees one instance's events in order), at most `webhooks.concurrency`
-requests at once, a circuit breaker per webhook (policy/breaker.py) so a dead receiver costs one
-probe. An outcome not written yet when the worker dies is an attempt made again: at least once,
-with the same event id.
+Each look at the store is ONE write (store/webhook_outbox.py `Write`, applied by the daemon's
+group commit): the outcomes of the attempts finished since the last look, the deliveries gone
+dead, and the fan-out of the next events into delivery rows (planned here, from this process's
+own reads), then a read of the new rows (by primary key). Looks are at least LOOK_GAP apart, so
+the worker adds a bounded number of writes a second to the daemon's, whatever the traffic.
+Between looks the worker runs from memory: the pending deliveries in lanes
+(policy/webhook_lanes.py, the head of each (webhook, instance) only, so one webhook sees one
+instance's events in order), at most `webhooks.concurrency` requests at once, a circuit breaker
+per webhook (policy/breaker.py) so a dead receiver costs one probe. An outcome not written yet
+when the worker dies is an attempt made again: at least once, with the same event id.
 
 `may_deliver(webhook_id)`: the cluster's seam. Several daemons on one PostgreSQL each run a
 worker; a webhook's deliveries are claimed by the node that holds its claim only.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -33,7 +33,7 @@ from waz_actors.net import webhook_http
 from waz_actors.policy import webhooks as rules
 from waz_actors.policy.breaker import BreakerState, CircuitBreaker
 from waz_actors.policy.webhook_lanes import Due, Lanes
-from waz_actors.store.webhook_outbox import Attempt, Outbox
+from waz_actors.store.webhook_outbox import Attempt, Outbox, Step, Write
 
 EXPIRE_EVERY = 1.0  # real seconds between sweeps of the lanes for deliveries past max_age
 LANES_CAP = 20000  # pending deliveries held in memory at most (more wait in the store)
@@ -74,8 +74,12 @@ class Deliverer:
         holds: Callable[[str], bool] = lambda webhook_id: True,
         retry_claims: Callable[[], None] = lambda: None,
         reload_every: float | None = None,
+        submit: Callable[[Write], Awaitable[Step]] | None = None,
     ) -> None:
         self.outbox = outbox
+        # Who writes a look (one transaction): the daemon's group commit, over the worker's
+        # pipe (delivery/main.py); by default this connection (tests, tools).
+        self.submit = submit or (lambda w: asyncio.to_thread(outbox.write, w))
         self.cfg = cfg
         self.time_scale = time_scale
         self.clock = RealClock(time_scale)
@@ -213,14 +217,16 @@ class Deliverer:
         if events:
             self.new_events = False
         try:
-            step = await asyncio.to_thread(self.outbox.step, attempts, dead, events, rows)
-        except Exception as e:  # a locked or full database: keep them for the next look
+            fan = await asyncio.to_thread(self.outbox.plan, events, rows) if events else None
+            w = Write(attempts, dead, fan)
+            step = Step() if w.empty() else await self.submit(w)
+        except Exception as e:  # a full disk, the daemon busy: keep them for the next look
             logger.warning("webhooks: the outbox write failed, retried at the next look: {}", e)
             self.attempts[:0], self.dead[:0] = attempts, dead
             self.new_events |= bool(events)
             return False
-        self.more = events > 0 and step.events > 0
-        self.new_events |= self.more
+        self.more = fan is not None and step.events > 0
+        self.new_events |= self.more or (fan is not None and step.events == 0)
         self.stats["fanned_events"] += step.events
         self.stats["fanned_deliveries"] += step.deliveries
         if step.disabled:

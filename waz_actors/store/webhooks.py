@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from waz_actors.errors import NotFound
 from waz_actors.policy import webhooks as rules
 from waz_actors.store.sql import Conn, Database, has_table
+from waz_actors.store.webhook_outbox import Step, Write, apply
 from waz_actors.store.writer import Tx
 
 T = TypeVar("T")
@@ -261,10 +262,17 @@ class Webhooks:
         fut.add_done_callback(done)
         return fut
 
-    def changed_elsewhere(self) -> None:
-        """The delivery worker changed the webhooks (disabled one after a 410)."""
-        self.tap.dirty = True
-        self.changes += 1
+    def apply(self, w: Write) -> Future[Step]:
+        """One look of the delivery worker, written by the group commit (store/webhook_outbox.py
+        says why the worker does not write for itself)."""
+
+        def op(tx: Tx) -> Step:
+            step = apply(tx.conn, w)
+            if step.disabled:
+                self.tap.dirty = True  # a 410: no more events for that webhook
+            return step
+
+        return self._db.writer.submit(op)
 
     # -- subscriptions -----------------------------------------------------------------------
 
