@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -67,6 +68,25 @@ def _one(db: Path, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _workers(pid: int) -> list[int]:
+    """The daemon's delivery worker process(es)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if b"waz_actors.delivery" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    out.append(int(child))
+            except FileNotFoundError:
+                continue
+    return out
 
 
 def _delivered(db: Path) -> int:
@@ -116,6 +136,8 @@ def run_case(
         )
         db = daemon.state_dir / "waz.db"
         targets = [f"d{n % instances:04d}" for n in range(messages)]
+        workers = _workers(daemon.pid)
+        cpu0 = _cpu(daemon.pid), sum(_cpu(w) for w in workers)
         t0 = time.monotonic()
         accepted, errors = pipelined_sends(
             daemon.endpoint, daemon.token(), targets, window, timeout
@@ -123,7 +145,11 @@ def run_case(
         out["errors"] = len(errors)
         wait_until(lambda: _count_sent(db) >= len(accepted), timeout, "every message sent", 0.01)
         t_sent = time.monotonic()
+        cpu1 = _cpu(daemon.pid), sum(_cpu(w) for w in workers)
         out["durable_sends_per_s"] = len(accepted) / (t_sent - t0)
+        # CPU per send, load-independent: the daemon's, and its delivery worker's meanwhile
+        out["daemon_cpu_us_per_send"] = 1e6 * (cpu1[0] - cpu0[0]) / len(accepted)
+        out["worker_cpu_us_per_send"] = 1e6 * (cpu1[1] - cpu0[1]) / len(accepted)
         out["deliveries_done_at_sent"] = _delivered(db) if hooks else 0
         if wait_deliveries:
             # every webhook wants every event (message.status of its tenant, all after it)
@@ -192,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         for label in ("without", "with_10_busy"):
             row = pair[label]
             print(
-                f"  pair {n} {label:>13}: {fmt(row['durable_sends_per_s'], 0)} sends/s"
+                f"  pair {n} {label:>13}: {fmt(row['durable_sends_per_s'], 0)} sends/s,"
+                f" daemon {fmt(row['daemon_cpu_us_per_send'], 0)} us CPU/send,"
+                f" worker {fmt(row['worker_cpu_us_per_send'], 0)} us"
                 f" (deliveries done when the last send was: {row['deliveries_done_at_sent']})"
             )
         print(f"  pair {n} cost: {fmt(pair['cost_pct'], 1)} %")

@@ -207,7 +207,16 @@ class Messages:
             if shared:
                 wake_owner(tx.conn, rec.instance_id)
             if self._db.tap is not None:
-                emit_status(self._db.tap, tx, rec.message_id, "queued", "accepted")
+                written = {
+                    "instance_id": stored.instance_id,
+                    "tenant": stored.tenant,
+                    "recipient": stored.to,
+                    "attempts": stored.attempts,
+                    "wa_id": stored.wa_id,
+                    "last_error": stored.last_error,
+                    "possible_duplicate": stored.possible_duplicate,
+                }
+                emit_status(self._db.tap, tx, rec.message_id, "queued", "accepted", written)
             return stored, True
 
         return self._db.writer.submit(op)
@@ -281,7 +290,8 @@ class Messages:
         def op(tx: Tx) -> bool:
             c = tx.conn
             row = c.execute(
-                f"SELECT instance_id, status, {OWNED_ROW} AS owned FROM messages m"
+                "SELECT instance_id, status, tenant, recipient, attempts, wa_id, last_error,"
+                f" possible_duplicate, {OWNED_ROW} AS owned FROM messages m"
                 " WHERE message_id = ?",
                 (message_id,),
             ).fetchone()
@@ -332,7 +342,17 @@ class Messages:
             )
             add_history(c, message_id, new, now, reason)
             if self._db.tap is not None:
-                emit_status(self._db.tap, tx, message_id, new, reason)
+                # the row as the UPDATE above left it (coalesce: a None keeps the old value)
+                written = {
+                    "instance_id": row["instance_id"],
+                    "tenant": row["tenant"],
+                    "recipient": row["recipient"],
+                    "attempts": row["attempts"] if attempts is None else attempts,
+                    "wa_id": row["wa_id"] if wa_id is None else wa_id,
+                    "last_error": row["last_error"] if error is None else error,
+                    "possible_duplicate": bool(possible_duplicate or row["possible_duplicate"]),
+                }
+                emit_status(self._db.tap, tx, message_id, new, reason, written)
             if row["owned"]:  # only the instance's own messages are counted
                 tx.adjust(row["instance_id"], (new in PENDING) - (current in PENDING))
             return True

@@ -175,15 +175,26 @@ def _instance_tenant(c: Conn, instance_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def emit_status(tap: WebhookTap, tx: Tx, message_id: str, status: str, reason: str | None) -> None:
-    """message.status for a status change or a receipt, built from the row as just written."""
+def emit_status(
+    tap: WebhookTap,
+    tx: Tx,
+    message_id: str,
+    status: str,
+    reason: str | None,
+    row: Mapping[str, Any] | None = None,
+) -> None:
+    """message.status for a status change or a receipt, built from the row as just written
+    (`row`: those columns as the caller has just written them, saving a read on the send path:
+    instance_id, tenant, recipient, attempts, wa_id, last_error, possible_duplicate)."""
     if not tap.wants(tx, "message.status"):
         return
-    row = tx.conn.execute(
-        "SELECT instance_id, tenant, recipient, attempts, wa_id, last_error, possible_duplicate"
-        " FROM messages WHERE message_id = ?",
-        (message_id,),
-    ).fetchone()
+    if row is None:
+        row = tx.conn.execute(
+            "SELECT instance_id, tenant, recipient, attempts, wa_id, last_error,"
+            " possible_duplicate FROM messages WHERE message_id = ?",
+            (message_id,),
+        ).fetchone()
+        assert row is not None  # the caller has just written it
     data: dict[str, Any] = {
         "message_id": message_id,
         "status": status,
