@@ -48,8 +48,12 @@ _OLD_MESSAGE = f"status IN ({_F}) AND updated_at < ?"
 _OLD_KEY = f"idempotency_key IS NOT NULL AND status IN ({_F}) AND created_at < ?"
 # A pending delivery is never touched; a redelivered one is pending again (checked in the write).
 _OLD_DELIVERY = "status IN ('delivered', 'dead', 'failed') AND coalesce(last_at, created_at) < ?"
-# An event the delivery worker has not fanned out yet stays, however old (store/webhook_outbox.py)
-_FANNED_OUT = "seq <= coalesce((SELECT seq FROM webhook_cursor WHERE name = 'fanout'), 0)"
+# An event the delivery worker has not fanned out yet stays, however old (store/webhook_outbox.py);
+# so does the newest, whose seq (SQLite's rowid) keeps the next one numbered above the cursor.
+_FANNED_OUT = (
+    "seq <= coalesce((SELECT seq FROM webhook_cursor WHERE name = 'fanout'), 0)"
+    " AND seq < (SELECT max(seq) FROM webhook_events)"
+)
 
 
 def cutoffs(
