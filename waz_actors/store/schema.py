@@ -313,8 +313,9 @@ _V_WEBHOOKS: list[str] = [
 # doubled the cost of an insert on the send path; a number is never reused because retention
 # always keeps the newest event); the delivery worker fans events out to their webhooks'
 # deliveries in batches and moves the cursor `webhook_cursor` in the same transaction.
-# `from_seq`: a webhook gets only the events written after it. The unique (webhook, event) is
-# the last guard against a delivery row written twice.
+# `from_seq`: a webhook gets only the events written after it. No unique (webhook, event)
+# index: the cursor's compare-and-set already writes an event's rows once, and every index is
+# one more b-tree the daemon's writer updates per delivery.
 _V_WEBHOOK_FANOUT: list[str] = [
     """CREATE TABLE webhook_events_v2 (
         seq INTEGER PRIMARY KEY,
@@ -338,7 +339,6 @@ _V_WEBHOOK_FANOUT: list[str] = [
     # the events already there had their deliveries written by the old tap
     "INSERT INTO webhook_cursor (name, seq)"
     " SELECT 'fanout', coalesce(max(seq), 0) FROM webhook_events",
-    "CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (webhook_id, event_id)",
 ]
 
 MIGRATIONS: tuple[Migration, ...] = (

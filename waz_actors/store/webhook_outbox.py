@@ -14,7 +14,7 @@ it, is preempted by everything else). On PostgreSQL it is the same path.
 The fan-out's cursor moves by compare-and-set in the transaction that inserts the rows: a plan
 made from a cursor that moved since (another node's worker, a write retried) inserts nothing,
 and a crash before the commit leaves the cursor where it was, so the events are fanned out
-again (the same event ids; a delivery row exists once per webhook and event). On PostgreSQL the
+again (the same event ids; the rows of an event are written once per webhook). On PostgreSQL the
 events' `seq` comes from a sequence, and a daemon of the cluster may commit an event after
 another committed a higher one; the plan therefore only reads up to a horizon taken under a
 SHARE lock of the events table (which waits out the transactions inserting right then), so it
@@ -299,8 +299,7 @@ def apply(c: Conn, w: Write) -> Step:
             if fan.rows:
                 c.executemany(
                     "INSERT INTO webhook_deliveries (webhook_id, event_id, lane, status,"
-                    " next_at, created_at) VALUES (?, ?, ?, 'pending', ?, ?)"
-                    " ON CONFLICT (webhook_id, event_id) DO NOTHING",
+                    " next_at, created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
                     fan.rows,
                 )
             out.events, out.deliveries = fan.events, len(fan.rows)
