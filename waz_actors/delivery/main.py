@@ -71,6 +71,7 @@ class Link:
         self.loop = loop
         self.buf = b""
         self.waiting: asyncio.Future[bytes] | None = None
+        self.closed = False  # the daemon is gone: nobody will answer a write
 
     def readable(self) -> None:
         try:
@@ -79,6 +80,9 @@ class Link:
             return
         if not data:  # end of file: the daemon is gone
             self.loop.remove_reader(0)
+            self.closed = True
+            if self.waiting is not None and not self.waiting.done():
+                self.waiting.set_exception(ConnectionError("the daemon is gone"))
             self.d.stop()
             return
         self.buf += data
@@ -99,6 +103,8 @@ class Link:
                 self.d.wake(new=head == b"n", changed=head == b"c")
 
     async def submit(self, w: Write) -> Step:
+        if self.closed:
+            raise ConnectionError("the daemon is gone")
         fut = self.waiting = self.loop.create_future()
         frame = msgpack.packb(["w", w.to_wire()], use_bin_type=True)
         sys.stdout.buffer.write(frame)

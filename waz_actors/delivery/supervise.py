@@ -139,19 +139,21 @@ class DeliveryProcess:
                 pass
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the worker to stop (it writes what it has done), then make sure it did."""
+        """Ask the worker to stop: it writes what it has done (this side still answers) and
+        exits; killed if it has not after `timeout`."""
         self._stop.set()
         with self._lock:
             proc = self.proc
-            if proc is not None:
-                self.notify(b"q")
-                self._close_pipe(proc)
         if proc is not None and proc.poll() is None:
+            self.notify(b"q")
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if proc is not None:
+            with self._lock:
+                self._close_pipe(proc)
         if self._thread.is_alive():
             self._thread.join(timeout)
 
