@@ -49,8 +49,8 @@ def test_a_killed_worker_is_started_again_and_nothing_is_lost(
     hooked.online(acme, "a1")
     process = hooked.daemon.delivery
     assert process is not None
-    first = process.pid
-    assert first is not None and delivery_pids(os.getpid()) == [first]
+    first = wait_until(lambda: process.pid, what="the worker started with the first webhook")
+    assert delivery_pids(os.getpid()) == [first]
     receiver.down()  # the deliveries wait (pending, or events not fanned out yet) ...
     ids = [
         acme.ok("message.send", instance_id="a1", to=PHONE, text=f"m{i}")["message_id"]
@@ -69,6 +69,15 @@ def test_a_killed_worker_is_started_again_and_nothing_is_lost(
             acme.ok("webhook.get", webhook_id=hook["webhook_id"])["deliveries"] == {"delivered": 30}
         )
     )
+
+
+def test_no_webhook_no_worker_process(hooked: Core, receiver: Receiver) -> None:
+    """A daemon without webhooks runs no worker; the first webhook starts it."""
+    process = hooked.daemon.delivery
+    assert process is not None and process.pid is None
+    assert delivery_pids(os.getpid()) == []
+    hooked.tenant("acme").ok("webhook.create", url=receiver.url())
+    wait_until(lambda: process.pid is not None and delivery_pids(os.getpid()) == [process.pid])
 
 
 def test_a_webhook_gets_no_event_from_before_it(hooked: Core, receiver: Receiver) -> None:

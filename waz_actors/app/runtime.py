@@ -195,6 +195,8 @@ class Daemon:
         hooks.on_change = lambda: process.notify(b"c")
         if self.cfg.cluster.enabled:  # other nodes change the webhooks too
             hooks.tap.reload_every = 1.0
+        if hooks.list_webhooks():
+            process.want()
         self.bus.subscribe("campaign.", hooks.emit_published)
         self.webhooks = WebhookActor.start(process)
 

@@ -37,6 +37,9 @@ class DeliveryProcess:
         self.starts = 0
         self._fd: int | None = None
         self._stop = threading.Event()
+        # Started at the first sign of a webhook (one in the store at start-up, a change of
+        # the webhooks, an event written): a daemon without webhooks runs no worker.
+        self._wanted = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="waz-delivery", daemon=True)
 
@@ -46,8 +49,11 @@ class DeliveryProcess:
         return None if proc is None else proc.pid
 
     def start(self) -> None:
-        self._spawn()
         self._thread.start()
+
+    def want(self) -> None:
+        """Run the worker (from now on, until stop)."""
+        self._wanted.set()
 
     def _spawn(self) -> None:
         with self._lock:
@@ -64,9 +70,10 @@ class DeliveryProcess:
 
     def notify(self, what: bytes) -> None:
         """b"n": events committed; b"c": webhooks or the outbox changed. Never blocks."""
+        self._wanted.set()
         fd = self._fd
         if fd is None:
-            return
+            return  # not started yet (it is now), or being started again: it reads the store
         try:
             os.write(fd, what)
         except (BlockingIOError, BrokenPipeError, OSError):
@@ -109,6 +116,14 @@ class DeliveryProcess:
                 return  # the worker is gone; its successor plans again
 
     def _run(self) -> None:
+        while not self._wanted.wait(0.5):
+            if self._stop.is_set():
+                return
+        try:
+            self._spawn()
+        except OSError as e:
+            logger.error("webhook worker cannot start: {}", e)
+            return
         delay = BACKOFF_INITIAL
         while not self._stop.is_set():
             proc = self.proc
