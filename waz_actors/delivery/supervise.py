@@ -70,7 +70,8 @@ class DeliveryProcess:
 
     def notify(self, what: bytes) -> None:
         """b"n": events committed; b"c": webhooks or the outbox changed. Never blocks."""
-        self._wanted.set()
+        if not self._wanted.is_set():
+            self._wanted.set()
         fd = self._fd
         if fd is None:
             return  # not started yet (it is now), or being started again: it reads the store
@@ -116,9 +117,9 @@ class DeliveryProcess:
                 return  # the worker is gone; its successor plans again
 
     def _run(self) -> None:
-        while not self._wanted.wait(0.5):
-            if self._stop.is_set():
-                return
+        self._wanted.wait()  # stop() sets it too
+        if self._stop.is_set():
+            return
         try:
             self._spawn()
         except OSError as e:
@@ -127,7 +128,8 @@ class DeliveryProcess:
         delay = BACKOFF_INITIAL
         while not self._stop.is_set():
             proc = self.proc
-            assert proc is not None
+            if proc is None:
+                return  # stopped before it started
             began = time.monotonic()
             code = proc.wait()
             if self._stop.is_set():
@@ -157,6 +159,7 @@ class DeliveryProcess:
         """Ask the worker to stop: it writes what it has done (this side still answers) and
         exits; killed if it has not after `timeout`."""
         self._stop.set()
+        self._wanted.set()  # a worker never started: the supervising thread ends now
         with self._lock:
             proc = self.proc
         if proc is not None and proc.poll() is None:
