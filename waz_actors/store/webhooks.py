@@ -213,7 +213,8 @@ def emit_status(
 def emit_logged(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) -> None:
     """The webhook event of an event-log row, if it has one (called by EventLog.log_event).
 
-    instance.<id>.state -> instance.state; daemon.alarm about an instance -> instance.alarm."""
+    instance.<id>.state -> instance.state; daemon.alarm about an instance -> instance.alarm;
+    campaign.state (the feeder logs every state change) -> campaign.state."""
     parts = topic.split(".")
     if topic.startswith("instance.") and parts[-1] == "state":
         instance_id = str(body.get("instance_id") or parts[1])
@@ -223,6 +224,8 @@ def emit_logged(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) ->
         instance_id = str(body["instance_id"])
         data = {k: body.get(k) for k in ("kind", "message")}
         tap.emit(tx, "instance.alarm", _instance_tenant(tx.conn, instance_id), instance_id, data)
+    elif topic == "campaign.state":
+        emit_campaign(tap, tx, topic, body)
 
 
 def emit_campaign(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) -> None:
@@ -256,8 +259,11 @@ class Webhooks:
         self.on_change: Callable[[], None] = lambda: None
 
     def emit_published(self, topic: str, body: Mapping[str, Any]) -> None:
-        """A bus event with no durable write of ours behind it (campaign.*: the campaign
-        branch publishes them): its deliveries are written by an op of their own."""
+        """A bus event with no durable write of ours behind it (campaign.progress: the feeder
+        publishes the counts now and then): its event is written by an op of its own.
+        campaign.state is not: the feeder logs it, and its event goes with that row."""
+        if topic.rsplit(".", 1)[-1] == "state":
+            return
         tap = self.tap
         self._db.writer.post(lambda tx: emit_campaign(tap, tx, topic, dict(body)))
 
