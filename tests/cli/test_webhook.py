@@ -41,7 +41,8 @@ def test_webhook_commands(run: Cli, receiver: Receiver) -> None:
     assert wid in listed and "message.*" in listed and "enabled" in listed
     assert "deliveries none" in run("webhook", "show", wid).stdout
     ping = json.loads(run("webhook", "test", wid, "--json").stdout)
-    wait_until(lambda: len(receiver.hits) == 1)
+    # the delivery worker starts with the daemon's first webhook: its start-up comes first
+    wait_until(lambda: len(receiver.hits) == 1, timeout=20)
     assert receiver.hits[0].signed_by(secret)
     wait_until(lambda: "delivered" in run("webhook", "deliveries", wid).stdout)
     out = run("webhook", "deliveries", wid, "--status", "delivered").stdout
