@@ -212,7 +212,9 @@ class Deliverer:
         """One transaction: the outcomes and deaths so far, and (fan_out) the next events."""
         attempts, dead = self.attempts, self.dead
         self.attempts, self.dead = [], []
-        rows = min(self.cfg.batch, self.lanes.room()) if fan_out else 0
+        # Not bounded by the lanes' room: a webhook whose deliveries fill them must not hold
+        # back the others' rows (they wait on disk, not in the events' backlog).
+        rows = self.cfg.batch if fan_out else 0
         events = self.cfg.batch if rows > 0 and self.new_events else 0
         if events:
             self.new_events = False
