@@ -211,16 +211,18 @@ class Supervisor:
         instance in as the old owner's number: refuse until an operator removes it."""
         if self.deps.store.get_instance(instance_id) is not None:
             return  # the store answers exists for a live id
+        url = sessions.session_url(self.deps.cfg)
         try:
-            found = sessions.has_session(driver, self.deps.cfg.state_dir, instance_id)
+            found = sessions.has_session(driver, self.deps.cfg.state_dir, instance_id, url)
         except ValueError:
             return  # an id the driver cannot store a session under: none can be left
         if found:
-            where = sessions.describe(driver, self.deps.cfg.state_dir, instance_id)
+            where = sessions.describe(driver, self.deps.cfg.state_dir, instance_id, url)
+            what, how = ("session", "DROP SCHEMA ... CASCADE") if url else ("session file", "rm")
             raise Exists(
-                f"a session file of a deleted instance {instance_id!r} is still there ({where}); "
+                f"a {what} of a deleted instance {instance_id!r} is still there ({where}); "
                 "it would log the new instance in as that instance's number: remove it "
-                f"(rm {where}; no instance uses it) or choose another id",
+                f"({how} {where}; no instance uses it) or choose another id",
                 {"field": "instance_id", "session": where, "driver": driver},
             )
 
@@ -239,8 +241,9 @@ class Supervisor:
         if rec is not None:
             # After the driver closed: a live session may write its files again.
             try:
-                sessions.remove_session(rec.driver, self.deps.cfg.state_dir, instance_id)
-            except (ValueError, OSError) as e:
+                url = sessions.session_url(self.deps.cfg)
+                sessions.remove_session(rec.driver, self.deps.cfg.state_dir, instance_id, url)
+            except Exception as e:  # a file or a schema (psycopg.Error): the delete goes on
                 log.error("could not remove the stored session: {}", e)
         cancelled = self.deps.store.delete_instance(instance_id, reason="instance deleted")
         wall = self.deps.clock.wall()

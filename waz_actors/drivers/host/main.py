@@ -160,7 +160,8 @@ class Session:
                 )
             )
             return False
-        private_db(self.db)
+        if not self._prepare_store():
+            return False
         with LIB_LOCK:
             client = NewClient(self.db, uuid=f"{self.iid}.{self.gen}")
             for cls in EVENT_TO_INT:
@@ -186,6 +187,22 @@ class Session:
             self.settled.wait()
         if failure:
             self.emit(Disconnected(code=None, reason=f"connect failed: {failure[0]}"))
+            return False
+        return True
+
+    def _prepare_store(self) -> bool:
+        """The session's file (0600 in a 0700 directory), or its schema in the cluster's
+        PostgreSQL; a store that cannot be prepared is a failed connect."""
+        from waz_actors.drivers import wm_pg
+
+        if not wm_pg.is_pg(self.db):
+            private_db(self.db)
+            return True
+        try:
+            wm_pg.prepare(self.db)
+        except Exception as e:
+            log.warning("[%s] session store %s: %s", self.iid, wm_pg.masked(self.db), e)
+            self.emit(Disconnected(code=None, reason=f"connect failed: session store: {e}"))
             return False
         return True
 
@@ -276,7 +293,10 @@ class Session:
             self.life.join(timeout=10)
         self.ended = True
         if remove:
-            remove_db(self.db)
+            try:
+                remove_db(self.db)
+            except Exception as e:  # left for instance.delete, which removes it too
+                log.warning("[%s] could not remove the session: %s", self.iid, e)
 
 
 class Host:
@@ -323,7 +343,7 @@ class Host:
             if found is None:
                 if op == "close":
                     if msg.get("remove") and msg.get("db"):
-                        remove_db(msg["db"])
+                        remove_db(msg["db"], background=True)  # not on the socket's thread
                     self.post({"op": "closed", "iid": msg["iid"], "gen": msg.get("gen", -1)})
                 elif op in ("send", "query"):
                     error = "no session on host"
