@@ -8,17 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 pytest.importorskip("neonize")
 
-from tests.pg import need_postgres, server_url
 from tests.waiting import wait_until
 from tests.whatsmeow.conftest import Sink, failed
 from waz_actors.config import parse
@@ -29,23 +25,6 @@ from waz_actors.drivers.whatsmeow import WhatsmeowDriver, session_location
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE_JID = "5511999990001.0:7@s.whatsapp.net"
-
-
-@pytest.fixture
-def db_url() -> Iterator[str]:
-    """A fresh database: whatsmeow's migration looks for its tables in every schema of it."""
-    need_postgres()
-    import psycopg
-
-    name = f"wz_wm_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}".encode())
-    parts = urlsplit(server_url())
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-    finally:
-        with psycopg.connect(server_url(), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
 
 
 def query(url: str, sql: str, *args: object) -> list[tuple[object, ...]]:
