@@ -29,7 +29,7 @@ def test_schema_names_are_bare_identifiers_within_63_bytes_and_distinct() -> Non
 
 
 def test_the_host_url_keeps_the_server_and_sets_only_its_schema() -> None:
-    url = wm_pg.session_url(STORE, "inst-1")
+    url = wm_pg.session_url(STORE, "inst-1", {})
     parts = urlsplit(url)
     assert url.startswith("postgres://")  # the library's PostgreSQL switch (not postgresql://)
     assert (parts.hostname, parts.port, parts.path) == ("db.example", 5433, "/waz")
@@ -49,6 +49,17 @@ def test_the_host_url_keeps_the_server_and_sets_only_its_schema() -> None:
     )
     admin = wm_pg.admin_url(url)
     assert admin.startswith("postgresql://") and "search_path" not in admin
+
+
+def test_the_password_and_sslmode_of_the_environment_go_in_the_url() -> None:
+    """Hosts do not inherit PG* variables: what the store used from them is in the URL."""
+    env = {"PGPASSWORD": "p@ss/w:rd", "PGSSLMODE": "verify-full"}
+    parts = urlsplit(wm_pg.session_url("postgresql://waz@db:5432/waz", "i", env))
+    assert (parts.username, parts.password) == ("waz", "p%40ss%2Fw%3Ard")  # quoted in the URL
+    assert dict(parse_qsl(parts.query))["sslmode"] == "verify-full"
+    mine = urlsplit(wm_pg.session_url("postgresql://waz:own@db/waz?sslmode=disable", "i", env))
+    assert mine.password == "own" and "sslmode=disable" in mine.query  # the URL's own win
+    assert "p%40ss" not in wm_pg.masked(wm_pg.session_url("postgresql://waz@db/waz", "i", env))
 
 
 def test_foreign_or_hostile_locations_are_refused() -> None:

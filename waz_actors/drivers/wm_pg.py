@@ -24,8 +24,10 @@ Why one schema per instance, and why we create `whatsmeow_version` ourselves:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 PREFIX = "waz_wm_"
 _SCHEMA = re.compile(r"^waz_wm_[a-z0-9_]{1,56}$")
@@ -47,17 +49,27 @@ def schema_for(instance_id: str) -> str:
     return f"{PREFIX}{folded}_{digest}"
 
 
-def session_url(store_url: str, instance_id: str) -> str:
+def session_url(store_url: str, instance_id: str, environ: Mapping[str, str] | None = None) -> str:
     """The URL a driver host opens for `instance_id`: the store's server, database and
-    credentials, `postgres://`, `search_path` set to the instance's schema."""
+    credentials, `postgres://`, `search_path` set to the instance's schema.
+
+    Hosts never get the daemon's environment (host/env.py), so what the store finds there is
+    put in the URL: `PGPASSWORD` when the URL has no password, `PGSSLMODE` when it has no
+    `sslmode`. The URL travels only over the pool's private socket, never on a command line.
+    """
+    env = os.environ if environ is None else environ
     parts = urlsplit(store_url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError("whatsmeow sessions in PostgreSQL need a postgresql:// store.url")
+    netloc = parts.netloc
+    if parts.password is None and env.get("PGPASSWORD") and "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user}:{quote(env['PGPASSWORD'], safe='')}@{host}"
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _DROPPED]
     if not any(k == "sslmode" for k, _ in query):
-        query.append(("sslmode", "prefer"))
+        query.append(("sslmode", env.get("PGSSLMODE") or "prefer"))
     query.append(("search_path", schema_for(instance_id)))
-    return urlunsplit(("postgres", parts.netloc, parts.path, urlencode(query), ""))
+    return urlunsplit(("postgres", netloc, parts.path, urlencode(query), ""))
 
 
 def schema_of(location: str) -> str:
