@@ -219,3 +219,13 @@ def test_an_unreachable_session_store_is_a_failed_connect_without_the_password(
     assert "sekret-pw" not in reason
     assert any("waz:***@127.0.0.1:1" in x for x in lines)
     assert not any("sekret-pw" in x for x in lines)
+
+
+def test_a_logout_with_the_store_unreachable_still_logs_out(workdir: Path, offline: None) -> None:
+    pool, state = node(workdir, "a")
+    try:
+        sink, drv = driver(pool, state, "lo1", "", "postgresql://waz@127.0.0.1:1/waz")
+        drv.logout()  # no live session: the driver drops the schema itself, and cannot
+        assert [type(e).__name__ for e in sink.events] == ["LoggedOut"]
+    finally:
+        pool.stop()

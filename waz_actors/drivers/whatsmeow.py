@@ -177,11 +177,14 @@ class WhatsmeowDriver:
     def logout(self) -> None:
         with self._lock:
             live = self._live
-            if not live:
-                remove_db(self.db)
-                self._sink(LoggedOut(reason="logout requested"))
-                return
-        self._pool.logout(self.instance_id)
+        if live:
+            self._pool.logout(self.instance_id)
+            return
+        try:  # outside the lock: in a cluster this is a round trip to PostgreSQL
+            remove_db(self.db)
+        except Exception as e:  # the schema stays until instance.delete; logged out anyway
+            logger.error("[{}] could not remove the session: {}", self.instance_id, e)
+        self._emit_now(LoggedOut(reason="logout requested"))
 
     def delete_session(self) -> None:
         """Close any session and remove the database file (instance.delete)."""
