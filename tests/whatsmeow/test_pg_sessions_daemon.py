@@ -18,6 +18,7 @@ from tests.whatsmeow.test_pg_sessions import query, whatsmeow_tables
 from waz_actors.app.runtime import Daemon
 from waz_actors.config import Config
 from waz_actors.drivers import wm_pg
+from waz_actors.errors import Exists
 
 
 def node_config(tmp: Path, url: str, node: str, proxy: str) -> Config:
@@ -70,6 +71,10 @@ def test_the_session_follows_the_lease_and_delete_drops_it(
         wait_until(lambda: whatsmeow_tables(db_url) == {}, timeout=30, what="schema dropped")
         (row,) = query(db_url, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", schema)
         assert row[0] == 0
+        # a schema left behind (a delete that could not reach the database) refuses the id
+        wm_pg.prepare(wm_pg.session_url(db_url, "mv"))
+        with pytest.raises(Exists, match=f"session of a deleted instance.*{schema}"):
+            b.fleet.create("mv", "whatsmeow", "t1", {})
     finally:
         a.stop()
         b.stop()
