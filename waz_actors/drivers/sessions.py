@@ -75,4 +75,38 @@ def describe(driver: str, state_dir: str | Path, instance_id: str, url: str = ""
     return f"the {driver} session of {instance_id} under {state_dir}"
 
 
-__all__ = ["describe", "has_session", "remove_session", "session_url"]
+def refuse_leftover(cfg: Any, driver: str, instance_id: str) -> None:
+    """Raise Exists when a session of `instance_id` is stored where this daemon keeps them (a
+    deleted instance's, not removed): a new instance with that id would log in as its number."""
+    from waz_actors.errors import Exists
+
+    url = session_url(cfg)
+    try:
+        found = has_session(driver, cfg.state_dir, instance_id, url)
+    except ValueError:
+        return  # an id the driver cannot store a session under: none can be left
+    if found:
+        where = describe(driver, cfg.state_dir, instance_id, url)
+        what, how = ("session", "DROP SCHEMA ... CASCADE") if url else ("session file", "rm")
+        raise Exists(
+            f"a {what} of a deleted instance {instance_id!r} is still there ({where}); "
+            "it would log the new instance in as that instance's number: remove it "
+            f"({how} {where}; no instance uses it) or choose another id",
+            {"field": "instance_id", "session": where, "driver": driver},
+        )
+
+
+def remove_stored(cfg: Any, driver: str, instance_id: str) -> None:
+    """`remove_session` where this daemon keeps sessions (its state dir, or a cluster's
+    PostgreSQL)."""
+    remove_session(driver, cfg.state_dir, instance_id, session_url(cfg))
+
+
+__all__ = [
+    "describe",
+    "has_session",
+    "refuse_leftover",
+    "remove_session",
+    "remove_stored",
+    "session_url",
+]
