@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -42,6 +43,17 @@ def whatsmeow_tables(url: str) -> dict[str, int]:
         " WHERE table_name LIKE 'whatsmeow%%' GROUP BY 1",
     )
     return {str(s): int(str(n)) for s, n in rows}
+
+
+def store_backends(url: str) -> list[tuple[object, ...]]:
+    """Connections of session stores to the database of `url` (application_name waz_wm_...)."""
+    name = urlsplit(url).path.lstrip("/")
+    return query(
+        url,
+        "SELECT application_name FROM pg_stat_activity"
+        " WHERE datname = %s AND application_name LIKE 'waz_wm_%%'",
+        name,
+    )
 
 
 def node(workdir: Path, name: str) -> tuple[HostPool, Path]:
@@ -107,10 +119,15 @@ def test_the_library_creates_its_tables_in_each_instance_schema_and_nowhere_else
     pool, state = node(workdir, "a")
     try:
         reasons = {}
-        for iid in ("wa1", "wa2"):
+        for iid in ("wa1", "wa2", "wa1", "wa2"):  # twice each: a reconnect opens it again
             sink, drv = driver(pool, state, iid, proxy, db_url)
             reasons[iid] = connect_fails(drv, sink)
             drv.disconnect()
+        # neonize leaves each session's store connection open for the host's life; the host
+        # ends them when the session is over (they would fill max_connections on reconnects)
+        wait_until(lambda: store_backends(db_url) == [], timeout=30, what="connections ended")
+        assert all(h.proc is not None and h.proc.poll() is None for h in pool.hosts.values())
+        assert all(h.restarts == 0 for h in pool.hosts.values())
     finally:
         pool.stop()
     # Both got as far as the dial: the store was opened and migrated first.

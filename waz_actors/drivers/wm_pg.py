@@ -19,6 +19,11 @@ Why one schema per instance, and why we create `whatsmeow_version` ourselves:
 - `postgres://`, not `postgresql://`: with the latter the library does not create its tables.
 - lib/pq's default `sslmode` is `require`, libpq's (psycopg's) `prefer`: the URL says `prefer`
   unless the store URL names one, so the hosts connect as the store does.
+- neonize never closes a session's store: every `NewClient` + `connect` leaves one idle
+  connection open in the host for the host's life, a failed connect included (the SQLite twin
+  of this leak is one file descriptor). A reconnecting instance would fill the server's
+  `max_connections`. So each session opens the store under an `application_name` of its own
+  (`tagged`), and when the session is over the host terminates that name's backends (`release`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -70,6 +76,33 @@ def session_url(store_url: str, instance_id: str, environ: Mapping[str, str] | N
         query.append(("sslmode", env.get("PGSSLMODE") or "prefer"))
     query.append(("search_path", schema_for(instance_id)))
     return urlunsplit(("postgres", netloc, parts.path, urlencode(query), ""))
+
+
+def new_tag() -> str:
+    """An `application_name` for one session's store connections (unique, under 64 bytes)."""
+    return f"waz_wm_{secrets.token_hex(8)}"
+
+
+def tagged(location: str, tag: str) -> str:
+    """The session URL whose connections carry `application_name=tag`."""
+    parts = urlsplit(location)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "application_name"]
+    query.append(("application_name", tag))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def release(location: str, tag: str) -> int:
+    """End the store connections a finished session left open (see the module doc); how many."""
+    import psycopg
+
+    url = admin_url(location)
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (tag,),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def schema_of(location: str) -> str:
@@ -136,8 +169,11 @@ __all__ = [
     "exists",
     "is_pg",
     "masked",
+    "new_tag",
     "prepare",
+    "release",
     "schema_for",
     "schema_of",
     "session_url",
+    "tagged",
 ]

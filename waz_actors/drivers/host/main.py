@@ -90,6 +90,8 @@ class Session:
         self.iid: str = msg["iid"]
         self.gen: int = int(msg["gen"])
         self.db: str = msg["db"]
+        self.opened = self.db  # what the library opens: the URL tagged for this session
+        self.store_tag = ""  # its application_name, when the store is PostgreSQL
         self.proxy: str = msg.get("proxy") or ""
         self.phone: str | None = msg.get("phone")
         self.tasks: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
@@ -145,7 +147,19 @@ class Session:
             log.exception("[%s] session worker failed", self.iid)
         finally:
             self.ended = True
+            self._release_store()
             self.host.session_ended(self)
+
+    def _release_store(self) -> None:
+        """End the store connections neonize leaves open after every session (wm_pg.release)."""
+        if not self.store_tag:
+            return
+        from waz_actors.drivers import wm_pg
+
+        try:
+            wm_pg.release(self.db, self.store_tag)
+        except Exception as e:
+            log.warning("[%s] session store connections not released: %s", self.iid, e)
 
     def _connect(self) -> bool:
         from neonize._binder import ProxySettings
@@ -163,7 +177,7 @@ class Session:
         if not self._prepare_store():
             return False
         with LIB_LOCK:
-            client = NewClient(self.db, uuid=f"{self.iid}.{self.gen}")
+            client = NewClient(self.opened, uuid=f"{self.iid}.{self.gen}")
             for cls in EVENT_TO_INT:
                 if cls.DESCRIPTOR.name != "Device":
                     client.event(cls)(lambda _c, ev: self.on_event(ev))
@@ -200,6 +214,8 @@ class Session:
             return True
         try:
             wm_pg.prepare(self.db)
+            self.store_tag = wm_pg.new_tag()
+            self.opened = wm_pg.tagged(self.db, self.store_tag)
         except Exception as e:
             log.warning("[%s] session store %s: %s", self.iid, wm_pg.masked(self.db), e)
             self.emit(Disconnected(code=None, reason=f"connect failed: session store: {e}"))
