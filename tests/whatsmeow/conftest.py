@@ -11,12 +11,15 @@ import shutil
 import socket
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.pg import need_postgres, server_url
 from waz_actors.config import Config, parse
 from waz_actors.drivers.base import Disconnected, DriverContext, DriverEvent
 from waz_actors.drivers.host.client import HostPool
@@ -157,3 +160,20 @@ def make_driver(
         instance_id=iid, settings={"proxy": proxy}, state_dir=str(workdir / "state"), sink=sink
     )
     return WhatsmeowDriver(ctx, pool), sink
+
+
+@pytest.fixture
+def db_url() -> Iterator[str]:
+    """A fresh database: whatsmeow's migration looks for its tables in every schema of it."""
+    need_postgres()
+    import psycopg
+
+    name = f"wz_wm_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}".encode())
+    parts = urlsplit(server_url())
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    finally:
+        with psycopg.connect(server_url(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())

@@ -41,7 +41,7 @@ from waz_actors.actors.messages import (
     Wedge,
 )
 from waz_actors.drivers import sessions
-from waz_actors.errors import BadRequest, Exists, NotFound, ShuttingDown, StaleEpoch
+from waz_actors.errors import BadRequest, NotFound, ShuttingDown, StaleEpoch
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
@@ -207,22 +207,10 @@ class Supervisor:
         return msg.instance_id
 
     def _refuse_old_session(self, instance_id: str, driver: str) -> None:
-        """A session file left for this id (a deleted instance's, not removed) would log the new
+        """A session left for this id (a deleted instance's, not removed) would log the new
         instance in as the old owner's number: refuse until an operator removes it."""
-        if self.deps.store.get_instance(instance_id) is not None:
-            return  # the store answers exists for a live id
-        try:
-            found = sessions.has_session(driver, self.deps.cfg.state_dir, instance_id)
-        except ValueError:
-            return  # an id the driver cannot store a session under: none can be left
-        if found:
-            where = sessions.describe(driver, self.deps.cfg.state_dir, instance_id)
-            raise Exists(
-                f"a session file of a deleted instance {instance_id!r} is still there ({where}); "
-                "it would log the new instance in as that instance's number: remove it "
-                f"(rm {where}; no instance uses it) or choose another id",
-                {"field": "instance_id", "session": where, "driver": driver},
-            )
+        if self.deps.store.get_instance(instance_id) is None:  # else the store answers exists
+            sessions.refuse_leftover(self.deps.cfg, driver, instance_id)
 
     def delete(self, instance_id: str) -> list[str]:
         ref = self.children.pop(instance_id)
@@ -239,8 +227,8 @@ class Supervisor:
         if rec is not None:
             # After the driver closed: a live session may write its files again.
             try:
-                sessions.remove_session(rec.driver, self.deps.cfg.state_dir, instance_id)
-            except (ValueError, OSError) as e:
+                sessions.remove_stored(self.deps.cfg, rec.driver, instance_id)
+            except Exception as e:  # a file or a schema (psycopg.Error): the delete goes on
                 log.error("could not remove the stored session: {}", e)
         cancelled = self.deps.store.delete_instance(instance_id, reason="instance deleted")
         wall = self.deps.clock.wall()

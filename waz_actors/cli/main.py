@@ -34,6 +34,7 @@ LAZY_COMMANDS = {
     "http": "waz_actors.cli.http:http",
     "cluster": "waz_actors.cli.cluster:cluster",
     "campaign": "waz_actors.cli.campaign:campaign",
+    "whatsmeow": "waz_actors.cli.whatsmeow_cmd:whatsmeow",
 }
 
 

@@ -223,6 +223,9 @@ class DriverContext:
     settings: Mapping[str, Any]
     state_dir: str
     sink: Sink
+    # A cluster's PostgreSQL, where drivers keep sessions that must follow the instance's lease
+    # (drivers/wm_pg.py); empty: sessions live under state_dir.
+    session_url: str = ""
 
 
 DriverFactory = Callable[[DriverContext], Driver]

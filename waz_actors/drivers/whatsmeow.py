@@ -21,6 +21,7 @@ from typing import Any
 from loguru import logger
 
 from waz_actors.clock import FakeClock, RealClock
+from waz_actors.drivers import wm_pg
 from waz_actors.drivers.base import (
     Banned,
     CheckContacts,
@@ -38,6 +39,7 @@ from waz_actors.drivers.base import (
     SendResult,
 )
 from waz_actors.drivers.host.client import HostPool
+from waz_actors.drivers.host.state import remove_db
 from waz_actors.drivers.whatsmeow_events import WireError, from_wire
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
@@ -56,14 +58,26 @@ def session_db_path(state_dir: str | Path, instance_id: str) -> Path:
 _DB_FILES = ("", "-wal", "-shm", "-journal")
 
 
-def has_session(state_dir: str | Path, instance_id: str) -> bool:
-    """Whether session files are stored for this id (a new instance would reuse their login)."""
+def session_location(state_dir: str | Path, instance_id: str, url: str = "") -> str:
+    """Where the host keeps the session: a file under `state_dir`, or with a cluster's `url` the
+    instance's schema in PostgreSQL, so that it follows the lease to any node."""
+    path = session_db_path(state_dir, instance_id)  # the id check holds for both
+    return wm_pg.session_url(url, instance_id) if url else str(path)
+
+
+def has_session(state_dir: str | Path, instance_id: str, url: str = "") -> bool:
+    """Whether a session is stored for this id (a new instance would reuse its login)."""
+    if url:
+        return wm_pg.exists(session_location(state_dir, instance_id, url))
     base = str(session_db_path(state_dir, instance_id))
     return any(Path(base + suffix).exists() for suffix in _DB_FILES)
 
 
-def remove_session(state_dir: str | Path, instance_id: str) -> None:
-    """Delete an instance's whatsmeow database (on instance.delete; logout does it itself)."""
+def remove_session(state_dir: str | Path, instance_id: str, url: str = "") -> None:
+    """Delete an instance's whatsmeow session (on instance.delete; logout does it itself)."""
+    if url:
+        wm_pg.drop(session_location(state_dir, instance_id, url))
+        return
     base = str(session_db_path(state_dir, instance_id))
     for suffix in _DB_FILES:
         Path(base + suffix).unlink(missing_ok=True)
@@ -85,7 +99,7 @@ class WhatsmeowDriver:
         self, ctx: DriverContext, pool: HostPool, clock: RealClock | FakeClock | None = None
     ) -> None:
         self.instance_id = ctx.instance_id
-        self.db = str(session_db_path(ctx.state_dir, ctx.instance_id))
+        self.db = session_location(ctx.state_dir, ctx.instance_id, ctx.session_url)
         self._sink = ctx.sink
         self._pool = pool
         self._clock = clock or pool.clock
@@ -163,11 +177,14 @@ class WhatsmeowDriver:
     def logout(self) -> None:
         with self._lock:
             live = self._live
-            if not live:
-                remove_session(Path(self.db).parent.parent, self.instance_id)
-                self._sink(LoggedOut(reason="logout requested"))
-                return
-        self._pool.logout(self.instance_id)
+        if live:
+            self._pool.logout(self.instance_id)
+            return
+        try:  # outside the lock: in a cluster this is a round trip to PostgreSQL
+            remove_db(self.db)
+        except Exception as e:  # the schema stays until instance.delete; logged out anyway
+            logger.error("[{}] could not remove the session: {}", self.instance_id, e)
+        self._emit_now(LoggedOut(reason="logout requested"))
 
     def delete_session(self) -> None:
         """Close any session and remove the database file (instance.delete)."""
@@ -263,4 +280,5 @@ __all__ = [
     "make_whatsmeow_factory",
     "remove_session",
     "session_db_path",
+    "session_location",
 ]

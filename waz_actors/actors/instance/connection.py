@@ -13,6 +13,7 @@ from waz_actors.actors.instance.outbox import Outbox
 from waz_actors.actors.instance.pairing import Pairing
 from waz_actors.actors.messages import FromDriver
 from waz_actors.drivers import base as driver
+from waz_actors.drivers import sessions
 from waz_actors.errors import InvalidState
 from waz_actors.policy.backoff import BackoffPolicy
 from waz_actors.policy.breaker import BreakerState, CircuitBreaker
@@ -100,6 +101,7 @@ class Connection:
             settings=ctx.record.settings,
             state_dir=str(ctx.cfg.state_dir),
             sink=sink,
+            session_url=sessions.session_url(ctx.cfg),
         )
         try:
             self.driver = ctx.deps.drivers[ctx.record.driver](dctx)

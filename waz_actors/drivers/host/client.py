@@ -137,7 +137,7 @@ class HostPool:
     def _closed_for_good(self, iid: str, inst: _Inst) -> None:
         """The session is over (acknowledged, or its host killed): finish a delete."""
         if inst.remove_gen == inst.gen:
-            remove_db(inst.remove_db)
+            remove_db(inst.remove_db, background=True)
             inst.remove_gen = None
         if inst.detached:
             self._detach(iid, inst.listener)

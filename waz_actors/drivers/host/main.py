@@ -90,6 +90,8 @@ class Session:
         self.iid: str = msg["iid"]
         self.gen: int = int(msg["gen"])
         self.db: str = msg["db"]
+        self.opened = self.db  # what the library opens: the URL tagged for this session
+        self.store_tag = ""  # its application_name, when the store is PostgreSQL
         self.proxy: str = msg.get("proxy") or ""
         self.phone: str | None = msg.get("phone")
         self.tasks: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
@@ -145,7 +147,19 @@ class Session:
             log.exception("[%s] session worker failed", self.iid)
         finally:
             self.ended = True
+            self._release_store()
             self.host.session_ended(self)
+
+    def _release_store(self) -> None:
+        """End the store connections neonize leaves open after every session (wm_pg.release)."""
+        if not self.store_tag:
+            return
+        from waz_actors.drivers import wm_pg
+
+        try:
+            wm_pg.release(self.db, self.store_tag)
+        except Exception as e:
+            log.warning("[%s] session store connections not released: %s", self.iid, e)
 
     def _connect(self) -> bool:
         from neonize._binder import ProxySettings
@@ -160,9 +174,10 @@ class Session:
                 )
             )
             return False
-        private_db(self.db)
+        if not self._prepare_store():
+            return False
         with LIB_LOCK:
-            client = NewClient(self.db, uuid=f"{self.iid}.{self.gen}")
+            client = NewClient(self.opened, uuid=f"{self.iid}.{self.gen}")
             for cls in EVENT_TO_INT:
                 if cls.DESCRIPTOR.name != "Device":
                     client.event(cls)(lambda _c, ev: self.on_event(ev))
@@ -186,6 +201,24 @@ class Session:
             self.settled.wait()
         if failure:
             self.emit(Disconnected(code=None, reason=f"connect failed: {failure[0]}"))
+            return False
+        return True
+
+    def _prepare_store(self) -> bool:
+        """The session's file (0600 in a 0700 directory), or its schema in the cluster's
+        PostgreSQL; a store that cannot be prepared is a failed connect."""
+        from waz_actors.drivers import wm_pg
+
+        if not wm_pg.is_pg(self.db):
+            private_db(self.db)
+            return True
+        try:
+            wm_pg.prepare(self.db)
+            self.store_tag = wm_pg.new_tag()
+            self.opened = wm_pg.tagged(self.db, self.store_tag)
+        except Exception as e:
+            log.warning("[%s] session store %s: %s", self.iid, wm_pg.masked(self.db), e)
+            self.emit(Disconnected(code=None, reason=f"connect failed: session store: {e}"))
             return False
         return True
 
@@ -276,7 +309,10 @@ class Session:
             self.life.join(timeout=10)
         self.ended = True
         if remove:
-            remove_db(self.db)
+            try:
+                remove_db(self.db)
+            except Exception as e:  # left for instance.delete, which removes it too
+                log.warning("[%s] could not remove the session: %s", self.iid, e)
 
 
 class Host:
@@ -323,7 +359,7 @@ class Host:
             if found is None:
                 if op == "close":
                     if msg.get("remove") and msg.get("db"):
-                        remove_db(msg["db"])
+                        remove_db(msg["db"], background=True)  # not on the socket's thread
                     self.post({"op": "closed", "iid": msg["iid"], "gen": msg.get("gen", -1)})
                 elif op in ("send", "query"):
                     error = "no session on host"

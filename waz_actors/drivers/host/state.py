@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-def remove_db(path: str) -> None:
-    """Delete a whatsmeow session database and its SQLite sidecars (idempotent)."""
+def remove_db(path: str, background: bool = False) -> None:
+    """Delete a whatsmeow session: its SQLite file and sidecars, or its PostgreSQL schema
+    (drivers/wm_pg.py) when `path` is a session URL (idempotent). `background`: the pool's I/O
+    thread must not wait on the database (the supervisor drops the schema after it anyway)."""
+    from waz_actors.drivers import wm_pg
+
+    if wm_pg.is_pg(path):
+        if background:
+            threading.Thread(target=_drop_logged, args=(path,), daemon=True).start()
+        else:
+            wm_pg.drop(path)
+        return
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
             os.unlink(path + suffix)
         except FileNotFoundError:
             pass
+
+
+def _drop_logged(location: str) -> None:
+    from waz_actors.drivers import wm_pg
+
+    try:
+        wm_pg.drop(location)
+    except Exception as e:
+        logging.getLogger("waz.host").warning(
+            "could not drop session schema %s: %s", wm_pg.masked(location), e
+        )
 
 
 class HostListener(Protocol):
