@@ -230,7 +230,8 @@ def test_three_daemons_kill9_sigterm_partition_zero_conflicts_nothing_lost(
     send_batch("n1", MESSAGES // 6)
     wait_until(lambda: held_by({"n1", "n2"}), timeout=30, what="n3's instances on n1 and n2")
     n3_log = (Path(cluster_env["work"]) / "n3.log").read_text()
-    assert "session closed before the lease runs out" in n3_log
+    assert "session(s) closed before the leases run out" in n3_log
+    assert "cluster: fence closed" in n3_log
     proxy.heal()
     nodes["n1"].sigterm()  # hands its instances over at once
     nodes["n1"].start()
