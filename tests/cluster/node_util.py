@@ -63,6 +63,10 @@ class RecordingHooks:
         if release and self.node is not None:
             self.node.stopped(instance_id)
 
+    def fence(self, instance_ids: list[str], reason: str) -> None:
+        for iid in instance_ids:
+            self.stop(iid, reason, False)
+
     def close(self, instance_id: str) -> None:
         with self.runs.lock:
             t = self.runs.open.pop((self.node_id, instance_id), None)

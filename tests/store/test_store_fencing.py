@@ -6,6 +6,7 @@ batch. Real PostgreSQL, real leases (cluster/leases.py), the real writer."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.store.store_helpers import T0, hold_writer, instance, message
+from tests.waiting import wait_until
 from waz_actors.errors import StaleEpoch
 from waz_actors.store import Store
 
@@ -390,3 +392,49 @@ def test_renewals_and_group_commits_never_deadlock(make_node: Callable[[str], No
         batches += 1
     t.join()
     assert errors == []
+
+
+def test_a_writer_stalled_inside_a_transaction_does_not_keep_lease_rows_locked(
+    make_store: Callable[..., Store], target: str
+) -> None:
+    """A writer that stops talking mid-transaction (a partition; here an operation that blocks)
+    holds its fenced lease rows FOR SHARE, which every acquisition skips: the server ends its
+    session after `WRITER_IDLE_IN_TRANSACTION_MS`, so the lease can be taken over once expired,
+    and the stalled batch fails instead of committing."""
+    from waz_actors.cluster.leases import LeaseStore
+    from waz_actors.store.pg import WRITER_IDLE_IN_TRANSACTION_MS
+
+    s = make_store()
+    mine = LeaseStore(target, "n1", 1.0)  # a 1 s lease
+    other = LeaseStore(target, "n2", 30)
+    try:
+        s.create_instance(instance("a"))
+        mine.ensure(["a"])
+        epochs = {x.instance_id: x.epoch for x in mine.acquire(1)}
+        s.fence_writes(epochs.get, lambda i, e: None)
+        inside, release = threading.Event(), threading.Event()
+
+        def stalled(tx: Any) -> None:
+            inside.set()
+            release.wait(30)
+
+        t0 = time.monotonic()
+        fut = s.writer.submit(stalled, owner="a")  # fenced: row `a` is locked FOR SHARE from now on
+        assert inside.wait(5)
+        taken = wait_until(
+            lambda: other.acquire(1), timeout=20, what="the lease taken after the session ended"
+        )
+        took = time.monotonic() - t0
+        assert [x.instance_id for x in taken] == ["a"]
+        # Expired after 1 s, but locked until the server ended the stalled session.
+        assert took >= WRITER_IDLE_IN_TRANSACTION_MS / 1000 * 0.9, took
+        release.set()
+        with pytest.raises(Exception):  # noqa: B017 - the batch's connection is gone
+            fut.result(10)
+        # The writer reconnects at its next transaction; the new owner's epoch fences it out.
+        with pytest.raises(StaleEpoch):
+            s.writer.submit(lambda tx: None, owner="a").result(10)
+    finally:
+        release.set()
+        mine.close()
+        other.close()

@@ -249,12 +249,21 @@ class Reload:
 
 @dataclass(frozen=True, slots=True)
 class ClusterStop:
-    """Cluster: the lease is lost, fenced or being handed over; close the session. `on_stopped`
-    (a hand-over) is called once the session is closed, so the lease can be released."""
+    """Cluster: the lease is being handed over; close the session. `on_stopped` is called once
+    it is closed, so the lease can be released."""
 
     instance_id: str
     reason: str
     on_stopped: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFence:
+    """Cluster: these leases are lost or fenced, and their sessions already closed by the fence
+    (actors/sessions.py): stop the actors, all at once, reading nothing from the store."""
+
+    instance_ids: tuple[str, ...]
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from waz_actors.actors.instance_actor import InstanceActor
 from waz_actors.actors.messages import (
     Boot,
     ChildFailed,
+    ClusterFence,
     ClusterStart,
     ClusterStop,
     ClusterWake,
@@ -34,14 +35,14 @@ from waz_actors.actors.messages import (
     Ping,
     Pong,
     Probe,
-    Reload,
     Respawn,
     StopAll,
     Sweep,
     Wedge,
 )
+from waz_actors.actors.supervisor_cluster import ClusterHandlers
 from waz_actors.drivers import sessions
-from waz_actors.errors import BadRequest, NotFound, ShuttingDown, StaleEpoch
+from waz_actors.errors import BadRequest, NotFound, ShuttingDown
 from waz_actors.store.records import InstanceRecord
 from waz_actors.types import InstanceState, MessageStatus
 
@@ -118,6 +119,7 @@ class Supervisor:
         # queued behind StopAll would otherwise find the stopped children "dead" and replace
         # them, and the replacements would send after the daemon had handed over.
         self.stopping = False
+        self.clustered = ClusterHandlers(self)
 
     def show_stored(self) -> None:
         """Put every stored instance on the board, before any actor exists.
@@ -141,7 +143,7 @@ class Supervisor:
     def boot(self, me: pykka.ActorRef[SupervisorActor]) -> None:
         self.me = me
         # Clustered, the store is shared: another node's sends are in flight; each instance's
-        # are recovered when this node takes its lease (cluster_start).
+        # are recovered when this node takes its lease (ClusterHandlers.start).
         recovered = self.deps.store.recover_sending() if self.cluster is None else 0
         if recovered:
             logger.info("{} message(s) left sending by the last run are queued again", recovered)
@@ -162,7 +164,9 @@ class Supervisor:
         restart_tripped: str | None = None,
         conflicts: list[float] | None = None,
     ) -> None:
-        if self.stopping:
+        # Clustered: never an actor for a lease this node does not hold (a ClusterStart read
+        # after the fence dropped it, a failure report of a fenced actor).
+        if self.stopping or not self.deps.sessions.may_run(rec.instance_id):
             return
         assert self.me is not None
         if rec.driver not in self.deps.drivers:
@@ -306,62 +310,6 @@ class Supervisor:
     def _runs_here(self, instance_id: str) -> bool:
         return self.cluster is None or instance_id in self.owned
 
-    def cluster_start(self, msg: ClusterStart) -> None:
-        """The lease is ours: run the instance (its queue and state come from the store)."""
-        self.owned.add(msg.instance_id)
-        if self.children.get(msg.instance_id) is not None:
-            return
-        if (rec := self.deps.store.get_instance(msg.instance_id)) is None:
-            return
-        log = logger.bind(instance=msg.instance_id)
-        try:  # the last owner's `sending` rows are queued again, same ids (outcome unknown)
-            n = self.deps.store.recover_sending(msg.instance_id)
-        except StaleEpoch as e:  # the lease is gone already: the node stops it anyway
-            self.owned.discard(msg.instance_id)
-            log.warning("cluster: not started: {}", e)
-            return
-        if n:
-            log.info("cluster: {} message(s) left sending by the last owner requeued", n)
-        self._spawn(rec)
-
-    def cluster_wake(self, msg: ClusterWake) -> None:
-        """Messages were queued for instances of ours on another node (or the wake channel
-        reconnected: None, every instance): they read their queues again."""
-        ids = self.owned if msg.instance_id is None else {msg.instance_id} & self.owned
-        for iid in ids:
-            ref = self.children.get(iid)
-            if ref is not None:
-                ref.tell(Reload())
-
-    def cluster_stop(self, msg: ClusterStop) -> None:
-        """Close the session now: a lost or fenced lease, or a hand-over (drain). In-flight
-        sends settle first (Drain), like a shutdown; the queue stays in the store for the next
-        owner."""
-        self.owned.discard(msg.instance_id)
-        ref = self.children.pop(msg.instance_id)
-        log = logger.bind(instance=msg.instance_id)
-        if ref is not None:
-            log.info("cluster: stopping here ({})", msg.reason)
-            timeout = self.deps.cfg.control.ask_timeout
-            if msg.on_stopped is not None:
-                # A hand-over has time: let the send in flight settle. A lost or fenced lease
-                # has not (the fence margin is running out): stop at once.
-                done: Future[int] = Future()
-                ref.tell(Drain(done))
-                try:
-                    done.result(timeout)
-                except (FutureTimeout, Exception):
-                    log.warning("did not settle in time; its sends stay durable")
-            try:
-                ref.stop(block=True, timeout=timeout)
-            except pykka.Timeout:
-                log.error("did not stop in time")
-        self.pongs.pop(msg.instance_id, None)
-        if (rec := self.deps.store.get_instance(msg.instance_id)) is not None:
-            self._show(rec, f"not on this node: {msg.reason}")
-        if msg.on_stopped is not None:
-            msg.on_stopped(msg.instance_id)
-
     # ---------------------------------------------------------------- health
 
     def _schedule_sweep(self) -> None:
@@ -470,11 +418,13 @@ class SupervisorActor(pykka.ThreadingActor):
         elif isinstance(message, Respawn):
             _reply(message.reply, self.sup.respawn, message.instance_id)
         elif isinstance(message, ClusterStart):
-            self.sup.cluster_start(message)
+            self.sup.clustered.start(message)
+        elif isinstance(message, ClusterFence):
+            self.sup.clustered.fenced(message)
         elif isinstance(message, ClusterStop):
-            self.sup.cluster_stop(message)
+            self.sup.clustered.hand_over(message)
         elif isinstance(message, ClusterWake):
-            self.sup.cluster_wake(message)
+            self.sup.clustered.wake(message)
         elif isinstance(message, StopAll):
             _reply(message.reply, self.sup.stop_all, message.timeout)
         else:

@@ -137,7 +137,7 @@ class Daemon:
         )
         self.fleet.cluster = self.cluster
         if self.cluster is not None:
-            self.cluster.start(self.supervisor)
+            self.cluster.start(self.supervisor, deps.sessions)
         self.fleet.publish = self.bus.publish
         self.campaigns = Manager(
             cfg,

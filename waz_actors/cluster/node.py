@@ -27,9 +27,12 @@ class Hooks(Protocol):
         """This node holds the lease now: run the instance."""
 
     def stop(self, instance_id: str, reason: str, release: bool) -> None:
-        """Close the instance's session. `release`: call `ClusterNode.stopped` when it is
-        closed, so the lease is given back (a hand-over); otherwise the lease is already lost
-        or fenced and nothing is given back."""
+        """Hand the instance over: close its session (in-flight send settled), then call
+        `ClusterNode.stopped` when it is closed, so the lease is given back (`release`)."""
+
+    def fence(self, instance_ids: list[str], reason: str) -> None:
+        """These leases are lost or fenced (dropped already): close every one of their
+        sessions now, all at once, from the calling thread and without the database."""
 
 
 @dataclass
@@ -175,7 +178,7 @@ class ClusterNode:
         logger.bind(instance=instance_id).warning(
             "cluster: a write was refused for a stale lease epoch; closing the session"
         )
-        self.hooks.stop(instance_id, "fenced out: the database refused a write", False)
+        self.hooks.fence([instance_id], "fenced out: the database refused a write")
 
     def _flush(self) -> None:
         try:
@@ -202,6 +205,7 @@ class ClusterNode:
         """Fence what must be fenced, start what waited out its takeover delay."""
         starts: list[tuple[str, int]] = []
         with self._lock:
+            deadline = self.keeper.next_deadline()
             fenced = self.keeper.to_fence(now)
             for iid in fenced:
                 self._drop(iid)
@@ -209,12 +213,17 @@ class ClusterNode:
                 if now >= due:
                     del self._pending[iid]
                     starts.append((iid, epoch))
-        for iid in fenced:
-            self.stats.fenced += 1
-            logger.bind(instance=iid).warning(
-                "cluster: lease renewals failed; session closed before the lease runs out"
+        if fenced:
+            # All at once, from this thread: the round thread may be stuck on the database.
+            self.stats.fenced += len(fenced)
+            self.hooks.fence(fenced, "fenced: lease renewals failed")
+            logger.warning(
+                "cluster: lease renewals failed; {} session(s) closed before the leases run "
+                "out ({:.0f} ms after the fence deadline): {}",
+                len(fenced),
+                max(0.0, self.clock() - deadline) * 1000 if deadline is not None else 0.0,
+                ", ".join(fenced[:10]) + (" ..." if len(fenced) > 10 else ""),
             )
-            self.hooks.stop(iid, "fenced: lease renewals failed", False)
         for iid, epoch in starts:
             self.hooks.start(iid, epoch)
 
@@ -276,10 +285,10 @@ class ClusterNode:
                 if self.keeper.epoch(iid) == held[iid]:  # not fenced or re-acquired meanwhile
                     self._drop(iid)
                     really_lost.append(iid)
-        for iid in really_lost:
-            self.stats.lost += 1
-            logger.bind(instance=iid).warning("cluster: lease lost; closing the session")
-            self.hooks.stop(iid, "lease lost", False)
+        if really_lost:
+            self.stats.lost += len(really_lost)
+            logger.warning("cluster: {} lease(s) lost; closing their sessions", len(really_lost))
+            self.hooks.fence(really_lost, "lease lost")
 
     def _release_stopped(self) -> None:
         with self._lock:

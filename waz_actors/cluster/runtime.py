@@ -10,12 +10,15 @@ conflict.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pykka
+from loguru import logger
 
-from waz_actors.actors.messages import ClusterStart, ClusterStop, ClusterWake
+from waz_actors.actors.messages import ClusterFence, ClusterStart, ClusterStop, ClusterWake
+from waz_actors.actors.sessions import LiveSessions
 from waz_actors.cluster.claims import Claims, ClaimStore
 from waz_actors.cluster.forward import Forwarder
 from waz_actors.cluster.lease_policy import LeaseTiming, Placement
@@ -31,17 +34,34 @@ if TYPE_CHECKING:
 
 
 class SupervisorHooks:
-    """ClusterNode -> supervisor, as tells. Bound after the supervisor starts."""
+    """ClusterNode -> supervisor, as tells. Bound after the supervisor starts.
+
+    A fence does not wait for the supervisor: its mailbox may be behind a hand-over or a
+    start stuck on the database (the partition). The sessions are closed here, on the node's
+    thread, through the daemon's session switches; the supervisor stops the actors after."""
 
     def __init__(self) -> None:
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.on_stopped: Callable[[str], None] | None = None
+        self.sessions: LiveSessions | None = None
 
     def start(self, instance_id: str, epoch: int) -> None:
         self._tell(ClusterStart(instance_id))
 
     def stop(self, instance_id: str, reason: str, release: bool) -> None:
         self._tell(ClusterStop(instance_id, reason, self.on_stopped if release else None))
+
+    def fence(self, instance_ids: list[str], reason: str) -> None:
+        t0 = time.monotonic()
+        closed = self.sessions.trip(instance_ids) if self.sessions is not None else 0
+        logger.warning(
+            "cluster: fence closed {} session(s) of {} instance(s) in {:.1f} ms ({})",
+            closed,
+            len(instance_ids),
+            (time.monotonic() - t0) * 1000,
+            reason,
+        )
+        self._tell(ClusterFence(tuple(instance_ids), reason))
 
     def _tell(self, message: object) -> None:
         if self.supervisor is None:
@@ -92,7 +112,12 @@ class Cluster:
     def deleted(self, instance_id: str) -> None:
         self.node.deleted(instance_id)
 
-    def start(self, supervisor: pykka.ActorRef[Any]) -> None:
+    def start(self, supervisor: pykka.ActorRef[Any], sessions: LiveSessions | None = None) -> None:
+        """`sessions`: the daemon's session switches; a session opens only while this node
+        holds its instance's lease, and a fence closes them directly (actors/sessions.py)."""
+        if sessions is not None:
+            sessions.may_run = lambda iid: self.node.epoch(iid) is not None
+            self.hooks.sessions = sessions
         self.hooks.supervisor = supervisor
         self.node.start()  # creates the tables (the claims' too) when no store migration did
         self.claims.start()

@@ -188,10 +188,19 @@ def configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_dumper(bool, Int8BinaryDumper)
 
 
+# The writer's transactions last milliseconds. One left open by a writer that can no longer
+# talk to the server (a partition: the server's socket stays up, nothing comes) would keep its
+# locks for as long as the server believes the session, hours with default TCP settings: the
+# lease rows it locked FOR SHARE (the epoch fence) could then not be taken over by any other node
+# (their acquisition skips locked rows). The server ends such a session after this long.
+WRITER_IDLE_IN_TRANSACTION_MS = 5000
+
+
 def _writable(pool: ConnectionPool[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
     """A pool connection for the writer (it stays out of the pool until close)."""
     raw = pool.getconn(timeout=30.0)
     raw.execute("SET default_transaction_read_only = off")
+    raw.execute(f"SET idle_in_transaction_session_timeout = {WRITER_IDLE_IN_TRANSACTION_MS}")
     return raw
 
 

@@ -38,6 +38,8 @@ class Connection:
         self.liveness = Liveness.from_config(cfg.connection)
         self.keepalive_failures = 0  # the library's keep-alive timeouts (whatsmeow)
         self.driver: driver.Driver | None = None
+        # Sessions open through it: a cluster's fence closes them from its own thread.
+        self.switch = ctx.deps.sessions.switch(ctx.id)
         self.generation = 0  # of the current session; bumped when one opens or closes
         self.online_at: float | None = None
         self.online_total = 0.0
@@ -104,12 +106,17 @@ class Connection:
             session_url=sessions.session_url(ctx.cfg),
         )
         try:
-            self.driver = ctx.deps.drivers[ctx.record.driver](dctx)
+            drv = ctx.deps.drivers[ctx.record.driver](dctx)
+            if not self.switch.open(drv):
+                # Fenced: this node does not hold the lease (any more). The supervisor stops
+                # this actor; until then it opens nothing.
+                ctx.log.warning("not connected: this node does not hold the instance's lease")
+                return
+            self.driver = drv
             ctx.set_state(S.CONNECTING, why)
             ctx.timers.schedule("connect_timeout", ctx.cfg.connection.timeout)
-            self.driver.connect()
             if self.pairing.phone:
-                self.driver.request_pair_code(self.pairing.phone)
+                self.request_pair_code(self.pairing.phone)
         except Exception as e:
             # A broken driver is a failed attempt (backoff, then the breaker), not a crash loop.
             ctx.log.exception("driver {} failed to connect", ctx.record.driver)
@@ -149,6 +156,7 @@ class Connection:
         drv, self.driver = self.driver, None
         self.generation += 1  # anything the old session still had in our mailbox is stale
         if drv is not None:
+            self.switch.closed(drv)
             try:
                 forget = getattr(drv, "delete_session", None) if delete_session else None
                 if forget is not None:
@@ -159,6 +167,11 @@ class Connection:
                 ctx.log.exception("driver disconnect failed")
         self.outbox.requeue_in_flight(reason)
         self.pairing.forget()
+
+    def request_pair_code(self, phone: str) -> None:
+        """Through the switch: a driver may open a session for it (the sim does)."""
+        if self.driver is not None and not self.switch.pair_code(self.driver, phone):
+            self.ctx.log.warning("no pairing code: this node does not hold the instance's lease")
 
     def failed(self, reason: str, code: int | None = None) -> None:
         """A failed attempt, or a session that dropped before it was stable."""

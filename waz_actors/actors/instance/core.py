@@ -119,6 +119,7 @@ class Instance:
     def shutdown(self) -> None:
         """Actor stopping: close the session; whatever was in flight stays durable."""
         self.connection.close("daemon stopping")
+        self.ctx.deps.sessions.forget(self.connection.switch)
         self.ctx.timers.cancel_all()
         self.pairing.fail_waiters(InvalidState("instance is stopping"))
         self.inbound.fail_all(InvalidState("instance is stopping"))
@@ -291,13 +292,13 @@ class Instance:
         self.ctx.want("running")
         if self.state == S.PAIRING and pairing.shown:
             if phone and conn.driver is not None:
-                conn.driver.request_pair_code(phone)
+                conn.request_pair_code(phone)
                 pairing.wait(reply)
                 return _LATER
             return dict(pairing.shown)
         if self.state == S.CONNECTING:
             if phone and conn.driver is not None:
-                conn.driver.request_pair_code(phone)
+                conn.request_pair_code(phone)
             pairing.wait(reply)
             return _LATER
         # Pairing is an operator action: it skips the breaker (the phone is in their hand) but

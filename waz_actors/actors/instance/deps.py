@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from waz_actors.actors.board import StatusBoard
 from waz_actors.actors.gate import ConnectGate
+from waz_actors.actors.sessions import LiveSessions
 from waz_actors.clock import Clock, TimerHandle
 from waz_actors.config import Config
 from waz_actors.drivers.base import DriverFactory
@@ -31,3 +32,5 @@ class InstanceDeps:
     board: StatusBoard
     gate: ConnectGate
     drivers: dict[str, DriverFactory]
+    # Every open session, closable from any thread (the cluster's fence)
+    sessions: LiveSessions = field(default_factory=LiveSessions)
