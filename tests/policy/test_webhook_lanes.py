@@ -42,3 +42,57 @@ def test_expiry_and_a_stale_settle() -> None:
     assert lanes.count == 1
     lanes.reset()
     assert lanes.count == 0 and lanes.loaded == 0 and lanes.next_at(set(), set()) is None
+
+
+def look(lanes: Lanes, store: list[Due], batch: int) -> None:
+    """One look of the worker: the refills up to `loaded`, then the next rows in seq order."""
+    upto = lanes.loaded
+    for hook, after, limit in lanes.refills():
+        got = [d for d in store if d.webhook_id == hook and after < d.seq <= upto]
+        lanes.refill(hook, got[:limit], limit, upto)
+    lanes.add([d for d in store if d.seq > upto][:batch])
+
+
+def test_a_stuck_webhook_holds_its_share_only() -> None:
+    """w1's receiver answers nothing: its rows stop at its share, w2's keep flowing, in
+    order, though w1 has far more rows waiting than the memory holds."""
+    lanes = Lanes(cap=10, per_webhook=4, floor=2)
+    store = [due(s, hook="w1" if s % 3 else "w2") for s in range(1, 301)]
+    sent: list[int] = []
+    for _ in range(200):
+        look(lanes, store, batch=20)
+        for d in lanes.take(0.0, set(), held={"w1"}, limit=100):
+            sent.append(d.seq)
+            lanes.settle(d, retry_at=None)
+        assert lanes.counts.get("w1", 0) <= 4 and lanes.count <= 10
+    assert sent == [s for s in range(1, 301) if s % 3 == 0]  # every w2 row, in order
+    assert lanes.counts == {"w1": 4} and "w2" not in lanes.behind
+
+
+def test_a_webhook_left_behind_is_refilled_in_order() -> None:
+    lanes = Lanes(cap=10, per_webhook=4, floor=2)
+    store = [due(s, lane=f"i{s % 2}") for s in range(1, 13)]
+    lanes.add(store)
+    assert lanes.counts == {"w1": 4} and lanes.behind == {"w1": 4} and lanes.loaded == 12
+    assert lanes.refills() == []  # no room yet: nothing read again
+    sent = []
+    while lanes.count:
+        for d in lanes.take(0.0, set(), set(), 100):
+            sent.append(d.seq)
+            lanes.settle(d, retry_at=None)
+        for hook, after, limit in lanes.refills():
+            got = [d for d in store if d.webhook_id == hook and after < d.seq <= lanes.loaded]
+            lanes.refill(hook, got[:limit], limit, upto=lanes.loaded)
+    assert sorted(sent) == list(range(1, 13)) and lanes.behind == {}
+    for lane in ("i0", "i1"):  # each lane kept its order across the refills
+        mine = [s for s in sent if f"i{s % 2}" == lane]
+        assert mine == sorted(mine)
+
+
+def test_a_full_memory_still_lets_each_webhook_hold_its_floor() -> None:
+    lanes = Lanes(cap=6, per_webhook=6, floor=2)
+    lanes.add([due(s, hook="w1") for s in range(1, 9)])  # w1 fills the memory
+    assert lanes.count == 6 and lanes.behind == {"w1": 6}
+    lanes.add([due(s, hook="w2") for s in range(9, 13)])
+    assert lanes.counts == {"w1": 6, "w2": 2} and lanes.behind == {"w1": 6, "w2": 10}
+    assert lanes.refills() == []  # w2 holds its floor, w1 its all: wait for room

@@ -36,7 +36,8 @@ from waz_actors.policy.webhook_lanes import Due, Lanes
 from waz_actors.store.webhook_outbox import Attempt, Outbox, Step, Write
 
 EXPIRE_EVERY = 1.0  # real seconds between sweeps of the lanes for deliveries past max_age
-LANES_CAP = 20000  # pending deliveries held in memory at most (more wait in the store)
+LANES_CAP = 20000  # pending deliveries held in memory (more wait in the store) ...
+WEBHOOK_CAP = 2000  # ... of which one webhook's at most (policy/webhook_lanes.py: fairness)
 LOOK_GAP = 0.05  # real seconds between two looks at the store, at least
 MIN_WAIT = 0.002  # real seconds: the shortest sleep
 GONE = "the receiver answered 410 Gone"
@@ -75,6 +76,7 @@ class Deliverer:
         retry_claims: Callable[[], None] = lambda: None,
         reload_every: float | None = None,
         submit: Callable[[Write], Awaitable[Step]] | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         self.outbox = outbox
         # Who writes a look (one transaction): the daemon's group commit, over the worker's
@@ -97,7 +99,7 @@ class Deliverer:
         self.busy: set[str] = set()  # "webhook_id lane" in flight
         self.stats = {"attempts": 0, "delivered": 0, "failed": 0, "dead": 0, "retried": 0}
         self.stats.update(looks=0, fanned_events=0, fanned_deliveries=0)
-        self.lanes = Lanes(LANES_CAP)
+        self.lanes = lanes or Lanes(LANES_CAP, WEBHOOK_CAP)
         self.attempts: list[Attempt] = []  # outcomes not written yet
         self.dead: list[int] = []
         self.changed = True  # read the outbox again from the start at the next look
@@ -179,24 +181,31 @@ class Deliverer:
             self.lanes.reset()
         if not await self._write(fan_out=True):
             return
-        room = self.lanes.room()
-        if room <= 0:
-            return
-        limit = min(room, self.cfg.batch)
+        # Not bounded by the room in memory: a webhook that finds none is left behind
+        # (policy/webhook_lanes.py) and the others' rows still come in.
+        limit = self.cfg.batch
+        upto = self.lanes.loaded
+        refills = self.lanes.refills()
         try:
-            rows, mine = await asyncio.to_thread(self._load, self.lanes.loaded, limit)
+            own, rows, mine = await asyncio.to_thread(self._load, upto, limit, refills)
         except Exception as e:  # the database gone for a moment: the next look retries
             logger.warning("webhooks: cannot read the outbox: {}", e)
             return
+        for (webhook_id, _after, most), got in zip(refills, own, strict=True):
+            self.lanes.refill(webhook_id, got, most, upto)
         self.lanes.add(mine)
         if rows:  # past the other nodes' rows too: a claim taken later reads them again
             self.lanes.loaded = max(self.lanes.loaded, rows[-1].seq)
         if len(rows) == limit:
             self.more = True
 
-    def _load(self, after: int, limit: int) -> tuple[list[Due], list[Due]]:
-        """The new pending rows, and those of the webhooks this worker may deliver."""
+    def _load(
+        self, after: int, limit: int, refills: list[tuple[str, int, int]]
+    ) -> tuple[list[list[Due]], list[Due], list[Due]]:
+        """The rows of the webhooks left behind (up to `after`), the new pending rows, and
+        those of them of the webhooks this worker may deliver."""
         self.retry_claims()
+        own = [self.outbox.load_pending(a, n, webhook_id=w, upto=after) for w, a, n in refills]
         rows = self.outbox.load_pending(after, limit)
         allowed: dict[str, bool] = {}
         mine = []
@@ -206,7 +215,7 @@ class Deliverer:
                 ok = allowed[d.webhook_id] = self.may_deliver(d.webhook_id)
             if ok:
                 mine.append(d)
-        return rows, mine
+        return own, rows, mine
 
     async def _write(self, *, fan_out: bool) -> bool:
         """One transaction: the outcomes and deaths so far, and (fan_out) the next events."""

@@ -143,6 +143,15 @@ def open_conn(target: str | Path) -> Conn:
     return conn
 
 
+_PENDING = (
+    "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.next_at,"
+    " d.created_at, w.url, w.secret, e.body FROM webhook_deliveries d"
+    " JOIN webhooks w ON w.webhook_id = d.webhook_id"
+    " JOIN webhook_events e ON e.event_id = d.event_id"
+)
+_DUE = "d.status = 'pending' AND w.enabled = 1"
+
+
 class Outbox:
     def __init__(self, conn: Conn, wall: Callable[[], float] = time.time) -> None:
         self.conn = conn
@@ -242,19 +251,22 @@ class Outbox:
         ).fetchone()
         return int(row[0])
 
-    def load_pending(self, after_seq: int, limit: int) -> list[Due]:
+    def load_pending(
+        self, after_seq: int, limit: int, *, webhook_id: str | None = None, upto: int = 0
+    ) -> list[Due]:
         """Pending deliveries of enabled webhooks above `after_seq`, in seq order (by the
-        primary key: a look at the outbox costs what is new, not what waits)."""
-        sql = (
-            "SELECT d.seq, d.webhook_id, d.event_id, e.event, d.lane, d.attempts, d.next_at,"
-            " d.created_at, w.url, w.secret, e.body FROM webhook_deliveries d"
-            " JOIN webhooks w ON w.webhook_id = d.webhook_id"
-            " JOIN webhook_events e ON e.event_id = d.event_id"
-            " WHERE d.seq > ? AND d.status = 'pending' AND w.enabled = 1"
-            " ORDER BY d.seq LIMIT ?"
-        )
-        rows = self.conn.execute(sql, (after_seq, limit)).fetchall()
-        return [Due(**dict(r)) for r in rows]
+        primary key: a look at the outbox costs what is new, not what waits); `webhook_id`:
+        that webhook's only, up to `upto` (by the (webhook_id, seq) index)."""
+        if webhook_id is None:
+            sql = f"{_PENDING} WHERE d.seq > ? AND {_DUE} ORDER BY d.seq LIMIT ?"
+            args: tuple[object, ...] = (after_seq, limit)
+        else:
+            sql = (
+                f"{_PENDING} WHERE d.webhook_id = ? AND d.seq > ? AND d.seq <= ? AND {_DUE}"
+                " ORDER BY d.seq LIMIT ?"
+            )
+            args = (webhook_id, after_seq, upto, limit)
+        return [Due(**dict(r)) for r in self.conn.execute(sql, args).fetchall()]
 
 
 def apply(c: Conn, w: Write) -> Step:
