@@ -1,7 +1,10 @@
 """The webhook tap's cost on the send path, in-process: CPU per message of a store alone
 (messages enqueued, then sending, then sent: three status events each), with no webhook and
 with N webhooks subscribed to everything, alternating in the same run. No worker, no receiver:
-only what the daemon's group commit pays. Prints µs of process CPU per message.
+only what the daemon's group commit pays. Prints µs of process CPU per message; then, with
+webhooks, the CPU of applying the worker's writes per message (its fan-out of those events
+into delivery rows, then every delivery's outcome, `delivered`, in looks of 200), as the
+daemon's writer does (store/webhook_outbox.py `apply`).
 
     .venv/bin/python bench/tap.py --messages 3000 --rounds 3 --webhooks 10
 """
@@ -19,10 +22,36 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not bench/: its http.py would shadow the standard library's
 
 from waz_actors.store import InstanceRecord, MessageRecord, Store  # noqa: E402
+from waz_actors.store.webhook_outbox import Attempt, Outbox, Write  # noqa: E402
 from waz_actors.store.webhooks import WebhookRecord  # noqa: E402
 
 
-def one(webhooks: int, messages: int) -> float:
+def applying(store: Store, db: Path) -> float:
+    """CPU seconds of the store's writer applying the worker's writes (the plans are made
+    outside the measured time, as the worker makes them in its own process)."""
+    outbox = Outbox.open(db)
+    spent = 0.0
+    try:
+        while (fan := outbox.plan(200, 100000)) is not None:
+            cpu0 = time.process_time()
+            store.webhooks.apply(Write(fan=fan)).result(60)
+            spent += time.process_time() - cpu0
+        seqs = [d.seq for d in outbox.load_pending(0, 10**9)]
+        for i in range(0, len(seqs), 200):
+            now = time.time()
+            attempts = [
+                Attempt(q, "delivered", None, 200, None, b"ok", now, None)
+                for q in seqs[i : i + 200]
+            ]
+            cpu0 = time.process_time()
+            store.webhooks.apply(Write(attempts=attempts)).result(60)
+            spent += time.process_time() - cpu0
+    finally:
+        outbox.close()
+    return spent
+
+
+def one(webhooks: int, messages: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as d:
         store = Store(Path(d) / "waz.db")
         store.open()
@@ -56,7 +85,8 @@ def one(webhooks: int, messages: int) -> float:
                 for mid in ids:
                     store.set_status(mid, status, reason="bench")
                 store.flush(60)
-            return 1e6 * (time.process_time() - cpu0) / messages
+            tap = 1e6 * (time.process_time() - cpu0) / messages
+            return tap, 1e6 * applying(store, Path(d) / "waz.db") / messages if webhooks else 0.0
         finally:
             store.close()
 
@@ -68,13 +98,21 @@ def main() -> None:
     p.add_argument("--webhooks", type=int, default=10)
     a = p.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    without, with_ = [], []
+    without, with_, writes = [], [], []
     for r in range(a.rounds):
-        without.append(one(0, a.messages))
-        with_.append(one(a.webhooks, a.messages))
-        print(f"round {r + 1}: {without[-1]:.0f} -> {with_[-1]:.0f} us CPU/message")
-    w0, w1 = sorted(without)[len(without) // 2], sorted(with_)[len(with_) // 2]
-    print(f"median: {w0:.0f} us without, {w1:.0f} us with {a.webhooks} webhooks (+{w1 - w0:.0f})")
+        without.append(one(0, a.messages)[0])
+        tap, applied = one(a.webhooks, a.messages)
+        with_.append(tap)
+        writes.append(applied)
+        print(
+            f"round {r + 1}: {without[-1]:.0f} -> {tap:.0f} us CPU/message;"
+            f" applying the worker's writes {applied:.0f} us/message"
+        )
+    w0, w1, ap = (sorted(x)[len(x) // 2] for x in (without, with_, writes))
+    print(
+        f"median: {w0:.0f} us without, {w1:.0f} us with {a.webhooks} webhooks (+{w1 - w0:.0f});"
+        f" applying the worker's writes {ap:.0f} us/message"
+    )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

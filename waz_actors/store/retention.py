@@ -296,7 +296,6 @@ def _delete_webhook_events(older_than: float, below: str | None, batch: int) -> 
     args = (older_than,) if below is None else (older_than, below)
 
     def op(tx: Tx) -> int:
-        tx.flush()  # the newest event is never deleted: this transaction's count
         return tx.conn.execute(
             "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events"
             f" WHERE time < ? AND {_FANNED_OUT}{bound} ORDER BY event_id LIMIT ?)",

@@ -154,21 +154,20 @@ class WebhookTap:
         event_id = rules.new_event_id()
         payload = data() if callable(data) else data
         body = rules.event_body(event_id, event, now, tenant, instance_id, payload)
-        tx.defer(_INSERT_EVENT, (event_id, event, tenant, instance_id, now, body))
+        c = tx.conn
+        c.execute(
+            "INSERT INTO webhook_events (event_id, event, tenant, instance_id, time, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, event, tenant, instance_id, now, body),
+        )
         if only is not None:
-            tx.conn.execute(
+            c.execute(
                 "INSERT INTO webhook_deliveries (webhook_id, event_id, lane, status, next_at,"
                 " created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
                 (only, event_id, instance_id or "", now, now),
             )
         self._written = True
         return event_id
-
-
-_INSERT_EVENT = (
-    "INSERT INTO webhook_events (event_id, event, tenant, instance_id, time, body)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
 
 
 def _instance_tenant(c: Conn, instance_id: str) -> str | None:
@@ -298,7 +297,6 @@ class Webhooks:
         def op(tx: Tx) -> None:
             # from_seq: the events written so far are not this webhook's (it gets only those
             # that happen after it was created, though the fan-out may come later).
-            tx.flush()  # those of this transaction too
             tx.conn.execute(
                 f"INSERT INTO webhooks ({_HOOK_COLS}, from_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
                 " (SELECT coalesce(max(seq), 0) FROM webhook_events))",

@@ -34,21 +34,13 @@ T = TypeVar("T")
 class Tx:
     """What one write operation sees: the connection and the pending counters so far."""
 
-    __slots__ = ("_batch", "_committed", "_later", "_own", "_own_later", "conn")
+    __slots__ = ("_batch", "_committed", "_own", "conn")
 
-    def __init__(
-        self,
-        conn: Conn,
-        committed: dict[str, int],
-        batch: dict[str, int],
-        later: Later | None = None,
-    ) -> None:
+    def __init__(self, conn: Conn, committed: dict[str, int], batch: dict[str, int]) -> None:
         self.conn = conn
         self._committed = committed
         self._batch = batch
         self._own: dict[str, int] = {}
-        self._later: Later = {} if later is None else later  # the batch's, so far
-        self._own_later: Later = {}
 
     def pending(self, instance_id: str) -> int:
         return (
@@ -60,30 +52,6 @@ class Tx:
     def adjust(self, instance_id: str, delta: int) -> None:
         if delta:
             self._own[instance_id] = self._own.get(instance_id, 0) + delta
-
-    def defer(self, sql: str, params: tuple[Any, ...]) -> None:
-        """An INSERT nothing reads back in this transaction (the webhook tap's event rows):
-        run with the others of its statement in one executemany just before the commit,
-        instead of one statement each on the send path. In order; rolled back with its op."""
-        rows = self._own_later.get(sql)
-        if rows is None:
-            self._own_later[sql] = [params]
-        else:
-            rows.append(params)
-
-    def flush(self) -> None:
-        """Run the deferred INSERTs now: before a read of the table they go to."""
-        run_later(self.conn, self._later)
-        run_later(self.conn, self._own_later)
-
-
-Later = dict[str, list[tuple[Any, ...]]]  # SQL -> the parameters of its deferred rows
-
-
-def run_later(conn: Conn, later: Later) -> None:
-    for sql, rows in later.items():
-        conn.executemany(sql, rows)
-    later.clear()
 
 
 Op = Callable[[Tx], T]
@@ -280,19 +248,16 @@ class Writer:
         if refused is None:
             return None
         delta: dict[str, int] = {}
-        later: Later = {}
         outcomes: list[tuple[Future[Any] | None, bool, Any]] = []
         for op, fut in live:
             if refused and type(op) is Fenced and op.key in refused:
                 outcomes.append((fut, False, stale_epoch(op.key)))  # never run: nothing to undo
                 continue
-            tx = Tx(conn, self.counters, delta, later)
+            tx = Tx(conn, self.counters, delta)
             if savepoints:
                 conn.execute("SAVEPOINT op")
             try:
                 value = op(tx)
-                if savepoints:  # its deferred rows fail with it, not with the batch
-                    run_later(conn, tx._own_later)
             except Exception as e:
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (e.g. disk full): nothing of
@@ -309,18 +274,7 @@ class Writer:
                 if savepoints:
                     conn.execute("RELEASE op")
                 _merge(delta, tx._own)
-                for sql, rows in tx._own_later.items():
-                    later.setdefault(sql, []).extend(rows)
                 outcomes.append((fut, True, value))
-        if later:
-            try:
-                run_later(conn, later)
-            except Exception as e:
-                if not conn.in_transaction:
-                    self._fail_all(live, e)
-                    return None
-                conn.execute("ROLLBACK")
-                return _RETRY  # again with savepoints: the failing op's rows fail alone
         try:
             conn.execute("COMMIT")
         except Error as e:
