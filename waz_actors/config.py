@@ -217,6 +217,9 @@ class WebhooksConfig:
     allow_private_targets: bool = False
     # The delivery worker's CPU priority (os.nice increment, 0-19): sends come first.
     worker_nice: int = 10
+    # Linux SCHED_IDLE instead: the worker runs only on a CPU nothing else wants (docs/webhooks.md
+    # "CPU priority": sends cost less under load, deliveries wait out the load).
+    worker_sched_idle: bool = False
 
 
 @dataclass(frozen=True)

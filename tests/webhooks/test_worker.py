@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.control.dispatch_util import PHONE, Core
 from tests.waiting import wait_until
+from tests.webhooks.conftest import hooked_core
 from tests.webhooks.receiver import Receiver
 
 
@@ -92,3 +93,25 @@ def test_a_webhook_gets_no_event_from_before_it(hooked: Core, receiver: Receiver
     wait_until(lambda: {e["data"]["message_id"] for e in receiver.events("/late")} == {after})
     wait_until(lambda: len(receiver.events("/early")) == 6)  # both messages' three statuses
     assert {e["data"]["message_id"] for e in receiver.events("/early")} == {before, after}
+
+
+def test_the_worker_can_run_under_sched_idle(tmp_path: Path, receiver: Receiver) -> None:
+    """webhooks.worker_sched_idle: the worker's policy is SCHED_IDLE, and on this machine
+    (whatever spare CPU the suite leaves) its deliveries still arrive."""
+    core = hooked_core(tmp_path, worker_sched_idle=True)
+    try:
+        acme = core.tenant("acme")
+        acme.ok("webhook.create", url=receiver.url(), events=["message.status"])
+        acme.ok("instance.create", driver="sim", instance_id="a1")
+        core.online(acme, "a1")
+        process = core.daemon.delivery
+        assert process is not None
+        pid = wait_until(lambda: process.pid, what="the worker started")
+        # set by the worker itself, first thing after its imports
+        wait_until(lambda: os.sched_getscheduler(pid) == os.SCHED_IDLE, what="SCHED_IDLE")
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the daemon's own: unchanged
+        m = acme.ok("message.send", instance_id="a1", to=PHONE, text="x")["message_id"]
+        wait_until(lambda: (m, "sent") in statuses_seen(receiver), timeout=30)
+    finally:
+        core.dispatcher.close()
+        core.daemon.stop(timeout=5)

@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     nice = int(args["webhooks"].get("worker_nice", 0))
     if nice:
         os.nice(nice)
+    idle = bool(args["webhooks"].get("worker_sched_idle"))
+    if idle:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     cfg = WebhooksConfig(**args["webhooks"])
     outbox = Outbox.open(args["target"])
     claims = None
@@ -158,7 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         outbox, cfg, float(args["time_scale"]), reload_every=args.get("reload_every"), **extra
     )
     began = time.monotonic()
-    logger.info("webhook worker started (pid {}, nice {})", os.getpid(), nice)
+    logger.info(
+        "webhook worker started (pid {}, nice {}{})",
+        os.getpid(),
+        nice,
+        ", SCHED_IDLE" if idle else "",
+    )
     try:
         runner = _runner()
         with runner:
