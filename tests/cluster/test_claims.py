@@ -20,6 +20,7 @@ from tests.cluster.node_util import FAST
 from tests.cluster.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 from waz_actors.cluster.claims import Claims, ClaimStore
+from waz_actors.cluster.lease_policy import LeaseTiming
 from waz_actors.cluster.leases import is_stale_epoch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,6 +85,7 @@ def test_claims_stay_held_while_renewed_and_a_clean_close_frees_them_at_once(
 _HOLDER = """
 import sys, time
 from waz_actors.cluster.claims import Claims, ClaimStore
+from waz_actors.cluster.lease_policy import LeaseTiming
 from waz_actors.cluster.lease_policy import LeaseTiming
 t = LeaseTiming(ttl=1.2, renew_every=0.2, margin=0.5)
 c = Claims(ClaimStore(sys.argv[1], "victim", t.ttl, timeout=1.0), t)
@@ -172,3 +174,39 @@ def test_a_write_with_a_stale_claim_epoch_is_refused(pg_url: str) -> None:
             assert is_stale_epoch(e.value)
         c.execute("SELECT waz_claim_fence(%s, %s)", ("campaign:c1", b.epoch("campaign:c1")))
     b.close()
+
+
+SLOW = LeaseTiming(ttl=30.0, renew_every=0.5, margin=5.0, takeover_delay=0.1)
+
+
+def test_a_successor_on_the_same_node_takes_the_claims_back_at_once(pg_url: str) -> None:
+    """The delivery worker started again by its daemon (the old one waited for: dead) holds
+    its node's webhook claims at once, with new epochs, not after the ttl (30 s here); only
+    that node's keys under the prefix; the dead holder's epoch is refused from then on."""
+    store = ClaimStore(pg_url, "n1", SLOW.ttl, timeout=2.0)
+    store.migrate()
+    old = Claims(store, SLOW)
+    assert old.try_claim("webhook:wh_a") and old.try_claim("webhook:wh_b")
+    daemon = Claims(ClaimStore(pg_url, "n1", SLOW.ttl), SLOW)  # the daemon's own, same node
+    assert daemon.try_claim("campaign:c1")
+    n2 = Claims(ClaimStore(pg_url, "n2", SLOW.ttl), SLOW)
+    assert n2.try_claim("webhook:wh_n2")
+    epochs = {k: old.epoch(k) for k in ("webhook:wh_a", "webhook:wh_b")}
+    # the old worker is killed: nothing given back
+    fresh = Claims(ClaimStore(pg_url, "n1", SLOW.ttl), SLOW)
+    assert not fresh.try_claim("webhook:wh_a")  # an ordinary claim waits for the expiry
+    assert fresh.take_back("webhook:") == ["webhook:wh_a", "webhook:wh_b"]
+    for key, epoch in epochs.items():
+        assert fresh.holds(key) and fresh.epoch(key) == (epoch or 0) + 1
+    assert not fresh.holds("campaign:c1") and not fresh.holds("webhook:wh_n2")
+    assert daemon.holds("campaign:c1") and daemon.epoch("campaign:c1") == 1
+    assert not n2.try_claim("webhook:wh_a")  # still one holder
+    old.renew()  # had the old one lived on, its first renew loses them
+    assert not old.holds("webhook:wh_a") and old.lost == 2
+    fresh.renew()
+    assert fresh.holds("webhook:wh_a") and fresh.holds("webhook:wh_b")
+    daemon.renew()
+    assert daemon.holds("campaign:c1")
+    for c in (fresh, daemon, n2):
+        c.close()
+    old.db.close()

@@ -9,6 +9,8 @@ like a lease (lease_policy.LeaseKeeper): a claim whose last confirmed renew was 
 another node take it (`sent + ttl`). So a holder cut off from PostgreSQL stops the work first.
 
 - `try_claim(key)`: take the key if nobody holds it (or its holder's claim expired).
+- `take_back(prefix)`: a successor of a holder known dead on this node (a restarted delivery
+  worker) holds that node's claims again at once, with new epochs, instead of after the ttl.
 - `holds(key)`: asked before (and during) the work: False once the claim was lost, released, or
   its fence deadline passed, even if the watchdog has not run yet.
 - `release(key)`, `release_all()`: give keys back; another node may take them at once.
@@ -91,6 +93,19 @@ class ClaimStore:
             (key, self.node_id, self.ttl),
         )
         return int(rows[0][0]) if rows else None
+
+    def take_back(self, prefix: str) -> dict[str, int]:
+        """This node's unexpired claims under `prefix`, each with a new epoch (key -> epoch):
+        for a successor of a holder known dead on this node (the delivery worker started
+        again), which need not wait for them to expire. The old epoch is refused from now on
+        (its renews, and `waz_claim_fence`)."""
+        rows = self._all(
+            "UPDATE claims SET epoch = epoch + 1, expires_at = now() + make_interval(secs => %s) "
+            "WHERE owner = %s AND starts_with(key, %s) AND expires_at > now() "
+            "RETURNING key, epoch",
+            (self.ttl, self.node_id, prefix),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def renew(self, held: Mapping[str, int]) -> set[str]:
         """Those still ours at that epoch and unexpired get `now() + ttl`; the rest are lost."""
@@ -225,6 +240,24 @@ class Claims:
         with self._lock:
             self.keeper.acquired(key, epoch, sent_at)
         return True
+
+    def take_back(self, prefix: str) -> list[str]:
+        """Hold again, at once and with new epochs, the claims under `prefix` that this node
+        still holds in the database: only for a successor of a holder KNOWN dead (its process
+        waited for), or both would work on them until the old one's renew failed."""
+        sent_at = self.clock()
+        try:
+            got = self.db.take_back(prefix)
+        except psycopg.Error as e:  # they expire instead, and are taken then
+            logger.warning("cluster: could not take back the {} claims: {}", prefix, e)
+            return []
+        if self.clock() >= sent_at + self.timing.ttl - self.timing.margin:
+            logger.warning("cluster: taking back the {} claims answered too late", prefix)
+            return []
+        with self._lock:
+            for key, epoch in got.items():
+                self.keeper.acquired(key, epoch, sent_at)
+        return sorted(got)
 
     def holds(self, key: str) -> bool:
         with self._lock:

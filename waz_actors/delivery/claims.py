@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from waz_actors.cluster.claims import Claims, ClaimStore, webhook_key
+from waz_actors.cluster.keys import WEBHOOK
 from waz_actors.cluster.lease_policy import LeaseTiming
 
 RETRY_EVERY = 5.0  # real seconds before asking again for a webhook another node holds
@@ -30,8 +31,14 @@ class WebhookClaims:
         self.on_gained: Callable[[], None] = lambda: None
 
     @classmethod
-    def open(cls, url: str, node_id: str, timing: LeaseTiming) -> WebhookClaims:
+    def open(
+        cls, url: str, node_id: str, timing: LeaseTiming, *, take_back: bool = False
+    ) -> WebhookClaims:
+        """`take_back`: this node's worker before this one is known dead (the daemon waited
+        for it): its webhooks are this worker's at once, not after their claims expire."""
         claims = Claims(ClaimStore(url, node_id, timing.ttl), timing)
+        if take_back:
+            claims.take_back(WEBHOOK)
         claims.start()
         return cls(claims)
 
@@ -63,7 +70,7 @@ class WebhookClaims:
         return self.claims.holds(webhook_key(webhook_id))
 
     def on_lost(self, fn: Callable[[str], None]) -> None:
-        self.claims.watch("webhook:", lambda key: fn(key.split(":", 1)[1]))
+        self.claims.watch(WEBHOOK, lambda key: fn(key.split(":", 1)[1]))
 
     def close(self) -> None:
         self.claims.close()

@@ -29,6 +29,7 @@ import msgpack
 from loguru import logger
 
 from waz_actors.config import Config, WebhooksConfig
+from waz_actors.delivery.supervise import RESTARTED
 from waz_actors.delivery.worker import Deliverer, summary
 from waz_actors.store.webhook_outbox import Outbox, Step, Write
 
@@ -151,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         from waz_actors.delivery.claims import WebhookClaims
 
         c = args["cluster"]
-        claims = WebhookClaims.open(args["target"], c["node_id"], LeaseTiming(**c["timing"]))
+        # Started again by its daemon, which waited for the previous worker to exit: that one
+        # is dead, so its claims (this node's) are taken back now, not after the ttl.
+        again = os.environ.get(RESTARTED) == "1"
+        claims = WebhookClaims.open(
+            args["target"], c["node_id"], LeaseTiming(**c["timing"]), take_back=again
+        )
         extra = {
             "may_deliver": claims.may_deliver,
             "holds": claims.holds,

@@ -27,6 +27,7 @@ from waz_actors.store.webhook_outbox import Step, Write
 BACKOFF_INITIAL = 0.2  # real seconds before the first restart ...
 BACKOFF_MAX = 30.0  # ... doubling up to this
 STABLE_AFTER = 30.0  # a worker up this long starts again from the first step
+RESTARTED = "WAZ_DELIVERY_RESTARTED"  # "1" in the environment of a worker started again
 
 
 class DeliveryProcess:
@@ -60,7 +61,12 @@ class DeliveryProcess:
             if self._stop.is_set():
                 return
             # stderr inherited: the worker's log lines land in the daemon's journal.
-            proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # A start after the first follows proc.wait(): the worker before is dead, and the
+            # new one may take its cluster claims back at once (delivery/main.py).
+            env = {**os.environ, RESTARTED: "1" if self.starts else "0"}
+            proc = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            )
             assert proc.stdin is not None
             os.set_blocking(proc.stdin.fileno(), False)
             self.proc, self._fd = proc, proc.stdin.fileno()
@@ -176,4 +182,4 @@ class DeliveryProcess:
             self._thread.join(timeout)
 
 
-__all__ = ["DeliveryProcess"]
+__all__ = ["RESTARTED", "DeliveryProcess"]
