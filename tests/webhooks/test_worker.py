@@ -29,6 +29,13 @@ def delivery_pids(parent: int) -> list[int]:
     return out
 
 
+def restarted(pid: int | None) -> bytes | None:
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next(
+        (v.split(b"=", 1)[1] for v in env if v.startswith(b"WAZ_DELIVERY_RESTARTED=")), None
+    )
+
+
 def alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -51,7 +58,7 @@ def test_a_killed_worker_is_started_again_and_nothing_is_lost(
     process = hooked.daemon.delivery
     assert process is not None
     first = wait_until(lambda: process.pid, what="the worker started with the first webhook")
-    assert delivery_pids(os.getpid()) == [first]
+    assert delivery_pids(os.getpid()) == [first] and restarted(first) == b"0"
     receiver.down()  # the deliveries wait (pending, or events not fanned out yet) ...
     ids = [
         acme.ok("message.send", instance_id="a1", to=PHONE, text=f"m{i}")["message_id"]
@@ -61,6 +68,8 @@ def test_a_killed_worker_is_started_again_and_nothing_is_lost(
     os.kill(first, signal.SIGKILL)  # ... when the worker dies
     wait_until(lambda: process.pid != first and process.starts == 2, what="a new worker")
     assert not alive(first)
+    # told it follows a worker known dead (in a cluster: it takes its node's claims back)
+    assert restarted(process.pid) == b"1"
     receiver.up()
     want = {(m, s) for m in ids for s in ("queued", "sending", "sent")}
     wait_until(lambda: statuses_seen(receiver) >= want, timeout=30, what="every event")
