@@ -88,16 +88,24 @@ def test_two_daemons_deliver_every_event_once(
 
         for wid in HOOKS:
             wait_until(lambda w=wid: seen(w) >= want, timeout=60, what=f"every event at {wid}")  # type: ignore[misc]
-        # both workers ran (each daemon started its own) and the webhooks' claims split them
+
+        def written() -> set[str]:  # every event the daemons wrote (an instance moving
+            # between the nodes may send a message twice: queued, sending again; new events)
+            with a.store._db.read() as conn:
+                return {str(r[0]) for r in conn.execute("SELECT event_id FROM webhook_events")}
+
+        def received(wid: str) -> set[str]:
+            return {h.headers["x-waz-event-id"] for h in receiver.of(f"/{wid}")}
+
+        wait_until(
+            lambda: all(received(w) == written() for w in HOOKS), timeout=60, what="all written"
+        )
         assert a.delivery is not None and b.delivery is not None
-        assert a.delivery.pid is not None and b.delivery.pid is not None
+        assert a.delivery.pid is not None and b.delivery.pid is not None  # both workers ran
         for wid in HOOKS:
             hits = receiver.of(f"/{wid}")
             counts = Counter(h.headers["x-waz-event-id"] for h in hits)
             assert max(counts.values()) == 1, [e for e, n in counts.items() if n > 1]
-            # ... and one event per status change (receipts from the simulator may add some)
-            pairs = Counter((h.body["data"]["message_id"], h.body["data"]["status"]) for h in hits)
-            assert max(pairs.values()) == 1 and set(pairs) >= want
             assert all(h.signed_by("s" * 20) for h in hits)
     finally:
         a.stop()
