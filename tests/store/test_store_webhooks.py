@@ -216,3 +216,22 @@ def test_a_webhook_made_by_another_store_on_the_database_is_seen(
     other.webhooks.tap.reload_every = 0.0
     message(other, "m-after")
     assert written(store) == [("message.status", "t1")]
+
+
+def test_a_load_steps_over_the_webhooks_it_is_told_to_skip(store: Store, outbox: Outbox) -> None:
+    """The worker reads a slow receiver's backlog itself (policy/webhook_lanes.py): the loads
+    in seq order leave it out in the database, and its own load reads it by its index."""
+    slow, fast = hook(store, "t1", ("message.status",)), hook(store, "t1", ("message.status",))
+    for i in range(5):
+        message(store, f"m{i}")
+    assert fan_out(outbox) == 5
+    every = outbox.load_pending(0, 100)
+    assert [d.webhook_id for d in every].count(slow) == 5 and len(every) == 10
+    rest = outbox.load_pending(0, 100, skip=[slow])
+    assert {d.webhook_id for d in rest} == {fast} and len(rest) == 5
+    assert [d.seq for d in outbox.load_pending(0, 3, skip=[slow])] == [d.seq for d in rest[:3]]
+    top = every[-1].seq
+    mine = outbox.load_pending(every[0].seq, 2, webhook_id=slow, upto=top)
+    assert [d.webhook_id for d in mine] == [slow, slow]
+    assert all(every[0].seq < d.seq <= top for d in mine)
+    assert outbox.load_pending(0, 100, webhook_id=slow, upto=every[0].seq - 1) == []

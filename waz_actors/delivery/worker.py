@@ -186,8 +186,9 @@ class Deliverer:
         limit = self.cfg.batch
         upto = self.lanes.loaded
         refills = self.lanes.refills()
+        behind = list(self.lanes.behind)
         try:
-            own, rows, mine = await asyncio.to_thread(self._load, upto, limit, refills)
+            own, rows, mine = await asyncio.to_thread(self._load, upto, limit, refills, behind)
         except Exception as e:  # the database gone for a moment: the next look retries
             logger.warning("webhooks: cannot read the outbox: {}", e)
             return
@@ -200,13 +201,13 @@ class Deliverer:
             self.more = True
 
     def _load(
-        self, after: int, limit: int, refills: list[tuple[str, int, int]]
+        self, after: int, limit: int, refills: list[tuple[str, int, int]], behind: list[str]
     ) -> tuple[list[list[Due]], list[Due], list[Due]]:
-        """The rows of the webhooks left behind (up to `after`), the new pending rows, and
-        those of them of the webhooks this worker may deliver."""
+        """The rows of the webhooks left behind (up to `after`), the new pending rows but
+        theirs, and those of them of the webhooks this worker may deliver."""
         self.retry_claims()
         own = [self.outbox.load_pending(a, n, webhook_id=w, upto=after) for w, a, n in refills]
-        rows = self.outbox.load_pending(after, limit)
+        rows = self.outbox.load_pending(after, limit, skip=behind)
         allowed: dict[str, bool] = {}
         mine = []
         for d in rows:

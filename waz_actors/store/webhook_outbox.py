@@ -253,14 +253,24 @@ class Outbox:
         return int(row[0])
 
     def load_pending(
-        self, after_seq: int, limit: int, *, webhook_id: str | None = None, upto: int = 0
+        self,
+        after_seq: int,
+        limit: int,
+        *,
+        webhook_id: str | None = None,
+        upto: int = 0,
+        skip: Sequence[str] = (),
     ) -> list[Due]:
         """Pending deliveries of enabled webhooks above `after_seq`, in seq order (by the
         primary key: a look at the outbox costs what is new, not what waits); `webhook_id`:
-        that webhook's only, up to `upto` (by the (webhook_id, seq) index)."""
+        that webhook's only, up to `upto` (by the (webhook_id, seq) index). `skip`: webhooks
+        whose rows the worker reads itself (left behind: a slow receiver's backlog), filtered
+        out in the database, so a look steps over a long backlog instead of returning it."""
         if webhook_id is None:
-            sql = f"{_PENDING} WHERE d.seq > ? AND {_DUE} ORDER BY d.seq LIMIT ?"
-            args: tuple[object, ...] = (after_seq, limit)
+            some = list(skip)[:_CHUNK]
+            besides = f" AND d.webhook_id NOT IN ({_marks(some)})" if some else ""
+            sql = f"{_PENDING} WHERE d.seq > ? AND {_DUE}{besides} ORDER BY d.seq LIMIT ?"
+            args: tuple[object, ...] = (after_seq, *some, limit)
         else:
             sql = (
                 f"{_PENDING} WHERE d.webhook_id = ? AND d.seq > ? AND d.seq <= ? AND {_DUE}"
