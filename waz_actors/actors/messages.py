@@ -235,16 +235,26 @@ class ClusterStart:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterStartDue:
+    """Cluster: the supervisor to itself, behind the ClusterStarts queued so far: start them
+    together (one read of their records, their recoveries in shared commits)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterWake:
-    """Cluster: messages were queued on another node for this instance (None: for any instance
+    """Cluster: a message was queued on another node for this instance (None: for any instance
     of this node, after the wake channel reconnected)."""
 
     instance_id: str | None
+    message_id: str | None = None  # None: the instance reads its whole queue again
 
 
 @dataclass(frozen=True, slots=True)
 class Reload:
-    """Read the queue from the store again: rows other nodes queued (never one already held)."""
+    """Read queued rows other nodes accepted (never one already held): `message_id` alone, or
+    the whole queue (None: a wake-up may have been missed)."""
+
+    message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,7 @@ class Daemon:
             )
             if self.store.backend == "postgresql":
                 self.cluster.fence(self.store)
+                self.store.wake_others(self.cluster.node_id)
         self.supervisor = SupervisorActor.start(deps, self.children, self.sweep, self.cluster)
         self.fleet = Fleet(
             cfg,

@@ -93,6 +93,12 @@ class LeaseKeeper:
     def renew_due(self, now: float) -> bool:
         return self._last_round is None or now - self._last_round >= self.timing.renew_every
 
+    def next_renew(self, now: float) -> float:
+        """When the next renew round is due (`now` if one is due already)."""
+        if self._last_round is None:
+            return now
+        return max(now, self._last_round + self.timing.renew_every)
+
     def round_started(self, now: float) -> None:
         self._last_round = now
 
@@ -118,6 +124,12 @@ class PlacementView:
 class PlacementPlan:
     acquire: int = 0
     release: int = 0
+    more: bool = False  # the budget ran out before the fair share was reached
+
+
+# The shortest pause between two placement rounds while a node catches up (each round costs
+# a heartbeat, a view and an acquire or release statement).
+CATCH_UP_GAP = 0.2
 
 
 class Placement:
@@ -144,16 +156,21 @@ class Placement:
         if view.draining:
             n = min(view.mine, budget)
             self._tokens -= n
-            return PlacementPlan(release=n)
+            return PlacementPlan(release=n, more=n < view.mine)
         # A node that is not draining counts itself among the live ones even if its own
         # heartbeat was not read yet.
         share = fair_share(view.instances, max(1, view.live_nodes))
         if view.mine < share:
             n = min(share - view.mine, budget)
             self._tokens -= n
-            return PlacementPlan(acquire=n)
+            return PlacementPlan(acquire=n, more=n < share - view.mine)
         if view.mine > share:
             n = min(view.mine - share, budget)
             self._tokens -= n
-            return PlacementPlan(release=n)
+            return PlacementPlan(release=n, more=n < view.mine - share)
         return PlacementPlan()
+
+    @property
+    def gap(self) -> float:
+        """How soon a round that ran out of budget comes back: at least one token refilled."""
+        return max(CATCH_UP_GAP, 1.0 / self.rate)

@@ -22,6 +22,9 @@ class Acquired:
     instance_id: str
     epoch: int
     previous_owner: str | None  # None: it was released (or new); a name: it expired there
+    # Taken from an expired owner: how long ago it expired (database clock, seconds), so the
+    # takeover delay counts from the expiry, not from whichever paced round took it.
+    expired_for: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,10 @@ class View:
     instances: int
     live_nodes: int  # fresh heartbeat, not draining
     draining: bool  # this node
+    # Seconds until the first lease another node holds runs out (None: none held). A node that
+    # stopped renewing shows here ttl - renew_every early, so the round after it is timed to
+    # the expiry instead of to this node's own renew schedule.
+    next_expiry: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +126,13 @@ class LeaseStore:
             "SELECT (SELECT count(*) FROM leases), "
             "(SELECT count(*) FROM nodes WHERE NOT draining "
             "   AND heartbeat_at > now() - make_interval(secs => %s)), "
-            "(SELECT coalesce(bool_or(draining), false) FROM nodes WHERE node_id = %s)",
-            (self.ttl, self.node_id),
+            "(SELECT coalesce(bool_or(draining), false) FROM nodes WHERE node_id = %s), "
+            "(SELECT extract(epoch FROM min(expires_at) - now())::float8 FROM leases "
+            "   WHERE owner IS NOT NULL AND owner <> %s AND expires_at > now())",
+            (self.ttl, self.node_id, self.node_id),
         )
-        n, live, draining = rows[0]
-        return View(int(n), int(live), bool(draining))
+        n, live, draining, nxt = rows[0]
+        return View(int(n), int(live), bool(draining), None if nxt is None else float(nxt))
 
     def set_draining(self, node_id: str, draining: bool = True) -> bool:
         """Ask a node to hand its leases over (or to take its share again). False: unknown."""
@@ -159,16 +168,18 @@ class LeaseStore:
             return []
         rows = self._all(
             "WITH free AS ("
-            "  SELECT instance_id, owner AS previous FROM leases"
+            "  SELECT instance_id, owner AS previous, expires_at FROM leases"
             "  WHERE owner IS NULL OR expires_at <= now()"
             "  ORDER BY expires_at, instance_id LIMIT %s FOR UPDATE SKIP LOCKED) "
             "UPDATE leases l SET owner = %s, epoch = l.epoch + 1, "
             "  expires_at = now() + make_interval(secs => %s) "
             "FROM free WHERE l.instance_id = free.instance_id "
-            "RETURNING l.instance_id, l.epoch, free.previous",
+            "RETURNING l.instance_id, l.epoch, free.previous, "
+            "  CASE WHEN free.previous IS NULL THEN 0 "
+            "  ELSE extract(epoch FROM now() - free.expires_at)::float8 END",
             (limit, self.node_id, self.ttl),
         )
-        return [Acquired(r[0], int(r[1]), r[2]) for r in sorted(rows)]
+        return [Acquired(r[0], int(r[1]), r[2], max(0.0, float(r[3]))) for r in sorted(rows)]
 
     def renew(self, held: Mapping[str, int]) -> set[str]:
         """One UPDATE for every lease held: those still ours at that epoch and not expired get

@@ -48,6 +48,11 @@ class NodeStats:
     errors: list[str] = field(default_factory=list)
 
 
+# How long after another node's lease expiry the round that takes it runs (database and node
+# clocks agree on durations, not on instants: a round a little late finds the lease expired).
+EXPIRY_SLACK = 0.05
+
+
 class ClusterNode:
     def __init__(
         self,
@@ -77,6 +82,7 @@ class ClusterNode:
         self._new_ids: list[str] = []
         self._forget: list[str] = []
         self._wake = threading.Event()
+        self._due = threading.Event()  # a takeover waits out its delay: the watchdog's tick
         self._stop = threading.Event()
         self._halted = False  # no more acquiring (hand-over under way)
         self.draining = False
@@ -106,6 +112,7 @@ class ClusterNode:
         self._halted = True
         self._stop.set()
         self._wake.set()
+        self._due.set()
         for t in self._threads:
             t.join(self.timing.renew_every + self.leases.timeout + 1)
         with self._lock:
@@ -131,6 +138,7 @@ class ClusterNode:
         is abandoned: it ends when its connection fails, and starts nothing after this)."""
         self._stop.set()
         self._wake.set()
+        self._due.set()
         for t in self._threads:
             t.join(0.5)
 
@@ -198,8 +206,13 @@ class ClusterNode:
     def _watchdog(self) -> None:
         tick = min(self.timing.margin / 4, self.timing.renew_every / 2)
         while not self._stop.is_set():
-            self.check(self.clock())
-            self._stop.wait(tick)
+            now = self.clock()
+            self.check(now)
+            with self._lock:
+                due = min((d for d, _ in self._pending.values()), default=None)
+            # A takeover starts when its delay is over, not at the next tick.
+            self._due.wait(tick if due is None else max(0.0, min(tick, due - now)))
+            self._due.clear()
 
     def check(self, now: float) -> None:
         """Fence what must be fenced, start what waited out its takeover delay."""
@@ -232,20 +245,29 @@ class ClusterNode:
     def _rounds(self) -> None:
         while not self._stop.is_set():
             t0 = self.clock()
+            soon: float | None = None
             try:
-                self.round(t0)
+                soon = self.round(t0)
                 self.stats.rounds += 1
             except Exception as e:
                 self.stats.failed_rounds += 1
                 self.stats.errors = [*self.stats.errors[-9:], str(e).splitlines()[0][:200]]
                 logger.warning("cluster: lease round failed: {}", e)
             self.stats.last_round_seconds = self.clock() - t0
-            self._wake.wait(max(0.0, self.timing.renew_every - (self.clock() - t0)))
+            wait = self.keeper.next_renew(t0) - self.clock()
+            if soon is not None:
+                wait = min(wait, soon)
+            self._wake.wait(max(0.0, wait))
             self._wake.clear()
 
-    def round(self, now: float) -> None:
-        """One round: heartbeat, renew everything held (one UPDATE), release what was handed
-        over, then acquire or give back toward the fair share."""
+    def round(self, now: float) -> float | None:
+        """One round: heartbeat, renew everything held (one UPDATE) when a renew is due,
+        release what was handed over, then acquire or give back toward the fair share.
+
+        Answers how soon the next round should come when that is before the next renew: the
+        placement budget ran out with work left (so a node catches up at `acquire_rate`, not
+        at one budget per renew round), or another node's lease runs out first (a node that
+        stopped renewing: its instances are taken at the expiry)."""
         with self._lock:
             new_ids, self._new_ids = self._new_ids, []
             forget, self._forget = self._forget, []
@@ -254,25 +276,33 @@ class ClusterNode:
         for iid in forget:
             self.leases.forget(iid)
         self.draining = self.leases.heartbeat(self.endpoint)
-        self._renew()
+        if self.keeper.renew_due(now):
+            self._renew(now)
         self._release_stopped()
         if self._halted or self._stop.is_set():
-            return
+            return None
         view = self.leases.view()
         with self._lock:
             mine = len(self.keeper) - len(self._releasing)
-        plan = self.placement.plan(
-            PlacementView(view.instances, view.live_nodes, mine, view.draining), self.clock()
-        )
-        if plan.acquire:
-            self._acquire(plan.acquire)
+        pv = PlacementView(view.instances, view.live_nodes, mine, view.draining)
+        plan = self.placement.plan(pv, self.clock())
+        got = self._acquire(plan.acquire) if plan.acquire else 0
         if plan.release:
             self._give_back(plan.release, "draining" if view.draining else "rebalancing")
+        # Work left past the budget, and the budget (not the free leases) was what limited
+        # this round: come back when it refilled. A node one short of a share no lease is
+        # free for (5,000 over 3 nodes) does not spin.
+        soon = self.placement.gap if plan.more and got == plan.acquire else None
+        if view.next_expiry is not None:
+            # Just after it: the database must see the lease expired when the round asks.
+            after = view.next_expiry + EXPIRY_SLACK
+            soon = after if soon is None else min(soon, after)
+        return soon
 
-    def _renew(self) -> None:
+    def _renew(self, now: float) -> None:
         with self._lock:
             held = self.keeper.held()
-            self.keeper.round_started(self.clock())
+            self.keeper.round_started(now)
         if not held:
             return
         sent_at = self.clock()  # before the statement leaves: the database's now() is later
@@ -305,7 +335,8 @@ class ClusterNode:
                 self.keeper.drop(iid)
         self.stats.released += len(released)
 
-    def _acquire(self, n: int) -> None:
+    def _acquire(self, n: int) -> int:
+        """Take up to `n` leases; answers how many the database gave."""
         sent_at = self.clock()
         got = self.leases.acquire(n)
         now = self.clock()
@@ -315,15 +346,18 @@ class ClusterNode:
             # may be expiring already. Start nothing; they expire and another round (or
             # node) takes them with a new epoch.
             logger.warning("cluster: {} lease(s) acquired too late; not started", len(got))
-            return
+            return len(got)
         with self._lock:
             for a in got:
                 self.keeper.acquired(a.instance_id, a.epoch, sent_at)
                 taken = a.previous_owner is not None and a.previous_owner != self.node_id
-                if taken and self.timing.takeover_delay > 0:
+                wait = self.timing.takeover_delay - a.expired_for
+                if taken and wait > 0:
                     # Taken from a node that stopped renewing: it closed its session before
-                    # the expiry; wait a throttle more before this node connects the number.
-                    self._pending[a.instance_id] = (now + self.timing.takeover_delay, a.epoch)
+                    # the expiry; wait a throttle more, counted from the expiry (the database
+                    # says how long ago that was), before this node connects the number.
+                    # `now` is after the answer: the expiry was at least that long before it.
+                    self._pending[a.instance_id] = (now + wait, a.epoch)
                 else:
                     starts.append((a.instance_id, a.epoch))
         self.stats.acquired += len(got)
@@ -331,6 +365,9 @@ class ClusterNode:
             logger.info("cluster: {} lease(s) acquired", len(got))
         for iid, epoch in starts:
             self.hooks.start(iid, epoch)
+        if len(starts) < len(got):
+            self._due.set()  # the watchdog starts them when their takeover delay is over
+        return len(got)
 
     def _give_back(self, n: int, why: str) -> None:
         with self._lock:

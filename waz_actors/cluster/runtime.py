@@ -159,14 +159,19 @@ class Cluster:
         return out
 
     def listen_for_sends(self, auth: Auth | None = None) -> None:
-        """The outbox across nodes: a `message.send` accepted on any node wakes this node's
-        instance (store/messages.py wake_owner), which reads its new rows (Reload). With the
-        control plane's `auth`, a token revoked on any node is dropped from its cache, which
-        is trusted only while the listener listens."""
+        """The outbox across nodes: a `message.send` accepted on another node wakes this
+        node's instance (store/messages.py wake_owner, payload "<instance> <message>"), which
+        reads that row (Reload). With the control plane's `auth`, a token revoked on any node
+        is dropped from its cache, which is trusted only while the listener listens."""
         if auth is not None:
             auth.trusted = self._listening
+
+        def woken(payload: str) -> None:
+            iid, _, mid = payload.partition(" ")
+            self.hooks._tell(ClusterWake(iid, mid or None))
+
         self.listen(
-            lambda iid: self.hooks._tell(ClusterWake(iid)),
+            woken,
             lambda: self.hooks._tell(ClusterWake(None)),
             None if auth is None else auth.revoked_elsewhere,
         )

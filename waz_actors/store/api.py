@@ -56,6 +56,10 @@ class StoreAPI(Protocol):
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
 
+    def get_instances(self, instance_ids: list[str]) -> dict[str, InstanceRecord]:
+        """The ones of `instance_ids` that exist, by id."""
+        ...
+
     def list_instances(self, tenant: str | None = None) -> list[InstanceRecord]:
         """Oldest first; every tenant's when `tenant` is None."""
         ...
@@ -145,8 +149,10 @@ class StoreAPI(Protocol):
         same write in the same order, without a Future; a refused change is logged."""
         ...
 
-    def pending_messages(self, instance_id: str) -> list[MessageRecord]:
-        """Queued and sending messages, oldest first."""
+    def pending_messages(
+        self, instance_id: str, message_ids: list[str] | None = None
+    ) -> list[MessageRecord]:
+        """Queued and sending messages, oldest first (only those of `message_ids` if given)."""
         ...
 
     def pending_count(self, instance_id: str) -> int:
@@ -181,9 +187,19 @@ class StoreAPI(Protocol):
         refusal (store/fencing.py). RuntimeError on SQLite."""
         ...
 
+    def wake_others(self, node_id: str) -> None:
+        """Clustered on PostgreSQL: this daemon is node `node_id`; a send it accepts for an
+        instance it owns is handed over in memory, so only another owner is woken."""
+        ...
+
     def recover_sending(self, instance_id: str | None = None) -> int:
         """At start-up: every `sending` message goes back to `queued` with the same id. Given
         an instance: only its own (a cluster node taking the instance's lease)."""
+        ...
+
+    def recover_sending_of(self, instance_ids: list[str]) -> dict[str, int | Exception]:
+        """recover_sending(instance_id) for each, sharing group commits: id -> how many were
+        requeued, or the error that refused it (StaleEpoch: the lease is gone again)."""
         ...
 
     def cancel_pending(

@@ -180,6 +180,9 @@ class Store:
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         return self._instances.get_instance(instance_id)
 
+    def get_instances(self, instance_ids: list[str]) -> dict[str, InstanceRecord]:
+        return self._instances.get_instances(instance_ids)
+
     def list_instances(self, tenant: str | None = None) -> list[InstanceRecord]:
         return self._instances.list_instances(tenant)
 
@@ -261,8 +264,14 @@ class Store:
         """The fence's figures (checks, refusals) when it is on."""
         return self._db.writer.fencing
 
+    def wake_others(self, node_id: str) -> None:
+        self._messages.node_id = node_id
+
     def recover_sending(self, instance_id: str | None = None) -> int:
         return self._messages.recover_sending(instance_id)
+
+    def recover_sending_of(self, instance_ids: list[str]) -> dict[str, int | Exception]:
+        return self._messages.recover_sending_of(instance_ids)
 
     def cancel_pending(
         self, instance_id: str, *, status: str = "queued", reason: str = "purged"
@@ -286,8 +295,10 @@ class Store:
     def record_receipt(self, message_id: str, kind: str, at: float) -> Future[bool]:
         return self._messages.record_receipt(message_id, kind, at)
 
-    def pending_messages(self, instance_id: str) -> list[MessageRecord]:
-        return self._reads.pending_messages(instance_id)
+    def pending_messages(
+        self, instance_id: str, message_ids: list[str] | None = None
+    ) -> list[MessageRecord]:
+        return self._reads.pending_messages(instance_id, message_ids)
 
     def pending_count(self, instance_id: str) -> int:
         return self._reads.pending_count(instance_id)

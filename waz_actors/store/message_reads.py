@@ -53,11 +53,18 @@ class MessageReads:
             ).fetchall()
         return [{"status": r["status"], "time": r["time"], "reason": r["reason"]} for r in rows]
 
-    def pending_messages(self, instance_id: str) -> list[MessageRecord]:
+    def pending_messages(
+        self, instance_id: str, message_ids: list[str] | None = None
+    ) -> list[MessageRecord]:
+        only, ids = "", list[str]()
+        if message_ids is not None:
+            if not message_ids:
+                return []
+            only, ids = f" AND message_id IN ({', '.join('?' * len(message_ids))})", message_ids
         with self._db.read() as conn:
             rows = conn.execute(
-                f"{SELECT_MSG} WHERE {OWNED} AND status IN (?, ?) ORDER BY created_at, seq",
-                (*owned_args(instance_id), *PENDING),
+                f"{SELECT_MSG} WHERE {OWNED} AND status IN (?, ?){only} ORDER BY created_at, seq",
+                (*owned_args(instance_id), *PENDING, *ids),
             ).fetchall()
         return [MessageRecord.from_row(r) for r in rows]
 

@@ -161,10 +161,14 @@ def resync_pending(tx: Tx, instance_id: str) -> None:
 
 
 # The instance's owner LISTENs on waz_node_<node id> (cluster/wake.py); PostgreSQL delivers the
-# notification only if this transaction commits. No lease (no cluster): nobody is woken.
+# notification only if this transaction commits. No lease (no cluster): nobody is woken. The
+# accepting node itself is not (`owner <> ?`): it hands the message to its instance in memory
+# (Fleet.submit), and a wake-up would only make the instance read what it holds already.
+# The payload names the message too ("<instance_id> <message_id>"): the owner reads that row
+# alone, never the whole queue again; without one (a batch of messages) it reads its queue.
 _WAKE = (
-    "SELECT pg_notify(? || owner, instance_id) FROM leases"
-    " WHERE instance_id = ? AND owner IS NOT NULL"
+    "SELECT pg_notify(? || owner, instance_id || coalesce(' ' || ?::text, '')) FROM leases"
+    " WHERE instance_id = ? AND owner IS NOT NULL AND owner <> ?"
 )
 
 
@@ -174,10 +178,14 @@ def fence(conn: Conn, instance_id: str, epoch: int | None) -> None:
     conn.execute("SELECT waz_fence(?, ?)", (instance_id, -1 if epoch is None else epoch)).fetchall()
 
 
-def wake_owner(conn: Conn, instance_id: str) -> None:
+def wake_owner(
+    conn: Conn, instance_id: str, message_id: str | None = None, accepted_by: str | None = None
+) -> None:
+    """Tell the instance's owner of `message_id` (queued; None: of several, it reads its queue)
+    unless the owner is `accepted_by`, the node writing this."""
     from waz_actors.cluster.wake import CHANNEL_PREFIX
 
-    conn.execute(_WAKE, (CHANNEL_PREFIX, instance_id)).fetchall()
+    conn.execute(_WAKE, (CHANNEL_PREFIX, message_id, instance_id, accepted_by or "")).fetchall()
 
 
 # -- the table family ------------------------------------------------------------------------
@@ -187,6 +195,9 @@ class Messages:
     def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
+        # Clustered (Store.wake_others): this daemon's node id; its own instances are told of
+        # a send in memory, not woken through PostgreSQL.
+        self.node_id: str | None = None
 
     def enqueue(self, rec: MessageRecord, *, max_queue: int) -> Future[tuple[MessageRecord, bool]]:
         check_message(rec, max_queue)
@@ -205,7 +216,7 @@ class Messages:
             insert_queued(tx.conn, stored, media, incarnation)
             tx.adjust(rec.instance_id, 1)
             if shared:
-                wake_owner(tx.conn, rec.instance_id)
+                wake_owner(tx.conn, rec.instance_id, rec.message_id, self.node_id)
             if self._db.tap is not None:
                 written = {
                     "instance_id": stored.instance_id,
@@ -382,6 +393,26 @@ class Messages:
     def recover_sending(self, instance_id: str | None = None) -> int:
         """Every instance's (one daemon's start-up), or one instance's (a cluster node that
         just took its lease: the other instances' sends are in flight on other nodes)."""
+        # One instance: the new owner's first write, fenced (a node whose lease is gone again
+        # requeues nothing, StaleEpoch, and does not start the instance).
+        return self._db.writer.call(self.recover_op(instance_id), owner=instance_id)
+
+    def recover_sending_of(self, instance_ids: list[str]) -> dict[str, int | Exception]:
+        """recover_sending for each of several instances, submitted together: they share group
+        commits (a node that took a few hundred leases does not wait for a commit each). Per
+        instance: how many were requeued, or why not (StaleEpoch: the lease is gone again)."""
+        futures = {
+            iid: self._db.writer.submit(self.recover_op(iid), owner=iid) for iid in instance_ids
+        }
+        out: dict[str, int | Exception] = {}
+        for iid, fut in futures.items():
+            try:
+                out[iid] = fut.result()
+            except Exception as e:
+                out[iid] = e
+        return out
+
+    def recover_op(self, instance_id: str | None) -> Callable[[Tx], int]:
         now = self._wall()
 
         def op(tx: Tx) -> int:
@@ -408,9 +439,7 @@ class Messages:
             )
             return len(ids)
 
-        # One instance: the new owner's first write, fenced (a node whose lease is gone again
-        # requeues nothing, StaleEpoch, and does not start the instance).
-        return self._db.writer.call(op, owner=instance_id)
+        return op
 
     def cancel_pending(
         self, instance_id: str, *, status: str = "queued", reason: str = "purged"

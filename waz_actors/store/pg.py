@@ -22,6 +22,8 @@ import contextlib
 import functools
 import re
 import sqlite3
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +197,23 @@ def configure(conn: psycopg.Connection[Any]) -> None:
 # (their acquisition skips locked rows). The server ends such a session after this long.
 WRITER_IDLE_IN_TRANSACTION_MS = 5000
 
+# A pooled connection used this recently is handed out without the check's round trip (an empty
+# query): a server drop in that window fails the read that uses it, as a drop during the read
+# would. Checking every checkout doubled the round trips of every read (an instance start does
+# several).
+CHECK_IDLE_AFTER = 1.0
+# raw connection -> the monotonic time it went back to the pool
+_USED: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+
+
+def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check: `ConnectionPool.check_connection` unless used a moment ago."""
+    if conn.broken or conn.closed:
+        raise psycopg.OperationalError("connection is broken")
+    used = _USED.get(conn)
+    if used is None or time.monotonic() - used > CHECK_IDLE_AFTER:
+        ConnectionPool.check_connection(conn)
+
 
 def _writable(pool: ConnectionPool[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
     """A pool connection for the writer (it stays out of the pool until close)."""
@@ -274,7 +293,7 @@ class PgConnections:
             min_size=1,
             max_size=self._readers_max + 1,
             configure=configure,
-            check=ConnectionPool.check_connection,  # a dropped connection is not handed out
+            check=check_if_idle,  # a dropped connection is not handed out
             open=False,
             name="waz-store",
         )
@@ -333,7 +352,13 @@ class PgConnections:
         if pool is None:
             raise ShuttingDown("the store is not open")
         with pool.connection(timeout=30.0) as raw:
-            yield PgConn(raw)
+            try:
+                yield PgConn(raw)
+            finally:
+                if raw.broken:
+                    _USED.pop(raw, None)
+                else:
+                    _USED[raw] = time.monotonic()
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[PgConn]:

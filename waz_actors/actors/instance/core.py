@@ -154,8 +154,8 @@ class Instance:
                 self.outbox.add(record)
                 self._pump()
                 self.ctx.publish_snapshot(light=True)
-            case Reload():
-                self.outbox.reload()
+            case Reload(message_id=message_id):
+                self.outbox.reload(message_id)
                 self._pump()
                 self.ctx.publish_snapshot(light=True)
             case Written():

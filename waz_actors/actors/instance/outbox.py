@@ -75,11 +75,13 @@ class Outbox:
             for rec in store.pending_messages(self.ctx.id):
                 self.add(rec)
 
-    def reload(self) -> None:
-        """Queued rows another node accepted (cluster wake-up). Only `queued` ones: a row is
-        durably `sending` before it is sent, so one read here is neither in flight nor sent,
-        and `add` skips those already held."""
-        for rec in self.ctx.deps.store.pending_messages(self.ctx.id):
+    def reload(self, message_id: str | None = None) -> None:
+        """Queued rows another node accepted (cluster wake-up): the one named by the wake-up,
+        or all of them after the wake channel reconnected (a wake-up may have been missed).
+        Only `queued` ones: a row is durably `sending` before it is sent, so one read here is
+        neither in flight nor sent, and `add` skips those already held."""
+        only = None if message_id is None else [message_id]
+        for rec in self.ctx.deps.store.pending_messages(self.ctx.id, only):
             if rec.status == "queued":
                 self.add(rec)
 
