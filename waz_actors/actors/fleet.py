@@ -103,24 +103,30 @@ class Fleet:
         return InstanceSnapshot.placeholder(rec, depth, as_saved=True)
 
     def snapshots(
-        self, *, tenant: str | None = None, state: str | None = None
+        self, *, tenant: str | None = None, state: str | None = None, here: bool = False
     ) -> list[InstanceSnapshot]:
+        """Every instance's snapshot; clustered, `here` keeps the ones this node runs."""
         if self.cluster is None:
             every = self.board.all()
+        elif here:
+            every = [s for s in self.board.all() if self.children.get(s.instance_id) is not None]
         else:
-            every = [
-                s
-                for s in (self.snapshot(r.instance_id) for r in self.store.list_instances())
-                if s is not None
-            ]
+            # One read of every instance, not one per instance run elsewhere (thousands).
+            every = []
+            for rec in self.store.list_instances():
+                snap = self.board.get(rec.instance_id)
+                if snap is None or self.children.get(rec.instance_id) is None:
+                    depth = self.store.pending_count(rec.instance_id)
+                    snap = InstanceSnapshot.placeholder(rec, depth, as_saved=True)
+                every.append(snap)
         return [
             s
             for s in every
             if (tenant is None or s.tenant == tenant) and (state is None or s.state == state)
         ]
 
-    def status(self, tenant: str | None = None) -> dict[str, Any]:
-        snaps = self.snapshots(tenant=tenant)
+    def status(self, tenant: str | None = None, here: bool = False) -> dict[str, Any]:
+        snaps = self.snapshots(tenant=tenant, here=here)
         per_state = {str(s): 0 for s in InstanceState}
         sent = failed = depth = in_flight = 0
         conflicts = 0

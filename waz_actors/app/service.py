@@ -113,7 +113,8 @@ class Service:
         d = self.daemon
         if d.fleet is None:
             return
-        st = d.fleet.status()
+        # Clustered, the systemd status line is this node's (and reads no database each tick).
+        st = d.fleet.status(here=True)
         states = ", ".join(f"{v} {k}" for k, v in st["states"].items() if v) or "no instances"
         q = st["queue"]
         line = f"{states}; queued {q['queued']}, sent {q['sent']}, failed {q['failed']}"
