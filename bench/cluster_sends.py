@@ -39,6 +39,7 @@ from waz_actors.control.client import Client, ClientError  # noqa: E402
 # After the standard library's http is imported: chaos puts bench/ first on sys.path.
 importlib.import_module("http.client")
 SimServerProcess = importlib.import_module("chaos").SimServerProcess
+daemon_command = importlib.import_module("cluster_fleet").daemon_command
 
 SCALE = 0.01
 
@@ -65,9 +66,11 @@ connect_rate = 1000.0
 
 [queue]
 max_size = 100000
+pacing_interval = 0
 
 [sim]
 endpoint = "{sim}"
+send_latency = 0
 
 [connection]
 timeout = 5000.0
@@ -108,7 +111,7 @@ def run(
             log = open(work / f"{name}.log", "ab")  # noqa: SIM115
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "waz_actors", "run", "--config", str(cfg)],
+                    [*daemon_command(), "run", "--config", str(cfg)],
                     cwd=ROOT,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -68,9 +68,17 @@ def test_a_send_wakes_the_owner_after_its_commit(
     listener.start()
     try:
         wait_until(listener.listening.is_set, what="listening")
-        for iid in ("a", "b"):
-            s.enqueue(message(iid), max_queue=10).result()
-        wait_until(lambda: woken == mine, what=f"{mine} woken, got {woken}")
+        sent = {iid: s.enqueue(message(iid), max_queue=10).result()[0] for iid in ("a", "b")}
+        # The payload names the message: the owner reads that row, not its whole queue.
+        want = [f"{iid} {sent[iid].message_id}" for iid in mine]
+        wait_until(lambda: woken == want, what=f"{want} woken, got {woken}")
+        # Accepted on the owner itself: it is told in memory (Fleet.submit), never woken.
+        s.wake_others("node-b")
+        s.enqueue(message(mine[0]), max_queue=10).result()
+        s.wake_others("node-a")  # accepted on another node: the owner is woken again
+        third = s.enqueue(message(mine[0]), max_queue=10).result()[0]
+        wait_until(lambda: len(woken) == 2, what=f"the third woken, got {woken}")
+        assert woken[1] == f"{mine[0]} {third.message_id}"
     finally:
         listener.stop()
         owner.close()

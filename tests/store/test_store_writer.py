@@ -258,3 +258,38 @@ def test_a_batch_failed_whole_is_not_run_again(store: Store) -> None:
     store.flush(5)
     assert runs == [1]
     assert store.totals()["queued"] == 0  # and not written behind its caller's back
+
+
+def test_an_error_caught_by_the_wrong_operation_is_still_its_own(store: Store) -> None:
+    """On PostgreSQL the optimistic attempt pipelines the batch's statements, so a statement's
+    error can surface inside a later operation. One that catches that error class must not
+    swallow another's failure: the batch runs again statement by statement, and each outcome
+    is its own operation's."""
+    store.submit(
+        lambda tx: tx.conn.execute("INSERT INTO events (time, topic, body) VALUES (1, 'x', '{}')")
+    ).result(5)
+    release, held = hold_writer(store)
+
+    def duplicate(tx: Any) -> None:
+        tx.conn.execute(
+            "INSERT INTO instances SELECT * FROM instances WHERE instance_id = 'i1'"
+        )  # a primary key broken: its result is never read
+
+    def careful(tx: Any) -> str:
+        try:
+            tx.conn.execute("INSERT INTO events (time, topic, body) VALUES (2, 'careful', '{}')")
+            row = tx.conn.execute(
+                "SELECT count(*) FROM events WHERE topic IN ('x', 'careful')"
+            ).fetchone()
+            return str(row[0])
+        except sqlite3.IntegrityError:
+            return "swallowed"
+
+    bad = store.submit(duplicate)
+    good = store.submit(careful)
+    release.set()
+    held.result(5)
+    with pytest.raises(sqlite3.IntegrityError):
+        bad.result(5)
+    assert good.result(5) == "2"
+    assert [e["topic"] for e in store.recent_events(prefix="careful")] == ["careful"]

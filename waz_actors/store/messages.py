@@ -160,6 +160,21 @@ def resync_pending(tx: Tx, instance_id: str) -> None:
     tx.adjust(instance_id, int(row[0]) - tx.pending(instance_id))
 
 
+def owner_and_pending(tx: Tx, rec: MessageRecord) -> int:
+    """owner_of and resync_pending in one statement (one round trip on the shared store)."""
+    row = tx.conn.execute(
+        "SELECT i.incarnation, i.tenant, (SELECT count(*) FROM messages m"
+        " WHERE m.instance_id = i.instance_id AND m.status IN (?, ?)"
+        " AND m.incarnation = i.incarnation AND m.tenant = i.tenant)"
+        " FROM instances i WHERE i.instance_id = ?",
+        (*PENDING, rec.instance_id),
+    ).fetchone()
+    if row is None or row[1] != rec.tenant:
+        raise not_found(rec.instance_id)
+    tx.adjust(rec.instance_id, int(row[2]) - tx.pending(rec.instance_id))
+    return int(row[0])
+
+
 # The instance's owner LISTENs on waz_node_<node id> (cluster/wake.py); PostgreSQL delivers the
 # notification only if this transaction commits. No lease (no cluster): nobody is woken. The
 # accepting node itself is not (`owner <> ?`): it hands the message to its instance in memory
@@ -175,7 +190,9 @@ _WAKE = (
 def fence(conn: Conn, instance_id: str, epoch: int | None) -> None:
     """Refuse the write (SQLSTATE WZ409, cluster/schema.py waz_fence) unless `epoch` is the
     current epoch of a held, unexpired lease of the instance; no epoch: not ours, refused."""
-    conn.execute("SELECT waz_fence(?, ?)", (instance_id, -1 if epoch is None else epoch)).fetchall()
+    # Its result is not read: under the writer's pipeline a refusal raises at the next sync,
+    # and the batch runs again without one, where it raises here (store/writer.py).
+    conn.execute("SELECT waz_fence(?, ?)", (instance_id, -1 if epoch is None else epoch))
 
 
 def wake_owner(
@@ -185,7 +202,7 @@ def wake_owner(
     unless the owner is `accepted_by`, the node writing this."""
     from waz_actors.cluster.wake import CHANNEL_PREFIX
 
-    conn.execute(_WAKE, (CHANNEL_PREFIX, message_id, instance_id, accepted_by or "")).fetchall()
+    conn.execute(_WAKE, (CHANNEL_PREFIX, message_id, instance_id, accepted_by or ""))
 
 
 # -- the table family ------------------------------------------------------------------------
@@ -208,10 +225,8 @@ class Messages:
             earlier = earlier_with_key(tx.conn, rec)
             if earlier is not None:
                 return earlier, False
-            incarnation = owner_of(tx.conn, rec)
             shared = is_shared(tx.conn)
-            if shared:
-                resync_pending(tx, rec.instance_id)
+            incarnation = owner_and_pending(tx, rec) if shared else owner_of(tx.conn, rec)
             need_room(tx, rec.instance_id, max_queue)
             insert_queued(tx.conn, stored, media, incarnation)
             tx.adjust(rec.instance_id, 1)

@@ -107,20 +107,34 @@ def _as_sqlite_error(e: psycopg.Error) -> Exception:
 
 
 class PgCursor:
-    __slots__ = ("_cur",)
+    """A result, as sqlite3's cursor gives it. Under a pipeline (PgConn.pipelined) the result
+    may not have arrived yet: reading it syncs the pipeline first (one round trip, for every
+    statement sent so far), so statements whose results nobody reads never wait for one."""
 
-    def __init__(self, cur: psycopg.Cursor[PgRow]) -> None:
+    __slots__ = ("_conn", "_cur", "_gen")
+
+    def __init__(self, cur: psycopg.Cursor[PgRow], conn: PgConn | None = None) -> None:
         self._cur = cur
+        self._conn = conn  # pipelined: sent before the sync numbered `_gen` + 1
+        self._gen = conn.syncs if conn is not None else 0
+
+    def _arrived(self) -> psycopg.Cursor[PgRow]:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.syncs == self._gen:
+            conn.sync()
+        return self._cur
 
     @property
     def rowcount(self) -> int:
-        return self._cur.rowcount
+        return self._arrived().rowcount
 
     def fetchone(self) -> PgRow | None:
-        return self._cur.fetchone() if self._cur.description else None
+        cur = self._arrived()
+        return cur.fetchone() if cur.description else None
 
     def fetchall(self) -> list[PgRow]:
-        return self._cur.fetchall() if self._cur.description else []
+        cur = self._arrived()
+        return cur.fetchall() if cur.description else []
 
     def __iter__(self) -> Iterator[PgRow]:
         return iter(self.fetchall())
@@ -144,8 +158,52 @@ class PgConn:
     ) -> None:
         self.raw = conn
         self._reconnect = reconnect
+        self._pipe: psycopg.Pipeline | None = None
+        self.syncs = 0  # pipeline syncs so far: a result sent before the last one is in
+
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Statements sent without waiting for their results (psycopg's pipeline mode): the
+        writer's group commit, whose operations read few of their statements' results, pays
+        a round trip per result read instead of one per statement. An error may then surface
+        at a later statement than the one that caused it, or at `sync`: the caller treats any
+        error as the whole transaction's (the writer rolls back and runs the batch again
+        without a pipeline)."""
+        if self._reconnect is not None and self.raw.broken:
+            self.raw = self._reconnect(self.raw)
+        with self.raw.pipeline() as pipe:
+            self._pipe = pipe
+            try:
+                yield
+            finally:
+                self._pipe = None
+
+    def sync(self) -> None:
+        """Under `pipelined`: wait for every result; the first error raises here."""
+        if self._pipe is not None:
+            self.syncs += 1
+            try:
+                self._pipe.sync()
+            except psycopg.Error as e:
+                raise _as_sqlite_error(e) from e
+
+    @property
+    def failed(self) -> bool:
+        """The transaction hit an error (PostgreSQL would answer COMMIT with a rollback)."""
+        return self.raw.info.transaction_status == pq.TransactionStatus.INERROR
+
+    @property
+    def broken(self) -> bool:
+        return self.raw.broken
 
     def execute(self, sql: str, parameters: Any = (), /) -> PgCursor:
+        if self._pipe is not None:
+            cur = self.raw.cursor(binary=True, row_factory=pg_row)
+            try:
+                cur.execute(translate(sql), parameters)
+            except psycopg.Error as e:
+                raise _as_sqlite_error(e) from e
+            return PgCursor(cur, self)
         if self._reconnect is not None and sql.startswith("BEGIN") and self.raw.broken:
             self.raw = self._reconnect(self.raw)
         cur = self.raw.cursor(binary=True, row_factory=pg_row)
@@ -170,7 +228,7 @@ class PgConn:
                 cur.executemany(translate(sql), rows)
             except psycopg.Error as e:
                 raise _as_sqlite_error(e) from e
-        return PgCursor(cur)
+        return PgCursor(cur, self if self._pipe is not None else None)
 
     @property
     def in_transaction(self) -> bool:

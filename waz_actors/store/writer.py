@@ -205,7 +205,10 @@ class Writer:
         # rolled back and the batch runs again with a SAVEPOINT per operation, so a failing
         # operation still rolls back only itself. Operations only touch the database and
         # their Tx, so running one twice is safe.
-        done = self._attempt(live, savepoints=False)
+        if getattr(self._conn, "pipelined", None) is not None:
+            done = self._attempt_pipelined(live)
+        else:
+            done = self._attempt(live, savepoints=False)
         if done is _RETRY:
             done = self._attempt(live, savepoints=True)
         if self._refused and self.fencing is not None:
@@ -302,6 +305,58 @@ class Writer:
             self._fail_all(live, e)
             return None
         return self._refused
+
+    def _attempt_pipelined(
+        self, live: list[_Item]
+    ) -> tuple[list[tuple[Future[Any] | None, bool, Any]], dict[str, int]] | object | None:
+        """The optimistic attempt on PostgreSQL: the batch's statements go out in a pipeline
+        (store/pg.py PgConn.pipelined), so only the results an operation reads cost a round
+        trip. An error then surfaces wherever the pipeline next syncs, not necessarily in the
+        operation that caused it: any error rolls the whole transaction back and the batch
+        runs again statement by statement, with savepoints (_RETRY), where every error is
+        its operation's. Nothing is committed until every result came back without one."""
+        conn: Any = self._conn
+        delta: dict[str, int] = {}
+        outcomes: list[tuple[Future[Any] | None, bool, Any]] = []
+        try:
+            with conn.pipelined():
+                conn.execute("BEGIN IMMEDIATE")
+                refused = self._fence(live)  # reads its answer: the BEGIN's error shows here
+                if refused is None:
+                    return None  # rolled back, every future failed (as in _attempt)
+                for op, fut in live:
+                    if refused and type(op) is Fenced and op.key in refused:
+                        outcomes.append((fut, False, stale_epoch(op.key)))
+                        continue
+                    tx = Tx(conn, self.counters, delta)
+                    value = op(tx)
+                    _merge(delta, tx._own)
+                    outcomes.append((fut, True, value))
+                conn.sync()
+            if conn.failed:  # cannot be after a clean sync; COMMIT would roll back silently
+                raise Error("transaction failed in the pipeline")
+        except Exception as e:
+            if conn.broken:
+                return _RETRY  # nothing was committed; the retry's BEGIN reconnects
+            if not conn.in_transaction:
+                # An operation ended the transaction (as SQLite does on a full disk): see
+                # _attempt; none of the batch may run again behind its callers' backs.
+                self._fail_all(live, e)
+                return None
+            try:
+                conn.execute("ROLLBACK")
+            except Error as e2:
+                self._fail_all(live, e2)
+                return None
+            return _RETRY
+        try:
+            conn.execute("COMMIT")
+        except Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._fail_all(live, e)
+            return None
+        return outcomes, delta
 
     def _fail_all(self, live: list[_Item], error: BaseException) -> None:
         logger.error("store commit failed, {} operations not applied: {}", len(live), error)
