@@ -52,6 +52,7 @@ SimServerProcess = importlib.import_module("chaos").SimServerProcess
 
 
 TRACE = bool(os.environ.get("WAZ_BENCH_TRACE"))
+SIM_CONNECT_LATENCY = 0.5  # [sim] connect_latency, left at its default (as bench/scale.py)
 
 
 @dataclass(frozen=True)

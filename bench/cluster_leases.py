@@ -1,6 +1,9 @@
-"""Cluster figures on a real PostgreSQL: what one lease round costs, how fast a node takes over.
+"""The lease SQL alone on a real PostgreSQL: what one lease round costs, how fast leases move.
 
-    python bench/cluster.py [--url postgresql://postgres@127.0.0.1:5432/postgres] [--leases 1000]
+    python bench/cluster_leases.py [--url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--leases 1000]
+
+Part of bench/cluster.py (the one command of issue 16's figures).
 
 Runs in a fresh schema (dropped at the end) and prints:
 - renew: one batched UPDATE renewing N leases (median and p95 over rounds, ms),
@@ -8,8 +11,7 @@ Runs in a fresh schema (dropped at the end) and prints:
 - takeover: node b takes all N leases after node a's expire (time from expiry to all held),
 - status: the cluster.status queries (nodes + N leases).
 The failover itself (three daemons, kill -9, SIGTERM, a partition): tests/cluster/
-test_failover.py; durable sends/s with 1, 2 and 3 daemons next to one SQLite daemon:
-bench/cluster_sends.py.
+test_failover.py.
 """
 
 from __future__ import annotations

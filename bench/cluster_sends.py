@@ -1,27 +1,32 @@
 """Durable sends per second with 1, 2 and 3 daemons on one PostgreSQL, next to one SQLite daemon.
 
     python bench/cluster_sends.py [--url postgresql://postgres@127.0.0.1:5432/postgres]
-        [--instances 30] [--messages 1500] [--senders 4] [--nodes 1,2,3]
+        [--instances 30] [--messages 3000] [--senders 4] [--nodes 1,2,3]
+
+Part of bench/cluster.py (the one command of issue 16's figures).
 
 Every daemon is a real process (`waz-actors run`) on the networked simulator; the PostgreSQL
 runs use a fresh schema each (dropped at the end). `--senders` client threads per node call
 `message.send` (each spread over every instance) until `--messages` were accepted, then the
 simulator's delivery log is polled until every accepted id was delivered. Prints per setup:
 - accepted/s: accepted messages / time from the first send to the last reply,
-- dispatched/s: accepted messages / time from the first send to the last one delivered.
+- dispatched/s: accepted messages / time from the first send to the last one delivered,
+- how busy the machine's CPUs were meanwhile (/proc/stat, every process: on a small machine the
+  daemons, PostgreSQL, the simulator and the clients share the same cores).
+Pacing is off (`queue.pacing_interval = 0`) and the simulator answers a send at once, as in
+bench/scale.py's dispatch figure: the daemons' own speed, not the per-number pacing.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import secrets
+import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))  # last: bench/http.py must not hide the standard http
 
-import psycopg  # noqa: E402
 
 from waz_actors.control.client import Client, ClientError  # noqa: E402
 
@@ -40,6 +44,7 @@ from waz_actors.control.client import Client, ClientError  # noqa: E402
 importlib.import_module("http.client")
 SimServerProcess = importlib.import_module("chaos").SimServerProcess
 daemon_command = importlib.import_module("cluster_fleet").daemon_command
+fresh_schema = importlib.import_module("cluster_fleet").fresh_schema
 
 SCALE = 0.01
 
@@ -79,6 +84,13 @@ keepalive = 2000.0
 {store}{cluster}"""
     )
     return path
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's (busy, total) CPU ticks so far (/proc/stat), every process counted."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -170,6 +182,7 @@ def run(
             for j, ep in enumerate(endpoints)
             for s in range(senders)
         ]
+        busy0, total0 = cpu_ticks()
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -184,7 +197,10 @@ def run(
 
         _wait(all_delivered, 300, "every message delivered")
         t_done = time.monotonic() - t0
+        busy1, total1 = cpu_ticks()
         return {
+            "cpu_busy": (busy1 - busy0) / max(1, total1 - total0),
+            "load": os.getloadavg()[0],
             "accepted": len(accepted),
             "accepted_per_s": len(accepted) / t_accept,
             "dispatched_per_s": len(accepted) / t_done,
@@ -200,31 +216,31 @@ def run(
         sim.stop()
 
 
+def run_all(
+    url: str, instances: int, messages: int, senders: int, nodes: list[int]
+) -> list[tuple[str, dict[str, float]]]:
+    """One SQLite daemon, one PostgreSQL daemon without [cluster], then `nodes` clustered."""
+    rows = [("sqlite, 1 daemon", run("", 1, instances, messages, senders))]
+    for n in [0, *nodes]:  # 0: one daemon, no [cluster]
+        with fresh_schema(url) as surl:
+            name = f"postgresql, {n} daemon(s)" if n else "postgresql, 1, no cluster"
+            rows.append((name, run(surl, max(n, 1), instances, messages, senders, n > 0)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--instances", type=int, default=30)
-    ap.add_argument("--messages", type=int, default=1500)
+    ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--nodes", default="1,2,3")
     a = ap.parse_args(argv)
-    rows = [("sqlite, 1 daemon", run("", 1, a.instances, a.messages, a.senders))]
-    for n in [0, *(int(x) for x in a.nodes.split(","))]:  # 0: one daemon, no [cluster]
-        schema = "waz_bench_" + secrets.token_hex(6)
-        with psycopg.connect(a.url, autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in a.url else "?"
-        url = f"{a.url}{sep}options={urllib.parse.quote(f'-csearch_path={schema}')}"
-        try:
-            name = f"postgresql, {n} daemon(s)" if n else "postgresql, 1, no cluster"
-            rows.append((name, run(url, max(n, 1), a.instances, a.messages, a.senders, n > 0)))
-        finally:
-            with psycopg.connect(a.url, autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")
+    rows = run_all(a.url, a.instances, a.messages, a.senders, [int(x) for x in a.nodes.split(",")])
     for name, r in rows:
         print(
             f"{name:26} accepted {r['accepted']:.0f}: {r['accepted_per_s']:8.1f} accepted/s, "
-            f"{r['dispatched_per_s']:8.1f} dispatched/s"
+            f"{r['dispatched_per_s']:8.1f} dispatched/s, CPU {r['cpu_busy']:.0%} busy"
         )
     return 0
 
