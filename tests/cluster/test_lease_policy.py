@@ -8,6 +8,7 @@ from waz_actors.cluster.lease_policy import (
     LeaseKeeper,
     LeaseTiming,
     Placement,
+    PlacementPlan,
     PlacementView,
     fair_share,
 )
@@ -61,6 +62,28 @@ def test_renew_rounds_are_due_every_renew_every() -> None:
     k.round_started(0.0)
     assert not k.renew_due(4.9)
     assert k.renew_due(5.0)
+
+
+def test_the_next_renew_is_due_renew_every_after_the_last_round_started() -> None:
+    k = LeaseKeeper(LeaseTiming(ttl=30, renew_every=5, margin=10))
+    assert k.next_renew(3.0) == 3.0  # never renewed: due now
+    k.round_started(10.0)
+    assert k.next_renew(11.0) == 15.0
+    assert not k.renew_due(14.9) and k.renew_due(15.0)
+    assert k.next_renew(20.0) == 20.0  # overdue: now, not in the past
+
+
+def test_placement_says_when_the_budget_left_work_for_a_later_round() -> None:
+    p = Placement(rate=10.0, burst=10)
+    first = p.plan(PlacementView(instances=100, live_nodes=2, mine=0, draining=False), 0.0)
+    assert (first.acquire, first.more) == (10, True)  # share 50: 40 left after this budget
+    assert p.gap == 0.2  # come back when the bucket refilled some (not at the next renew)
+    assert Placement(rate=2.0, burst=2).gap == 0.5  # at least one lease's worth
+    last = p.plan(PlacementView(100, 2, 45, False), 10.0)
+    assert (last.acquire, last.more) == (5, False)
+    assert p.plan(PlacementView(100, 2, 50, False), 20.0) == PlacementPlan()
+    drain = Placement(rate=5.0, burst=5).plan(PlacementView(30, 2, 12, True), 0.0)
+    assert (drain.release, drain.more) == (5, True)
 
 
 def test_dropped_leases_are_not_renewed_or_fenced() -> None:

@@ -236,3 +236,54 @@ def test_two_nodes_never_run_the_same_instance_under_random_kills_and_partitions
         for n in names:
             live[n][0].kill()
             proxies[n].close()
+
+
+def test_a_node_catches_up_at_its_acquire_rate_not_one_budget_per_renew_round(
+    pg_url: str,
+) -> None:
+    """60 instances at 20 leases a second: three seconds, although a renew round comes only
+    every 10 s (before, a node took one budget per round: 60 instances took 30 s)."""
+    runs = Runs()
+    slow_rounds = FAST.__class__(ttl=30.0, renew_every=10.0, margin=5.0, takeover_delay=0.0)
+    ids = [f"c{n:02d}" for n in range(60)]
+    a, _ = make_node(pg_url, "a", runs, ids=ids, rate=20.0, timing=slow_rounds)
+    t0 = time.monotonic()
+    a.start()
+    try:
+        wait_until(lambda: len(runs.running("a")) == 60, timeout=8, what="a runs all 60")
+        took = time.monotonic() - t0
+        assert 1.5 < took < 6, took  # paced by the bucket (20 a second), not all at once
+        assert a.stats.rounds < 40  # catch-up rounds only while there was work left
+    finally:
+        a.kill()
+
+
+def test_a_dead_nodes_instances_start_at_expiry_plus_takeover_delay(pg_url: str) -> None:
+    """b's renew rounds are 2.5 s apart, yet it takes a's expired leases at their expiry (the
+    view tells when another node's lease runs out), and the takeover delay counts from the
+    expiry (the database says how long ago it was), not from the round that took them."""
+    runs = Runs()
+    ttl = 6.0
+    fast = FAST.__class__(ttl=ttl, renew_every=0.5, margin=1.0, takeover_delay=0.6)
+    a, ha = make_node(pg_url, "a", runs, ids=IDS[:6], timing=fast)
+    a.start()
+    wait_until(lambda: len(runs.running("a")) == 6, timeout=10, what="a runs all")
+    slow = FAST.__class__(ttl=ttl, renew_every=2.5, margin=0.9, takeover_delay=0.6)
+    b, _ = make_node(pg_url, "b", runs, timing=slow)
+    b.start()
+    admin = LeaseStore(pg_url, "admin", ttl)
+    try:
+        time.sleep(0.5)  # b had its first round: nothing free to take
+        a.kill()
+        ha.crash()
+        left = max(x.expires_in or 0.0 for x in admin.leases())
+        expiry = time.monotonic() + left
+        wait_until(lambda: len(runs.running("b")) == 6, timeout=ttl + 5, what="b took over")
+        started = max(t for (n, _i), t in runs.open.items() if n == "b")
+        late = started - expiry
+        # At expiry + takeover_delay: not up to a renew round (2.5 s) later.
+        assert slow.takeover_delay - 0.1 <= late <= slow.takeover_delay + 0.8, late
+        assert runs.overlaps() == []
+    finally:
+        admin.close()
+        b.kill()

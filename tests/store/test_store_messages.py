@@ -159,6 +159,23 @@ def test_pending_messages_oldest_first(store: Store) -> None:
     assert ids == [early.message_id, tie.message_id, late.message_id]
 
 
+def test_pending_messages_by_id_reads_only_those_still_pending(store: Store) -> None:
+    """A cluster wake-up names the message another node accepted: the owner reads that row
+    alone (never the whole queue again), and only while it is pending."""
+    a, _ = store.enqueue(message(), max_queue=10).result()
+    b, _ = store.enqueue(message(), max_queue=10).result()
+    c, _ = store.enqueue(message(), max_queue=10).result()
+    store.update_message(c.message_id, "failed").result()
+    got = store.pending_messages("i1", [b.message_id])
+    assert [m.message_id for m in got] == [b.message_id]
+    assert store.pending_messages("i1", [c.message_id, "no-such-id"]) == []  # final; unknown
+    assert store.pending_messages("i1", []) == []
+    # Another instance's id does not read this instance's message.
+    store.create_instance(instance("i2"))
+    assert store.pending_messages("i2", [a.message_id]) == []
+    assert [m.message_id for m in store.pending_messages("i1")] == [a.message_id, b.message_id]
+
+
 def test_list_messages_pages_by_insertion(store: Store) -> None:
     ids = [store.enqueue(message(), max_queue=100).result()[0].message_id for _ in range(7)]
     store.update_message(ids[1], "failed").result()
