@@ -77,7 +77,7 @@ def report_online(r: dict[str, Any], t: Any) -> list[str]:
         f"{t.connect_rate:g}/s and acquire_rate {t.acquire_rate:g}/s per daemon, sim connect "
         "latency 0.5 s",
         f"  start to all online {r['online_s']:.2f} s   goal < 10 s  "
-        f"{_verdict(r['online_s'] < 10)}",
+        f"{_verdict(r['online_s'] < 10)}   (machine CPU {r['cpu_busy']:.0%} busy meanwhile)",
     ]
 
 

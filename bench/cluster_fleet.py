@@ -74,6 +74,13 @@ def daemon_command() -> list[str]:
     return [sys.executable, wrapper] if wrapper else [sys.executable, "-m", "waz_actors"]
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's (busy, total) CPU ticks so far (/proc/stat), every process counted."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 @contextlib.contextmanager
 def fresh_schema(url: str) -> Iterator[str]:
     """A new schema on `url`; yields a URL whose search_path is it; dropped afterwards."""
@@ -246,14 +253,21 @@ def run_online(url: str, n: int, t: Throttles, nodes: int = 3) -> dict[str, Any]
         create_fleet(surl, n)
         fleet = Fleet(surl, nodes, t)
         try:
+            busy0, total0 = cpu_ticks()
             t0 = time.time()
             fleet.start()
             fleet.wait(lambda: fleet.online() >= n, 300, f"{n} online")
+            busy1, total1 = cpu_ticks()
             done = fleet.last_online()
             per = fleet.db.execute(
                 "SELECT owner, count(*) FROM leases GROUP BY owner ORDER BY owner"
             ).fetchall()
-            return {"instances": n, "online_s": done - t0, "per_node": dict(per)}
+            return {
+                "instances": n,
+                "online_s": done - t0,
+                "per_node": dict(per),
+                "cpu_busy": (busy1 - busy0) / max(1, total1 - total0),
+            }
         finally:
             fleet.stop()
 

@@ -45,6 +45,7 @@ importlib.import_module("http.client")
 SimServerProcess = importlib.import_module("chaos").SimServerProcess
 daemon_command = importlib.import_module("cluster_fleet").daemon_command
 fresh_schema = importlib.import_module("cluster_fleet").fresh_schema
+cpu_ticks = importlib.import_module("cluster_fleet").cpu_ticks
 
 SCALE = 0.01
 
@@ -84,13 +85,6 @@ keepalive = 2000.0
 {store}{cluster}"""
     )
     return path
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """The machine's (busy, total) CPU ticks so far (/proc/stat), every process counted."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
