@@ -300,8 +300,8 @@ def test_statements_after_a_failed_pipelined_batch_still_run(store: Store) -> No
     in flight in the pipeline ends the pipeline early; the same statements must keep working
     in the retry and in later batches (a pipeline cut off by a partition once left psycopg
     believing statements prepared that the server never prepared: "prepared statement _pg3_N
-    does not exist" on every later use; tests/cluster/test_failover.py hit it; pipelined
-    statements are not prepared since)."""
+    does not exist" on every later use; tests/cluster/test_failover.py hit it; a failed
+    pipelined attempt now rolls back through psycopg's rollback(), which forgets them)."""
 
     def fails(tx: Any) -> None:
         raise RuntimeError("refused")

@@ -140,26 +140,6 @@ class PgCursor:
         return iter(self.fetchall())
 
 
-class ManyCursor(PgCursor):
-    """An executemany run as single statements (under a pipeline): rowcount is their sum, as
-    sqlite3's and psycopg's executemany count every row; no rows to fetch."""
-
-    __slots__ = ("_parts",)
-
-    def __init__(self, parts: list[PgCursor]) -> None:
-        self._parts = parts
-
-    @property
-    def rowcount(self) -> int:
-        return sum(p.rowcount for p in self._parts)
-
-    def fetchone(self) -> PgRow | None:
-        return None
-
-    def fetchall(self) -> list[PgRow]:
-        return []
-
-
 class PgConn:
     """One psycopg connection, used through the seam (sql.Conn). Autocommit: like the sqlite3
     connections, the writer and the migrations say BEGIN themselves.
@@ -207,6 +187,16 @@ class PgConn:
             except psycopg.Error as e:
                 raise _as_sqlite_error(e) from e
 
+    def rollback(self) -> None:
+        """ROLLBACK, and forget which statements psycopg believes prepared: a pipeline cut off
+        midway can leave statements recorded as prepared that the server never prepared
+        ("prepared statement _pg3_N does not exist" on every later use: a writer that can no
+        longer write). psycopg's own rollback() clears that cache (DEALLOCATE ALL)."""
+        try:
+            self.raw.rollback()
+        except psycopg.Error as e:
+            raise _as_sqlite_error(e) from e
+
     @property
     def failed(self) -> bool:
         """The transaction hit an error (PostgreSQL would answer COMMIT with a rollback)."""
@@ -220,11 +210,7 @@ class PgConn:
         if self._pipe is not None:
             cur = self.raw.cursor(binary=True, row_factory=pg_row)
             try:
-                # Not prepared: psycopg records a statement as prepared when it is sent, and
-                # a pipeline that ends in an error may leave that record behind although the
-                # server never prepared it ("prepared statement _pg3_N does not exist" on
-                # every later use, a writer that can no longer write).
-                cur.execute(translate(sql), parameters, prepare=False)
+                cur.execute(translate(sql), parameters)
             except psycopg.Error as e:
                 raise _as_sqlite_error(e) from e
             return PgCursor(cur, self)
@@ -245,10 +231,8 @@ class PgConn:
         return PgCursor(cur)
 
     def executemany(self, sql: str, parameters: Any, /) -> PgCursor:
-        rows = list(parameters)
-        if self._pipe is not None:  # one by one, unprepared (see execute)
-            return ManyCursor([self.execute(sql, row) for row in rows])
         cur = self.raw.cursor(binary=True, row_factory=pg_row)
+        rows = list(parameters)
         if rows:
             try:
                 cur.executemany(translate(sql), rows)

@@ -344,7 +344,7 @@ class Writer:
                 self._fail_all(live, e)
                 return None
             try:
-                conn.execute("ROLLBACK")
+                conn.rollback()  # PgConn's: also forgets statements the pipeline cut off
             except Error as e2:
                 self._fail_all(live, e2)
                 return None
