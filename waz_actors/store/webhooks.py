@@ -217,10 +217,16 @@ def emit_logged(tap: WebhookTap, tx: Tx, topic: str, body: Mapping[str, Any]) ->
     campaign.state (the feeder logs every state change) -> campaign.state."""
     parts = topic.split(".")
     if topic.startswith("instance.") and parts[-1] == "state":
+        # Every state change of every instance passes here: read its tenant only when some
+        # webhook wants the event (5,000 instances coming online are 10,000 of these).
+        if not tap.wants(tx, "instance.state"):
+            return
         instance_id = str(body.get("instance_id") or parts[1])
         data = {k: body.get(k) for k in ("state", "previous", "reason", "code")}
         tap.emit(tx, "instance.state", _instance_tenant(tx.conn, instance_id), instance_id, data)
     elif topic == "daemon.alarm" and body.get("instance_id"):
+        if not tap.wants(tx, "instance.alarm"):
+            return
         instance_id = str(body["instance_id"])
         data = {k: body.get(k) for k in ("kind", "message")}
         tap.emit(tx, "instance.alarm", _instance_tenant(tx.conn, instance_id), instance_id, data)
