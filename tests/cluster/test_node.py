@@ -260,8 +260,7 @@ def test_a_node_catches_up_at_its_acquire_rate_not_one_budget_per_renew_round(
 
 def test_a_dead_nodes_instances_start_at_expiry_plus_takeover_delay(pg_url: str) -> None:
     """b's renew rounds are 2.5 s apart, yet it takes a's expired leases at their expiry (the
-    view tells when another node's lease runs out), and the takeover delay counts from the
-    expiry (the database says how long ago it was), not from the round that took them."""
+    view tells when another node's lease runs out), and starts them takeover_delay later."""
     runs = Runs()
     ttl = 6.0
     fast = FAST.__class__(ttl=ttl, renew_every=0.5, margin=1.0, takeover_delay=0.6)

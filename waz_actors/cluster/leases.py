@@ -22,9 +22,6 @@ class Acquired:
     instance_id: str
     epoch: int
     previous_owner: str | None  # None: it was released (or new); a name: it expired there
-    # Taken from an expired owner: how long ago it expired (database clock, seconds), so the
-    # takeover delay counts from the expiry, not from whichever paced round took it.
-    expired_for: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,18 +165,16 @@ class LeaseStore:
             return []
         rows = self._all(
             "WITH free AS ("
-            "  SELECT instance_id, owner AS previous, expires_at FROM leases"
+            "  SELECT instance_id, owner AS previous FROM leases"
             "  WHERE owner IS NULL OR expires_at <= now()"
             "  ORDER BY expires_at, instance_id LIMIT %s FOR UPDATE SKIP LOCKED) "
             "UPDATE leases l SET owner = %s, epoch = l.epoch + 1, "
             "  expires_at = now() + make_interval(secs => %s) "
             "FROM free WHERE l.instance_id = free.instance_id "
-            "RETURNING l.instance_id, l.epoch, free.previous, "
-            "  CASE WHEN free.previous IS NULL THEN 0 "
-            "  ELSE extract(epoch FROM now() - free.expires_at)::float8 END",
+            "RETURNING l.instance_id, l.epoch, free.previous",
             (limit, self.node_id, self.ttl),
         )
-        return [Acquired(r[0], int(r[1]), r[2], max(0.0, float(r[3]))) for r in sorted(rows)]
+        return [Acquired(r[0], int(r[1]), r[2]) for r in sorted(rows)]
 
     def renew(self, held: Mapping[str, int]) -> set[str]:
         """One UPDATE for every lease held: those still ours at that epoch and not expired get

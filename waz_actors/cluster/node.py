@@ -351,13 +351,14 @@ class ClusterNode:
             for a in got:
                 self.keeper.acquired(a.instance_id, a.epoch, sent_at)
                 taken = a.previous_owner is not None and a.previous_owner != self.node_id
-                wait = self.timing.takeover_delay - a.expired_for
-                if taken and wait > 0:
+                if taken and self.timing.takeover_delay > 0:
                     # Taken from a node that stopped renewing: it closed its session before
-                    # the expiry; wait a throttle more, counted from the expiry (the database
-                    # says how long ago that was), before this node connects the number.
-                    # `now` is after the answer: the expiry was at least that long before it.
-                    self._pending[a.instance_id] = (now + wait, a.epoch)
+                    # the expiry; wait a throttle more before this node connects the number.
+                    # Counted from this acquisition, not from the expiry: a crashed node's
+                    # session can outlive its process on the network's side (the failover
+                    # test's simulator counted conflicts when the delay ran from the expiry).
+                    due = now + self.timing.takeover_delay
+                    self._pending[a.instance_id] = (due, a.epoch)
                 else:
                     starts.append((a.instance_id, a.epoch))
         self.stats.acquired += len(got)
