@@ -175,12 +175,10 @@ def owner_and_pending(tx: Tx, rec: MessageRecord) -> int:
     return int(row[0])
 
 
-# The instance's owner LISTENs on waz_node_<node id> (cluster/wake.py); PostgreSQL delivers the
-# notification only if this transaction commits. No lease (no cluster): nobody is woken. The
-# accepting node itself is not (`owner <> ?`): it hands the message to its instance in memory
-# (Fleet.submit), and a wake-up would only make the instance read what it holds already.
-# The payload names the message too ("<instance_id> <message_id>"): the owner reads that row
-# alone, never the whole queue again; without one (a batch of messages) it reads its queue.
+# The owner LISTENs on waz_node_<node id> (cluster/wake.py), told only if this transaction
+# commits; no lease, nobody. Not the accepting node (`owner <> ?`: Fleet.submit tells its
+# instance in memory). "<instance_id> <message_id>": the owner reads that row alone; no id (a
+# batch), it reads its queue.
 _WAKE = (
     "SELECT pg_notify(? || owner, instance_id || coalesce(' ' || ?::text, '')) FROM leases"
     " WHERE instance_id = ? AND owner IS NOT NULL AND owner <> ?"
@@ -190,8 +188,7 @@ _WAKE = (
 def fence(conn: Conn, instance_id: str, epoch: int | None) -> None:
     """Refuse the write (SQLSTATE WZ409, cluster/schema.py waz_fence) unless `epoch` is the
     current epoch of a held, unexpired lease of the instance; no epoch: not ours, refused."""
-    # Its result is not read: under the writer's pipeline a refusal raises at the next sync,
-    # and the batch runs again without one, where it raises here (store/writer.py).
+    # Not read: pipelined, a refusal raises at the next sync and the batch reruns unpipelined.
     conn.execute("SELECT waz_fence(?, ?)", (instance_id, -1 if epoch is None else epoch))
 
 
@@ -212,9 +209,7 @@ class Messages:
     def __init__(self, db: Database, wall: Callable[[], float]) -> None:
         self._db = db
         self._wall = wall
-        # Clustered (Store.wake_others): this daemon's node id; its own instances are told of
-        # a send in memory, not woken through PostgreSQL.
-        self.node_id: str | None = None
+        self.node_id: str | None = None  # clustered: never woken for its own sends (_WAKE)
 
     def enqueue(self, rec: MessageRecord, *, max_queue: int) -> Future[tuple[MessageRecord, bool]]:
         check_message(rec, max_queue)
