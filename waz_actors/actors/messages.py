@@ -235,12 +235,6 @@ class ClusterStart:
 
 
 @dataclass(frozen=True, slots=True)
-class ClusterStartDue:
-    """Cluster: the supervisor to itself, behind the ClusterStarts queued so far: start them
-    together (one read of their records, their recoveries in shared commits)."""
-
-
-@dataclass(frozen=True, slots=True)
 class ClusterWake:
     """Cluster: a message was queued on another node for this instance (None: for any instance
     of this node, after the wake channel reconnected)."""

@@ -26,7 +26,6 @@ from waz_actors.actors.messages import (
     ChildFailed,
     ClusterFence,
     ClusterStart,
-    ClusterStartDue,
     ClusterStop,
     ClusterWake,
     CreateChild,
@@ -420,8 +419,6 @@ class SupervisorActor(pykka.ThreadingActor):
             _reply(message.reply, self.sup.respawn, message.instance_id)
         elif isinstance(message, ClusterStart):
             self.sup.clustered.start(message)
-        elif isinstance(message, ClusterStartDue):
-            self.sup.clustered.start_due()
         elif isinstance(message, ClusterFence):
             self.sup.clustered.fenced(message)
         elif isinstance(message, ClusterStop):

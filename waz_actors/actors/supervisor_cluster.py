@@ -25,7 +25,6 @@ from loguru import logger
 from waz_actors.actors.messages import (
     ClusterFence,
     ClusterStart,
-    ClusterStartDue,
     ClusterStop,
     ClusterWake,
     Drain,
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 class ClusterHandlers:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
-        self.starting: list[str] = []  # told to start, waiting for the ClusterStartDue
 
     def start(self, msg: ClusterStart) -> None:
         """The lease is ours: run the instance (its queue and state come from the store)."""
@@ -48,40 +46,18 @@ class ClusterHandlers:
         sup.owned.add(msg.instance_id)
         if sup.children.get(msg.instance_id) is not None:
             return
-        if not self.starting and sup.me is not None:
-            sup.me.tell(ClusterStartDue())
-        self.starting.append(msg.instance_id)
-
-    def start_due(self) -> None:
-        """Start every instance told since the last ClusterStartDue."""
-        sup = self.sup
-        todo = dict.fromkeys(self.starting)
-        self.starting = []
-        # Stopped meanwhile (ClusterStop, ClusterFence), or started already: not again.
-        ids = [i for i in todo if i in sup.owned and sup.children.get(i) is None]
-        if not ids or sup.stopping:
+        if (rec := sup.deps.store.get_instance(msg.instance_id)) is None:
             return
-        store = sup.deps.store
-        recs = store.get_instances(ids)
-        ids = [i for i in ids if i in recs]
-        # The last owner's `sending` rows are queued again, same ids (outcome unknown).
-        recovered = store.recover_sending_of(ids)
-        scale = sup.deps.cfg.daemon.time_scale
-        conflicts = store.all_conflicts_since(
-            sup.deps.clock.wall() - sup.deps.cfg.conflict.window * scale
-        )
-        for iid in ids:
-            log = logger.bind(instance=iid)
-            n = recovered[iid]
-            if isinstance(n, StaleEpoch):  # the lease is gone already: the node stops it anyway
-                sup.owned.discard(iid)
-                log.warning("cluster: not started: {}", n)
-                continue
-            if isinstance(n, Exception):
-                raise n  # as a single start's recovery failing did (the supervisor fails)
-            if n:
-                log.info("cluster: {} message(s) left sending by the last owner requeued", n)
-            sup._spawn(recs[iid], conflicts=conflicts.get(iid, []))
+        log = logger.bind(instance=msg.instance_id)
+        try:  # the last owner's `sending` rows are queued again, same ids (outcome unknown)
+            n = sup.deps.store.recover_sending(msg.instance_id)
+        except StaleEpoch as e:  # the lease is gone already: the node stops it anyway
+            sup.owned.discard(msg.instance_id)
+            log.warning("cluster: not started: {}", e)
+            return
+        if n:
+            log.info("cluster: {} message(s) left sending by the last owner requeued", n)
+        sup._spawn(rec)
 
     def wake(self, msg: ClusterWake) -> None:
         """A message was queued for an instance of ours on another node: it reads that row.

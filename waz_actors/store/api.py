@@ -56,10 +56,6 @@ class StoreAPI(Protocol):
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
 
-    def get_instances(self, instance_ids: list[str]) -> dict[str, InstanceRecord]:
-        """The ones of `instance_ids` that exist, by id."""
-        ...
-
     def list_instances(self, tenant: str | None = None) -> list[InstanceRecord]:
         """Oldest first; every tenant's when `tenant` is None."""
         ...
@@ -195,11 +191,6 @@ class StoreAPI(Protocol):
     def recover_sending(self, instance_id: str | None = None) -> int:
         """At start-up: every `sending` message goes back to `queued` with the same id. Given
         an instance: only its own (a cluster node taking the instance's lease)."""
-        ...
-
-    def recover_sending_of(self, instance_ids: list[str]) -> dict[str, int | Exception]:
-        """recover_sending(instance_id) for each, sharing group commits: id -> how many were
-        requeued, or the error that refused it (StaleEpoch: the lease is gone again)."""
         ...
 
     def cancel_pending(

@@ -180,9 +180,6 @@ class Store:
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         return self._instances.get_instance(instance_id)
 
-    def get_instances(self, instance_ids: list[str]) -> dict[str, InstanceRecord]:
-        return self._instances.get_instances(instance_ids)
-
     def list_instances(self, tenant: str | None = None) -> list[InstanceRecord]:
         return self._instances.list_instances(tenant)
 
@@ -269,9 +266,6 @@ class Store:
 
     def recover_sending(self, instance_id: str | None = None) -> int:
         return self._messages.recover_sending(instance_id)
-
-    def recover_sending_of(self, instance_ids: list[str]) -> dict[str, int | Exception]:
-        return self._messages.recover_sending_of(instance_ids)
 
     def cancel_pending(
         self, instance_id: str, *, status: str = "queued", reason: str = "purged"

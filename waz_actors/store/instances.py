@@ -110,21 +110,6 @@ class Instances:
             ).fetchone()
         return InstanceRecord.from_row(row) if row else None
 
-    def get_instances(self, instance_ids: list[str]) -> dict[str, InstanceRecord]:
-        """Several instances in a few reads (a cluster node starting the ones it just took)."""
-        found: dict[str, InstanceRecord] = {}
-        with self._db.read() as conn:
-            for k in range(0, len(instance_ids), 500):
-                chunk = instance_ids[k : k + 500]
-                marks = ", ".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT * FROM instances WHERE instance_id IN ({marks})", tuple(chunk)
-                )
-                for row in rows:
-                    rec = InstanceRecord.from_row(row)
-                    found[rec.instance_id] = rec
-        return found
-
     def list_instances(self, tenant: str | None = None) -> list[InstanceRecord]:
         with self._db.read() as conn:
             if tenant is None:

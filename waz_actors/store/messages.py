@@ -407,21 +407,6 @@ class Messages:
         # requeues nothing, StaleEpoch, and does not start the instance).
         return self._db.writer.call(self.recover_op(instance_id), owner=instance_id)
 
-    def recover_sending_of(self, instance_ids: list[str]) -> dict[str, int | Exception]:
-        """recover_sending for each of several instances, submitted together: they share group
-        commits (a node that took a few hundred leases does not wait for a commit each). Per
-        instance: how many were requeued, or why not (StaleEpoch: the lease is gone again)."""
-        futures = {
-            iid: self._db.writer.submit(self.recover_op(iid), owner=iid) for iid in instance_ids
-        }
-        out: dict[str, int | Exception] = {}
-        for iid, fut in futures.items():
-            try:
-                out[iid] = fut.result()
-            except Exception as e:
-                out[iid] = e
-        return out
-
     def recover_op(self, instance_id: str | None) -> Callable[[Tx], int]:
         now = self._wall()
 
