@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "bench"))  # last: bench/http.py must not hide the standard http
+sys.path.append(str(ROOT / "bench"))  # last: after the standard library
 
 import importlib  # noqa: E402
 

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run as a script, bench/ is sys.path[0], and bench/http.py would hide the standard http.
+# Run as a script, bench/ is sys.path[0]; the repository comes first.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "bench"))  # last: bench/http.py must not hide the standard http
+sys.path.append(str(ROOT / "bench"))  # last: after the standard library
 
 
 from waz_actors.control.client import Client, ClientError  # noqa: E402

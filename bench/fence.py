@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-# The repository, not bench/: bench/http.py would shadow the standard library's http.
+# The repository first, then bench/.
 sys.path.remove(str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

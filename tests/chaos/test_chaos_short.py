@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import chaos  # noqa: E402
+import chaos_figures  # noqa: E402
 from baseline import SeedFleet  # noqa: E402
 
 from tests.waiting import wait_until  # noqa: E402
@@ -86,7 +87,7 @@ def test_figures_count_a_loss_and_a_duplicate() -> None:
         {"message_id": "M0", "time": 101.0},
         {"message_id": "X9", "time": 102.0},  # delivered, but nobody accepted it
     ]
-    r = chaos._figures(
+    r = chaos_figures.figures(
         plan,
         accepted={"M0": 0, "M1": 1, "M2": 2},
         accept_time={"M0": 100.0, "M1": 100.0, "M2": 100.0},
@@ -110,7 +111,7 @@ def test_figures_count_a_loss_and_a_duplicate() -> None:
 def test_availability_counts_kills_and_clips_to_the_window() -> None:
     changes = [(0.0, "a", True), (4.0, "a", False), (6.0, "a", True), (1.0, "b", True)]
     # a: online 2..4 and 6..8 (kill) ; b: online 2..8 (kill), then never again.
-    got = chaos.availability(changes, kills=[8.0], instances=["a", "b"], window=(2.0, 12.0))
+    got = chaos_figures.availability(changes, kills=[8.0], instances=["a", "b"], window=(2.0, 12.0))
     assert got == pytest.approx((2 + 2 + 6) / 20)
 
 

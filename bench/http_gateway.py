@@ -1,6 +1,7 @@
 """HTTP gateway vs. the ZeroMQ client, same daemon, same run: durable message.send.
 
-    .venv/bin/python bench/http.py [--sequential 1000] [--connections 100] [--per-connection 50]
+    .venv/bin/python bench/http_gateway.py [--sequential 1000] [--connections 100]
+                                           [--per-connection 50]
 
 A real `waz-actors run` with `http.listen` set (so the gateway is the daemon's supervised
 subprocess) and one stopped sim instance with a large queue: every send is accepted and made
@@ -17,20 +18,15 @@ The client runs in this process; daemon and gateway are processes of their own.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import http.client
+import json
 import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-# This file is bench/http.py: with bench/ first on sys.path, `import http` would import it
-# instead of the standard library's package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -207,7 +203,7 @@ def main() -> None:
     daemon.start()
     try:
         admin = daemon.wait_ready()
-        token = admin.token_create("bench", "bench/http.py")["token"]
+        token = admin.token_create("bench", "bench/http_gateway.py")["token"]
 
         def gateway_up() -> bool:
             try:
