@@ -91,9 +91,7 @@ def test_a_new_connection_is_judged_again_a_kept_alive_one_is_not_looked_up(
             answers = []
             for i in range(3):
                 answers.append(
-                    await webhook_http.post(
-                        session, url, b'{"n": %d}' % i, {}, allow_private=False
-                    )
+                    await webhook_http.post(session, url, b'{"n": %d}' % i, {}, allow_private=False)
                 )
                 if i == 1:
                     assert len(inner.lookups) == 1  # kept alive: no lookup per request

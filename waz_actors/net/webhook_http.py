@@ -90,9 +90,7 @@ class CheckedResolver(AbstractResolver):
         allowed = [r for r in found if self._rule(r["host"]) is None]
         if not allowed:
             why = self._rule(found[0]["host"]) if found else "unresolvable"
-            raise TargetRefused(
-                f"{host} is {why}: refused (webhooks.allow_private_targets is off)"
-            )
+            raise TargetRefused(f"{host} is {why}: refused (webhooks.allow_private_targets is off)")
         return allowed
 
     async def close(self) -> None:
