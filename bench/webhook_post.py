@@ -7,7 +7,8 @@ N POSTs of a 400-byte body through `webhook_http.session()`/`post()` on the work
 (uvloop when installed), `--concurrency` at a time as the worker's pool does, to
 bench/hook_receiver.py in a subprocess of its own; the figure is this process's CPU time
 (time.process_time: every thread, so a getaddrinfo in the default executor counts) per request,
-the receiver's not included. Two URLs: a literal 127.0.0.1 and the name `localhost` (a name is
+the receiver's apart (/proc/<pid>/stat; `--streams-receiver`: the earlier asyncio-streams
+one). Two URLs: a literal 127.0.0.1 and the name `localhost` (a name is
 what a panel's webhook has). With --against (e.g. `git show main:waz_actors/net/webhook_http.py
 > /tmp/old.py`), that file's `post`/`session` are measured too, alternating round by round with
 the current ones so a change in the machine's load hits both.
@@ -87,13 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--against")
+    p.add_argument("--streams-receiver", action="store_true")
     a = p.parse_args(argv)
     impls = [("current", webhook_http)]
     if a.against:
         impls.insert(0, (f"against ({Path(a.against).name})", _load(a.against)))
     port = free_port()
-    receiver = subprocess.Popen([sys.executable, str(HERE / "hook_receiver.py"), str(port)])
+    extra = ["--streams"] if a.streams_receiver else []
+    receiver = subprocess.Popen([sys.executable, str(HERE / "hook_receiver.py"), str(port), *extra])
     got: dict[tuple[str, str], list[float]] = {}
+    received: list[float] = []  # the receiver's CPU per request, every round
     try:
         wait_until(lambda: _listening(port), 10, "receiver up")
         print(machine_line())
@@ -102,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                 for host in ("127.0.0.1", "localhost"):
                     for label, mod in impls:
                         url = f"http://{host}:{port}/hook"
+                        rcpu = _cpu(receiver.pid)
                         cpu = runner.run(_round(mod, url, a.requests, a.concurrency))
+                        # (the warm-up's requests too: `concurrency` more)
+                        received.append((_cpu(receiver.pid) - rcpu) / (a.requests + a.concurrency))
                         got.setdefault((host, label), []).append(cpu)
     finally:
         receiver.kill()
@@ -111,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU per POST, {a.requests} requests x {a.rounds} rounds, {a.concurrency} at a time"
         f" (load {os.getloadavg()[0]:.2f})"
     )
+    kind = "asyncio streams" if a.streams_receiver else "asyncio.Protocol"
+    print(
+        f"  the receiver ({kind}): median {1e6 * statistics.median(received):.0f} us"
+        f" CPU per request (/proc/<pid>/stat, 10 ms ticks)"
+    )
     for (host, label), values in got.items():
         rounds = ", ".join(f"{1e6 * v:.0f}" for v in values)
         print(
@@ -118,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             f" (rounds: {rounds})"
         )
     return 0
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _listening(port: int) -> bool:
