@@ -5,17 +5,19 @@ in the same transaction: a crash in the middle re-fans-out what was not committe
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 
+import msgpack
 import pytest
 
 from waz_actors.errors import InvalidState
 from waz_actors.store import Store
 from waz_actors.store.records import MessageRecord
-from waz_actors.store.webhook_outbox import Attempt, Outbox
+from waz_actors.store.webhook_outbox import Attempt, Fan, Outbox, Write
 from waz_actors.store.webhooks import WebhookRecord
 
 
@@ -235,3 +237,17 @@ def test_a_load_steps_over_the_webhooks_it_is_told_to_skip(store: Store, outbox:
     assert [d.webhook_id for d in mine] == [slow, slow]
     assert all(every[0].seq < d.seq <= top for d in mine)
     assert outbox.load_pending(0, 100, webhook_id=slow, upto=every[0].seq - 1) == []
+
+
+def test_the_worker_write_survives_its_pipe() -> None:
+    """The worker's write goes to the daemon as msgpack: every field of every attempt comes
+    back (Attempt.wire lists the fields by hand: one added to the class and not to the wire
+    would be lost)."""
+    attempts = [
+        Attempt(7, "pending", 12.5, 503, "busy", b"x" * 3, 11.0),
+        Attempt(8, "failed", None, 410, None, None, 11.5, "the receiver answered 410"),
+    ]
+    w = Write(attempts, [3, 4], Fan(10, 20, 2, [("wh_a", "ev_1", "lane", 1.0, 2.0)]))
+    assert Write.from_wire(msgpack.unpackb(msgpack.packb(w.to_wire()))) == w
+    for a in attempts:
+        assert a.wire() == list(dataclasses.astuple(a))

@@ -133,7 +133,10 @@ class Deliverer:
         self._wake = asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
         async with webhook_http.session(
-            self.cfg.concurrency, self.cfg.connect_timeout, self.cfg.timeout
+            self.cfg.concurrency,
+            self.cfg.connect_timeout,
+            self.cfg.timeout,
+            allow_private=self.cfg.allow_private_targets,
         ) as session:
             while not self._stopping:
                 self._wake.clear()
@@ -333,7 +336,6 @@ class Deliverer:
                 raw,
                 headers_for(d, raw),
                 allow_private=self.cfg.allow_private_targets,
-                timeout=self.cfg.timeout,
             )
             self._settle(d, answer)
         except Exception:

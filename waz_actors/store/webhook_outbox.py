@@ -27,7 +27,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +52,19 @@ class Attempt:
     body: bytes | None
     at: float  # wall time of the attempt
     disable_reason: str | None = None  # 410: the webhook goes disabled
+
+    def wire(self) -> list[Any]:
+        # by hand: dataclasses.astuple deep-copies every field, 5 % of the worker's CPU
+        return [
+            self.seq,
+            self.status,
+            self.next_at,
+            self.code,
+            self.error,
+            self.body,
+            self.at,
+            self.disable_reason,
+        ]
 
 
 @dataclass
@@ -91,7 +104,7 @@ class Write:
             if self.fan is None
             else [self.fan.after, self.fan.upto, self.fan.events, self.fan.rows]
         )
-        return [[list(astuple(a)) for a in self.attempts], self.dead, fan]
+        return [[a.wire() for a in self.attempts], self.dead, fan]
 
     @classmethod
     def from_wire(cls, msg: list[Any]) -> Write:
