@@ -194,3 +194,37 @@ def test_prune_deletes_done_webhook_deliveries_and_their_event_bodies(
         bodies = [r[0] for r in conn.execute("SELECT event_id FROM webhook_events ORDER BY seq")]
     assert bodies[:2] == [third.event_id, recent.event_id] and len(bodies) == 3
     assert store.prune(cut)["webhook_deliveries"] == 0
+
+
+def test_prune_keeps_an_event_fanned_out_after_the_prune_looked(
+    store: Store, wall: FakeWall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prune reads which events deliveries refer to once, then deletes in batches: an old
+    event the worker fans out in between (it was stopped for a while) keeps its body, or its
+    delivery would be neither sent nor ever dead (the pending read joins the body)."""
+    from waz_actors.store import retention
+
+    wall.t = OLD
+    rec = WebhookRecord(
+        "wh_1", "t1", "http://x.test/", ("message.status",), "s" * 20, True, None, OLD
+    )
+    store.webhooks.create_webhook(rec).result()
+    settle(store, wall, "queued", OLD)  # an old event, not fanned out: no delivery refers to it
+    wall.t = NEW
+    settle(store, wall, "queued", NEW)  # the newest event stays anyway
+    outbox = Outbox.open(store.url or store.path or "")
+    assert outbox.load_pending(0, 10) == []
+    real = retention._delete_webhook_events
+    fanned: list[int] = []
+
+    def late_fan_out(*args: object, **kw: object) -> object:
+        if not fanned:  # the worker's look, between the prune's read and its delete
+            fanned.append(outbox.step([], [], 1, 100).deliveries)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retention, "_delete_webhook_events", late_fan_out)
+    store.prune(NEW - 30 * DAY)
+    assert fanned == [1]
+    (due,) = outbox.load_pending(0, 10)  # still there, with its body, to be sent
+    assert due.body and due.created_at == OLD
+    outbox.close()

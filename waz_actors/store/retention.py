@@ -200,12 +200,17 @@ class Retention:
         # Event ids grow with time (policy/webhooks.new_event_id), and deliveries only ever get
         # new events: an old event below the smallest id any delivery still refers to has none.
         # One scan of the outbox per prune instead of a lookup per event (it has no index on
-        # event_id: one more index to write on the send path).
+        # event_id: one more index to write on the send path). The worker may fan out an old
+        # event after this read (it was stopped a while): the delete checks the deliveries
+        # written since, above `since` by the primary key (fan-outs are serialized by the
+        # cursor row, so a row committed later has a higher seq on PostgreSQL too).
         with self._db.read() as conn:
-            row = conn.execute("SELECT min(event_id) FROM webhook_deliveries").fetchone()
-        below = None if row is None else row[0]
+            row = conn.execute(
+                "SELECT min(event_id), coalesce(max(seq), 0) FROM webhook_deliveries"
+            ).fetchone()
+        below, since = (None, 0) if row is None else (row[0], int(row[1]))
         while not stop():
-            n = self._db.writer.call(_delete_webhook_events(older_than, below, batch))
+            n = self._db.writer.call(_delete_webhook_events(older_than, below, since, batch))
             out["webhook_events"] += n
             if n < batch:
                 break
@@ -291,15 +296,19 @@ def _delete_deliveries(seqs: list[int], older_than: float) -> Callable[[Tx], int
     return op
 
 
-def _delete_webhook_events(older_than: float, below: str | None, batch: int) -> Callable[[Tx], int]:
-    bound = "" if below is None else " AND event_id < ?"
+def _delete_webhook_events(
+    older_than: float, below: str | None, since: int, batch: int
+) -> Callable[[Tx], int]:
+    bound = "" if below is None else " AND e.event_id < ?"
     args = (older_than,) if below is None else (older_than, below)
 
     def op(tx: Tx) -> int:
         return tx.conn.execute(
-            "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events"
-            f" WHERE time < ? AND {_FANNED_OUT}{bound} ORDER BY event_id LIMIT ?)",
-            (*args, batch),
+            "DELETE FROM webhook_events WHERE event_id IN (SELECT e.event_id FROM"
+            f" webhook_events e WHERE e.time < ? AND {_FANNED_OUT}{bound} AND NOT EXISTS"
+            " (SELECT 1 FROM webhook_deliveries d WHERE d.seq > ? AND d.event_id = e.event_id)"
+            " ORDER BY e.event_id LIMIT ?)",
+            (*args, since, batch),
         ).rowcount
 
     return op
