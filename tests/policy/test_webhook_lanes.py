@@ -96,3 +96,18 @@ def test_a_full_memory_still_lets_each_webhook_hold_its_floor() -> None:
     lanes.add([due(s, hook="w2") for s in range(9, 13)])
     assert lanes.counts == {"w1": 6, "w2": 2} and lanes.behind == {"w1": 6, "w2": 10}
     assert lanes.refills() == []  # w2 holds its floor, w1 its all: wait for room
+
+
+def test_rows_read_back_after_their_outcome_take_the_outcome() -> None:
+    """A reload reads rows whose attempt ended during the read (not written yet): done ones
+    stay out, a retried one waits its backoff; the others and the refills are as read."""
+    lanes = Lanes(10)
+    settled: dict[int, float | None] = {1: None, 2: 50.0}
+    lanes.add([due(1), due(2, lane="i2"), due(3, lane="i3")], settled)
+    assert lanes.loaded == 3 and lanes.count == 2
+    assert [d.seq for d in lanes.take(10.0, (), (), 10)] == [3]
+    assert [(d.seq, d.attempts) for d in lanes.take(50.0, (), (), 10)] == [(2, 1), (3, 0)]
+    lanes.behind["w2"] = 0
+    lanes.refill("w2", [due(4, hook="w2"), due(5, hook="w2")], 10, 5, {4: None})
+    assert [d.seq for d in lanes.take(50.0, (), (), 10)] == [2, 3, 5]
+    assert "w2" not in lanes.behind  # caught up: fewer rows than asked, whatever was dropped

@@ -195,9 +195,15 @@ class Deliverer:
         except Exception as e:  # the database gone for a moment: the next look retries
             logger.warning("webhooks: cannot read the outbox: {}", e)
             return
+        # Requests that ended during the read (a reload emptied the lanes before it) have
+        # their outcomes here, not in the rows read back as pending.
+        settled: dict[int, float | None] = {
+            a.seq: a.next_at if a.status == "pending" else None for a in self.attempts
+        }
+        settled.update(dict.fromkeys(self.dead))
         for (webhook_id, _after, most), got in zip(refills, own, strict=True):
-            self.lanes.refill(webhook_id, got, most, upto)
-        self.lanes.add(mine)
+            self.lanes.refill(webhook_id, got, most, upto, settled)
+        self.lanes.add(mine, settled)
         if rows:  # past the other nodes' rows too: a claim taken later reads them again
             self.lanes.loaded = max(self.lanes.loaded, rows[-1].seq)
         if len(rows) == limit:

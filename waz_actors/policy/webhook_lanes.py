@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Due:
     @property
     def key(self) -> str:
         return f"{self.webhook_id} {self.lane}"
+
+
+_NONE: Mapping[int, float | None] = MappingProxyType({})
 
 
 class Lanes:
@@ -74,13 +78,23 @@ class Lanes:
         held = self.counts.get(webhook_id, 0)
         return min(self.per_webhook - held, max(self.floor - held, self.cap - self.count))
 
-    def _push(self, d: Due) -> None:
+    def _push(self, d: Due, settled: Mapping[int, float | None] = _NONE) -> None:
+        if d.seq in settled:
+            # Settled while the read was under way (a reload empties the lanes first): its
+            # outcome is written at the next look. Done: not sent again; retried: at its
+            # backoff, not at the next_at the store still has.
+            retry_at = settled[d.seq]
+            if retry_at is None:
+                return
+            d = dataclasses.replace(d, attempts=d.attempts + 1, next_at=retry_at)
         self.queues.setdefault(d.key, deque()).append(d)
         self.counts[d.webhook_id] = self.counts.get(d.webhook_id, 0) + 1
         self.count += 1
 
-    def add(self, rows: Iterable[Due]) -> None:
-        """Rows in seq order, all above `loaded` (a load in seq order of all webhooks)."""
+    def add(self, rows: Iterable[Due], settled: Mapping[int, float | None] = _NONE) -> None:
+        """Rows in seq order, all above `loaded` (a load in seq order of all webhooks).
+        `settled`: the outcomes not written yet (seq -> retry at, or None: done), which win
+        over the rows read back as pending."""
         for d in rows:
             self.loaded = max(self.loaded, d.seq)
             if d.webhook_id in self.behind:
@@ -88,7 +102,7 @@ class Lanes:
             if self._space(d.webhook_id) <= 0:
                 self.behind[d.webhook_id] = d.seq - 1
                 continue
-            self._push(d)
+            self._push(d, settled)
 
     def refills(self) -> list[tuple[str, int, int]]:
         """(webhook_id, after seq, limit) for each webhook behind that has room again (half
@@ -100,13 +114,21 @@ class Lanes:
                 out.append((webhook_id, after, space))
         return out
 
-    def refill(self, webhook_id: str, rows: list[Due], limit: int, upto: int) -> None:
+    def refill(
+        self,
+        webhook_id: str,
+        rows: list[Due],
+        limit: int,
+        upto: int,
+        settled: Mapping[int, float | None] = _NONE,
+    ) -> None:
         """A webhook's own rows above its `behind` mark up to `upto`, in seq order, at most
-        `limit`: fewer than `limit` and it has caught up with the loads in seq order."""
+        `limit`: fewer than `limit` and it has caught up with the loads in seq order.
+        `settled`: as in `add`."""
         if webhook_id not in self.behind:
             return  # reloaded meanwhile
         for d in rows:
-            self._push(d)
+            self._push(d, settled)
         mark = upto if len(rows) < limit else rows[-1].seq
         if mark >= self.loaded:
             del self.behind[webhook_id]
