@@ -247,7 +247,8 @@ def test_the_worker_write_survives_its_pipe() -> None:
         Attempt(7, "pending", 12.5, 503, "busy", b"x" * 3, 11.0),
         Attempt(8, "failed", None, 410, None, None, 11.5, "the receiver answered 410"),
     ]
-    w = Write(attempts, [3, 4], Fan(10, 20, 2, [("wh_a", "ev_1", "lane", 1.0, 2.0)]))
+    fan = Fan(10, 20, 2, [("wh_a", "ev_1", "lane", 1.0, 2.0)])
+    w = Write(attempts, [3, 4], fan, {7: ("webhook:wh_a", 3), 3: ("webhook:wh_b", 1)})
     assert Write.from_wire(msgpack.unpackb(msgpack.packb(w.to_wire()))) == w
     for a in attempts:
         assert a.wire() == list(dataclasses.astuple(a))

@@ -38,6 +38,9 @@ class Node(Deliverer):
         super()._settle(d, answer)
 
 
+workers: dict[str, Node] = {}  # node_id -> its worker, while node() runs
+
+
 @contextmanager
 def node(url: str, node_id: str) -> Iterator[WebhookClaims]:
     claims = WebhookClaims.open(url, node_id, FAST)
@@ -49,14 +52,16 @@ def node(url: str, node_id: str) -> Iterator[WebhookClaims]:
         may_deliver=claims.may_deliver,
         holds=claims.holds,
         retry_claims=claims.retry,
+        fence=claims.fence,
     )
     d.node = node_id
+    workers[node_id] = d
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loops.append(loop)
-        claims.on_lost(lambda webhook_id: d.wake_threadsafe(loop))
+        claims.on_lost(lambda webhook_id: d.lost_threadsafe(loop, webhook_id))
         claims.on_gained = lambda: d.wake_threadsafe(loop)
         await d.run()
 

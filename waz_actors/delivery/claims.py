@@ -3,9 +3,11 @@
 Several daemons on one PostgreSQL each run a worker over the shared outbox. Each webhook is a
 claim (cluster/claims.py, key `webhook:<id>`): the worker loads and sends the deliveries of the
 webhooks whose claim its node holds, tries to take the others now and then (a node that died
-lets its claims expire, and another takes them over), and drops a webhook's lanes as soon as its
-claim is lost or fenced. Per-webhook order then holds cluster-wide too, and no two nodes send one
-delivery at once. The fan-out needs no claim: it is idempotent (store/webhook_outbox.py).
+lets its claims expire, and another takes them over), and drops a webhook's lanes and cancels its
+requests in flight as soon as its claim is lost or fenced. Each outcome is written fenced by the
+epoch it was made under (`fence`): a node that lost the claim meanwhile writes nothing of it.
+Per-webhook order then holds cluster-wide too, and no two nodes send one delivery at once. The
+fan-out needs no claim: it is idempotent (store/webhook_outbox.py).
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ class WebhookClaims:
     def holds(self, webhook_id: str) -> bool:
         """Still ours (memory only): asked before each request."""
         return self.claims.holds(webhook_key(webhook_id))
+
+    def fence(self, webhook_id: str) -> tuple[str, int] | None:
+        """(claim key, epoch) to fence a write with (store/webhook_outbox.py Write.fences);
+        None: not ours now (memory only)."""
+        key = webhook_key(webhook_id)
+        epoch = self.claims.epoch(key)
+        return None if epoch is None else (key, epoch)
 
     def on_lost(self, fn: Callable[[str], None]) -> None:
         self.claims.watch(WEBHOOK, lambda key: fn(key.split(":", 1)[1]))

@@ -121,7 +121,7 @@ class Link:
 async def serve(d: Deliverer, claims: WebhookClaims | None = None) -> None:
     loop = asyncio.get_running_loop()
     if claims is not None:  # a claim lost or gained: the lanes are read again
-        claims.on_lost(lambda webhook_id: d.wake_threadsafe(loop))
+        claims.on_lost(lambda webhook_id: d.lost_threadsafe(loop, webhook_id))
         claims.on_gained = lambda: d.wake_threadsafe(loop)
     link = Link(d, loop)
     d.submit = link.submit
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "may_deliver": claims.may_deliver,
             "holds": claims.holds,
             "retry_claims": claims.retry,
+            "fence": claims.fence,
         }
     d = Deliverer(
         outbox, cfg, float(args["time_scale"]), reload_every=args.get("reload_every"), **extra

@@ -74,6 +74,7 @@ class Deliverer:
         may_deliver: Callable[[str], bool] = lambda webhook_id: True,
         holds: Callable[[str], bool] = lambda webhook_id: True,
         retry_claims: Callable[[], None] = lambda: None,
+        fence: Callable[[str], tuple[str, int] | None] | None = None,
         reload_every: float | None = None,
         submit: Callable[[Write], Awaitable[Step]] | None = None,
         lanes: Lanes | None = None,
@@ -91,6 +92,11 @@ class Deliverer:
         self.may_deliver = may_deliver
         self.holds = holds
         self.retry_claims = retry_claims
+        # fence (a cluster): the claim key and epoch an outcome is written under, or None
+        # once the claim is lost (the outcome is dropped: the new holder sends it again).
+        self.fence = fence
+        self.fences: dict[int, tuple[str, int]] = {}  # seq -> fence, of attempts and dead
+        self.inflight: dict[asyncio.Task[None], str] = {}  # request -> webhook_id
         # Other daemons on the database (the cluster) redeliver and disable too: read the
         # outbox again from the start this often (real s); None: only when told (`changed`).
         self.reload_every = reload_every
@@ -124,6 +130,21 @@ class Deliverer:
         """From another thread (the claims'): read the outbox again from the start."""
         loop.call_soon_threadsafe(lambda: self.wake(changed=True))
 
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.inflight.pop(task, None)
+
+    def lost(self, webhook_id: str) -> None:
+        """Its claim is lost: its requests in flight are cancelled (the new holder sends them;
+        their outcomes would be refused anyway) and the lanes are read again without it."""
+        for task, of in list(self.inflight.items()):
+            if of == webhook_id:
+                task.cancel()
+        self.wake(changed=True)
+
+    def lost_threadsafe(self, loop: asyncio.AbstractEventLoop, webhook_id: str) -> None:
+        """From another thread (the claims')."""
+        loop.call_soon_threadsafe(self.lost, webhook_id)
+
     def stop(self) -> None:
         self._stopping = True
         if self._wake is not None:
@@ -131,7 +152,6 @@ class Deliverer:
 
     async def run(self) -> None:
         self._wake = asyncio.Event()
-        tasks: set[asyncio.Task[None]] = set()
         async with webhook_http.session(
             self.cfg.concurrency,
             self.cfg.connect_timeout,
@@ -142,12 +162,13 @@ class Deliverer:
                 self._wake.clear()
                 if self._look_due():
                     await self._look()
-                room = self.cfg.concurrency - len(tasks)
+                room = self.cfg.concurrency - len(self.inflight)
                 for d in self._claim(room) if room > 0 else []:
                     task = asyncio.create_task(self._deliver(session, d))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    self.inflight[task] = d.webhook_id
+                    task.add_done_callback(self._done)
                 await self._sleep()
+            tasks = list(self.inflight)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -231,6 +252,9 @@ class Deliverer:
         """One transaction: the outcomes and deaths so far, and (fan_out) the next events."""
         attempts, dead = self.attempts, self.dead
         self.attempts, self.dead = [], []
+        fences = {
+            s: f for s in (*(a.seq for a in attempts), *dead) if (f := self.fences.pop(s, None))
+        }
         # Not bounded by the lanes' room: a webhook whose deliveries fill them must not hold
         # back the others' rows (they wait on disk, not in the events' backlog).
         rows = self.cfg.batch if fan_out else 0
@@ -239,11 +263,12 @@ class Deliverer:
             self.new_events = False
         try:
             fan = await asyncio.to_thread(self.outbox.plan, events, rows) if events else None
-            w = Write(attempts, dead, fan)
+            w = Write(attempts, dead, fan, fences)
             step = Step() if w.empty() else await self.submit(w)
         except Exception as e:  # a full disk, the daemon busy: keep them for the next look
             logger.warning("webhooks: the outbox write failed, retried at the next look: {}", e)
             self.attempts[:0], self.dead[:0] = attempts, dead
+            self.fences.update(fences)
             self.new_events |= bool(events)
             return False
         self.more = fan is not None and step.events > 0
@@ -259,11 +284,22 @@ class Deliverer:
         """Deliveries past max_age leave their lanes as dead (in memory now, in the store at
         the next write; rows not loaded yet are judged when they are)."""
         older = time.time() - self.cfg.max_age * self.time_scale
-        gone = self.lanes.expire(older, self.busy)
+        gone = [d for d in self.lanes.expire(older, self.busy) if self._fenced(d)]
         if gone:
             self.stats["dead"] += len(gone)
             logger.warning("webhooks: {} deliveries dead (max_age passed)", len(gone))
             self.dead.extend(d.seq for d in gone)
+
+    def _fenced(self, d: Due) -> bool:
+        """Note the claim epoch `d`'s outcome is written under; False: the claim is lost (the
+        outcome is dropped, the new holder judges the delivery again)."""
+        if self.fence is None:
+            return True
+        f = self.fence(d.webhook_id)
+        if f is None:
+            return False
+        self.fences[d.seq] = f
+        return True
 
     # -- claiming and sending -----------------------------------------------------------------
 
@@ -371,6 +407,9 @@ class Deliverer:
         self.stats["attempts"] += 1
         key = {"pending": "retried"}.get(outcome.status, outcome.status)
         self.stats[key] = self.stats.get(key, 0) + 1
+        self.lanes.settle(d, outcome.next_at if outcome.status == "pending" else None)
+        if not self._fenced(d):
+            return
         if outcome.disable:
             logger.warning("webhook {}: 410 Gone, disabled", d.webhook_id)
         # Written at the next look, with the others: the lane moves on at once. The lanes in
@@ -388,7 +427,6 @@ class Deliverer:
                 GONE if outcome.disable else None,
             )
         )
-        self.lanes.settle(d, outcome.next_at if outcome.status == "pending" else None)
 
 
 def summary(stats: dict[str, Any]) -> str:

@@ -89,11 +89,16 @@ class Fan:
 
 @dataclass(frozen=True)
 class Write:
-    """What one look of the worker writes, in one transaction."""
+    """What one look of the worker writes, in one transaction.
+
+    `fences` (a cluster): seq -> (claim key, epoch) under which the worker made that attempt
+    or judged that delivery dead. A webhook's part of the write whose claim is no longer at
+    that epoch is skipped (another node delivers it now); the rest is written."""
 
     attempts: list[Attempt] = field(default_factory=list)
     dead: list[int] = field(default_factory=list)
     fan: Fan | None = None
+    fences: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return not (self.attempts or self.dead or self.fan)
@@ -104,17 +109,19 @@ class Write:
             if self.fan is None
             else [self.fan.after, self.fan.upto, self.fan.events, self.fan.rows]
         )
-        return [[a.wire() for a in self.attempts], self.dead, fan]
+        fences = [[seq, key, epoch] for seq, (key, epoch) in self.fences.items()]
+        return [[a.wire() for a in self.attempts], self.dead, fan, fences]
 
     @classmethod
     def from_wire(cls, msg: list[Any]) -> Write:
-        attempts, dead, fan = msg
+        attempts, dead, fan, fences = msg
         return cls(
             [Attempt(*a) for a in attempts],
             [int(x) for x in dead],
             None
             if fan is None
             else Fan(int(fan[0]), int(fan[1]), int(fan[2]), [tuple(r) for r in fan[3]]),
+            {int(seq): (str(key), int(epoch)) for seq, key, epoch in fences},
         )
 
 
@@ -296,9 +303,15 @@ class Outbox:
 def apply(c: Conn, w: Write) -> Step:
     """Write one look of the worker (in the caller's transaction: the daemon's writer)."""
     out = Step()
-    if w.attempts:
-        _settle(c, w.attempts)
-        for a in w.attempts:
+    attempts, dead = w.attempts, w.dead
+    if w.fences:
+        refused = _refused(c, set(w.fences.values()))
+        if refused:
+            attempts = [a for a in attempts if w.fences.get(a.seq) not in refused]
+            dead = [seq for seq in dead if w.fences.get(seq) not in refused]
+    if attempts:
+        _settle(c, attempts)
+        for a in attempts:
             if a.disable_reason is not None:
                 row = c.execute(
                     "UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE webhook_id ="
@@ -308,7 +321,7 @@ def apply(c: Conn, w: Write) -> Step:
                 ).fetchone()
                 if row is not None:
                     out.disabled.append(str(row[0]))
-    for chunk in _chunks(list(w.dead)):
+    for chunk in _chunks(list(dead)):
         c.execute(
             "UPDATE webhook_deliveries SET status = 'dead',"
             " last_error = coalesce(last_error, 'max_age passed')"
@@ -329,6 +342,26 @@ def apply(c: Conn, w: Write) -> Step:
                 c.execute(_insert_rows(len(rows)), [v for row in rows for v in row])
             out.events, out.deliveries = fan.events, len(fan.rows)
     return out
+
+
+def _refused(c: Conn, fences: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The (claim key, epoch) pairs no longer current: waz_claim_fence's test (cluster/
+    schema.py), one statement for all and without raising, so a refused webhook's part is
+    skipped alone instead of failing the group commit it shares with the sends. The claim
+    rows stay locked (FOR SHARE, in key order) until the commit: a claim cannot change hands
+    between this test and the writes. SQLite: one daemon, no claims."""
+    if not getattr(c, "postgres", False):
+        return set()
+    keys = sorted({key for key, _ in fences})
+    held = {
+        (str(r[0]), int(r[1]))
+        for r in c.execute(
+            "SELECT key, epoch FROM claims WHERE key = ANY(?) AND owner IS NOT NULL"
+            " AND expires_at > now() ORDER BY key FOR SHARE",
+            (keys,),
+        ).fetchall()
+    }
+    return fences - held
 
 
 def _settle(c: Conn, attempts: list[Attempt]) -> None:
