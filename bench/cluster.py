@@ -43,6 +43,7 @@ importlib.import_module("http.client")
 fleet = importlib.import_module("cluster_fleet")
 sends = importlib.import_module("cluster_sends")
 leases = importlib.import_module("cluster_leases")
+cpu = importlib.import_module("cluster_cpu")
 common = importlib.import_module("_common")
 
 PHASES = ("sends", "online", "takeover", "leases")
@@ -68,7 +69,7 @@ def report_sends(rows: list[tuple[str, dict[str, float]]]) -> list[str]:
     if one and three:
         x = three["dispatched_per_s"] / one["dispatched_per_s"]
         out.append(f"  goal: 3 daemons dispatch >= 2x one: {x:.2f}x  {_verdict(x >= 2)}")
-    return out
+    return out + cpu.report(rows)
 
 
 def report_online(r: dict[str, Any], t: Any) -> list[str]:

@@ -12,7 +12,10 @@ simulator's delivery log is polled until every accepted id was delivered. Prints
 - accepted/s: accepted messages / time from the first send to the last reply,
 - dispatched/s: accepted messages / time from the first send to the last one delivered,
 - how busy the machine's CPUs were meanwhile (/proc/stat, every process: on a small machine the
-  daemons, PostgreSQL, the simulator and the clients share the same cores).
+  daemons, PostgreSQL, the simulator and the clients share the same cores),
+- CPU seconds per 1,000 dispatched messages by the daemons, their PostgreSQL backends, all of
+  PostgreSQL, the simulator and the bench (bench/cluster_cpu.py), and what the daemons and their
+  backends burn per second idle (measured for IDLE_S before the sends).
 Pacing is off (`queue.pacing_interval = 0`) and the simulator answers a send at once, as in
 bench/scale.py's dispatch figure: the daemons' own speed, not the per-number pacing.
 """
@@ -46,12 +49,14 @@ SimServerProcess = importlib.import_module("chaos").SimServerProcess
 daemon_command = importlib.import_module("cluster_fleet").daemon_command
 fresh_schema = importlib.import_module("cluster_fleet").fresh_schema
 cpu_ticks = importlib.import_module("cluster_fleet").cpu_ticks
+cpu = importlib.import_module("cluster_cpu")
 
 SCALE = 0.01
+IDLE_S = 3.0
 
 
 def _config(work: Path, node: str, url: str, sim: str, clustered: bool) -> Path:
-    store = f'[store]\nurl = "{url}"\n' if url else ""
+    store = f'[store]\nurl = "{cpu.with_app_name(url, node)}"\n' if url else ""
     # The lease rounds at their real-time defaults (renew every 5 s), not compressed with the
     # simulator's time: a renew round every 50 ms would measure the bench, not the daemon.
     cluster = (
@@ -176,6 +181,14 @@ def run(
             for j, ep in enumerate(endpoints)
             for s in range(senders)
         ]
+        meter = cpu.CpuMeter([p.pid for p in procs], sim.proc.pid, url)
+        # Idle first: what the daemons and their backends burn per second with nothing to send
+        # (lease rounds, timers), to tell a per-message cost from a per-daemon one.
+        meter.start()
+        time.sleep(IDLE_S)
+        meter.stop()
+        idle = meter.spent["daemons"] + meter.spent["pg ours"]
+        meter.start()
         busy0, total0 = cpu_ticks()
         t0 = time.monotonic()
         for t in threads:
@@ -192,7 +205,11 @@ def run(
         _wait(all_delivered, 300, "every message delivered")
         t_done = time.monotonic() - t0
         busy1, total1 = cpu_ticks()
+        meter.stop()
         return {
+            **cpu.per_1000(meter.spent, len(want)),
+            "idle_daemons_pg_per_s": idle / IDLE_S,
+            "busy_s": t_done,
             "cpu_busy": (busy1 - busy0) / max(1, total1 - total0),
             "load": os.getloadavg()[0],
             "accepted": len(accepted),
@@ -236,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:26} accepted {r['accepted']:.0f}: {r['accepted_per_s']:8.1f} accepted/s, "
             f"{r['dispatched_per_s']:8.1f} dispatched/s, CPU {r['cpu_busy']:.0%} busy"
         )
+    print("\n".join(cpu.report(rows)))
     return 0
 
 
