@@ -14,7 +14,9 @@ uses a fresh schema, dropped at the end. Phases (bench/cluster_sends.py, bench/c
 bench/cluster_leases.py tell how each is measured):
 - sends: durable sends/s accepted and dispatched, one SQLite daemon, one PostgreSQL daemon
   without [cluster], then 1, 2 and 3 clustered daemons (`--senders` synchronous clients per
-  daemon), with how busy the machine's CPUs were;
+  daemon), then 2 and 3 again with each send given to the node owning its instance, with how
+  busy the machine's CPUs were and who spent how many CPU seconds per 1,000 dispatched
+  (bench/cluster_cpu.py);
 - online: `--online` instances, spread over 3 daemons, from spawning them to all online;
 - takeover: 3 daemons with `--takeover` instances each; one is killed with SIGKILL: time from
   the kill until every instance it ran is online on another node;
@@ -61,7 +63,7 @@ def report_sends(rows: list[tuple[str, dict[str, float]]]) -> list[str]:
     out = ["sends (accepted/s, dispatched/s, machine CPU busy, load 1 min):"]
     for name, r in rows:
         out.append(
-            f"  {name:26} {r['accepted_per_s']:7.0f} {r['dispatched_per_s']:7.0f}"
+            f"  {name:34} {r['accepted_per_s']:7.0f} {r['dispatched_per_s']:7.0f}"
             f"   {r['cpu_busy']:4.0%}  {r['load']:.1f}"
         )
     by = dict(rows)

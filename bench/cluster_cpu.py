@@ -8,7 +8,8 @@ processes this reads /proc/<pid>/stat before and after the sends:
   application_name the bench puts in each daemon's store URL);
 - pg all: every process whose comm is `postgres` (background writer, WAL writer, autovacuum,
   and the load of anyone else using the server meanwhile);
-- sim: the simulator process; bench: this process (the sender threads and the delivery polls).
+- sim: the simulator process; bench: this process (the sender threads and the delivery polls);
+- and the transactions committed in the database per message (pg_stat_database: anyone's).
 
 A group's reading is the sum over its live processes of utime + stime + cutime + cstime. A
 process that exits between the readings and is reaped inside its group (a backend by the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,15 @@ def postgres_pids() -> set[int]:
     return out
 
 
+def commits(admin_url: str) -> int:
+    """Transactions committed in the database so far, by anyone (pg_stat_database)."""
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as c:
+        row = c.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def our_backends(admin_url: str) -> set[int]:
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as c:
         rows = c.execute(
@@ -98,7 +109,9 @@ class CpuMeter:
     sim: int
     admin_url: str  # "" without PostgreSQL
     spent: dict[str, float] = field(default_factory=dict)
+    commits: int = 0  # in the database meanwhile, 0 without PostgreSQL
     _start: dict[str, float] = field(default_factory=dict)
+    _commits: int = 0
 
     def _groups(self) -> dict[str, Callable[[], set[int]]]:
         pg = bool(self.admin_url)
@@ -115,18 +128,25 @@ class CpuMeter:
 
     def start(self) -> None:
         self._start = self._read()
+        self._commits = commits(self.admin_url) if self.admin_url else 0
 
     def stop(self) -> None:
         end = self._read()
         self.spent = {k: end[k] - self._start[k] for k in GROUPS}
+        if self.admin_url:
+            # A busy backend reports its counts at most once a second, an idle one at once.
+            time.sleep(1.1)
+            self.commits = commits(self.admin_url) - self._commits
 
 
-def per_1000(spent: dict[str, float], dispatched: int) -> dict[str, float]:
-    """CPU seconds per 1,000 dispatched messages, per group, plus daemons + pg ours."""
-    k = 1000 / max(1, dispatched)
+def per_1000(meter: CpuMeter, dispatched: int) -> dict[str, float]:
+    """CPU seconds per 1,000 dispatched messages, per group, plus daemons + pg ours, and
+    the database's commits per message."""
+    spent, k = meter.spent, 1000 / max(1, dispatched)
     out = {f"cpu_{g.replace(' ', '_')}": spent.get(g, 0.0) * k for g in GROUPS}
     out["cpu_daemons_pg"] = out["cpu_daemons"] + out["cpu_pg_ours"]
     out["spent_daemons_pg"] = spent.get("daemons", 0.0) + spent.get("pg ours", 0.0)
+    out["commits_per_msg"] = meter.commits / max(1, dispatched)
     return out
 
 
@@ -134,14 +154,15 @@ def report(rows: list[tuple[str, dict[str, float]]]) -> list[str]:
     """The per-message CPU table, and how daemons + their backends grow from 1 to n daemons."""
     out = [
         "  CPU s per 1,000 dispatched: daemons, pg ours, daemons+pg ours | pg all, sim, bench"
-        " | idle daemons+pg ours CPU s/s, its share of daemons+pg ours",
+        " | idle daemons+pg ours CPU s/s, its share of daemons+pg ours | PG commits/message",
     ]
     for name, r in rows:
         idle_share = r["idle_daemons_pg_per_s"] * r["busy_s"] / max(1e-9, r["spent_daemons_pg"])
         out.append(
-            f"  {name:26} {r['cpu_daemons']:6.2f} {r['cpu_pg_ours']:6.2f} "
+            f"  {name:34} {r['cpu_daemons']:6.2f} {r['cpu_pg_ours']:6.2f} "
             f"{r['cpu_daemons_pg']:6.2f} | {r['cpu_pg_all']:6.2f} {r['cpu_sim']:6.2f} "
             f"{r['cpu_bench']:6.2f} | {r['idle_daemons_pg_per_s']:5.3f} {idle_share:4.0%}"
+            f" | {r['commits_per_msg']:5.2f}"
         )
     base = "postgresql, 1 daemon(s)"
     one = dict(rows).get(base)

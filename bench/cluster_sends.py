@@ -41,6 +41,8 @@ if str(ROOT) not in sys.path:
 sys.path.append(str(ROOT / "bench"))  # last: after the standard library
 
 
+import psycopg  # noqa: E402
+
 from waz_actors.control.client import Client, ClientError  # noqa: E402
 
 # After the standard library's http is imported: chaos puts bench/ first on sys.path.
@@ -104,9 +106,27 @@ def _wait(pred: Any, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def _owned(url: str, names: list[str], ids: list[str]) -> list[list[str]]:
+    """Per node, the instances whose lease it holds."""
+    with psycopg.connect(url, autocommit=True) as c:
+        owner = dict(c.execute("SELECT instance_id, owner FROM leases").fetchall())
+    mine = [[i for i in ids if owner.get(i) == n] for n in names]
+    if not all(mine):
+        raise RuntimeError(f"a node owns no instance: {owner}")
+    return mine
+
+
 def run(
-    url: str, nodes: int, instances: int, messages: int, senders: int, clustered: bool = True
+    url: str,
+    nodes: int,
+    instances: int,
+    messages: int,
+    senders: int,
+    clustered: bool = True,
+    local: bool = False,
 ) -> dict[str, float]:
+    """`local`: each node is sent only messages for the instances it owns (no wake-up of another
+    node), to tell the cost of a cross-node send from the cost of one more daemon."""
     work = Path(tempfile.mkdtemp(prefix="wzb", dir="/tmp"))
     sim = SimServerProcess(work, "sim", SCALE, "", 7)
     procs: list[subprocess.Popen[bytes]] = []
@@ -158,17 +178,18 @@ def run(
                 60,
                 "every instance online",
             )
+        targets = _owned(url, names, ids) if local else [ids] * nodes
         accepted: list[str] = []
         lock = threading.Lock()
         per = messages // (nodes * senders)
 
-        def sender(ep: str, offset: int) -> None:
+        def sender(ep: str, mine: list[str], offset: int) -> None:
             with Client(ep, token, timeout=30) as cl:
                 for k in range(per):
                     r = cl.call(
                         "message.send",
                         {
-                            "instance_id": ids[(offset + k) % instances],
+                            "instance_id": mine[(offset + k) % len(mine)],
                             "to": "6281234567890",
                             "text": f"m{offset}-{k}",
                         },
@@ -177,7 +198,7 @@ def run(
                         accepted.append(r["message_id"])
 
         threads = [
-            threading.Thread(target=sender, args=(ep, 7919 * (j * senders + s)))
+            threading.Thread(target=sender, args=(ep, targets[j], 7919 * (j * senders + s)))
             for j, ep in enumerate(endpoints)
             for s in range(senders)
         ]
@@ -207,7 +228,7 @@ def run(
         busy1, total1 = cpu_ticks()
         meter.stop()
         return {
-            **cpu.per_1000(meter.spent, len(want)),
+            **cpu.per_1000(meter, len(want)),
             "idle_daemons_pg_per_s": idle / IDLE_S,
             "busy_s": t_done,
             "cpu_busy": (busy1 - busy0) / max(1, total1 - total0),
@@ -230,12 +251,15 @@ def run(
 def run_all(
     url: str, instances: int, messages: int, senders: int, nodes: list[int]
 ) -> list[tuple[str, dict[str, float]]]:
-    """One SQLite daemon, one PostgreSQL daemon without [cluster], then `nodes` clustered."""
+    """One SQLite daemon, one PostgreSQL daemon without [cluster], then `nodes` clustered, then
+    those of more than one daemon again with every send given to the instance's owner."""
     rows = [("sqlite, 1 daemon", run("", 1, instances, messages, senders))]
-    for n in [0, *nodes]:  # 0: one daemon, no [cluster]
+    setups = [(0, False), *((n, False) for n in nodes), *((n, True) for n in nodes if n > 1)]
+    for n, local in setups:  # 0: one daemon, no [cluster]
         with fresh_schema(url) as surl:
             name = f"postgresql, {n} daemon(s)" if n else "postgresql, 1, no cluster"
-            rows.append((name, run(surl, max(n, 1), instances, messages, senders, n > 0)))
+            name += ", to owner" if local else ""
+            rows.append((name, run(surl, max(n, 1), instances, messages, senders, n > 0, local)))
     return rows
 
 
@@ -250,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run_all(a.url, a.instances, a.messages, a.senders, [int(x) for x in a.nodes.split(",")])
     for name, r in rows:
         print(
-            f"{name:26} accepted {r['accepted']:.0f}: {r['accepted_per_s']:8.1f} accepted/s, "
+            f"{name:34} accepted {r['accepted']:.0f}: {r['accepted_per_s']:8.1f} accepted/s, "
             f"{r['dispatched_per_s']:8.1f} dispatched/s, CPU {r['cpu_busy']:.0%} busy"
         )
     print("\n".join(cpu.report(rows)))
