@@ -181,7 +181,7 @@ class Daemon:
         """On a cluster on PostgreSQL: sends accepted on other nodes wake their owner here, and
         tokens revoked on other nodes leave this node's cache (cluster/wake.py)."""
         if self.cluster is not None and self.store.backend == "postgresql":
-            self.cluster.listen_for_sends(auth)
+            self.cluster.listen_for_sends(auth, self.store.webhooks.changed_elsewhere)
 
     def _start_webhooks(self) -> None:
         """The delivery worker (a process of its own), woken by the store after each commit

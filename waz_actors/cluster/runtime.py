@@ -158,11 +158,16 @@ class Cluster:
         out["this_node"]["claims_lost"] = self.claims.lost
         return out
 
-    def listen_for_sends(self, auth: Auth | None = None) -> None:
+    def listen_for_sends(
+        self,
+        auth: Auth | None = None,
+        on_webhooks: Callable[[str | None], None] | None = None,
+    ) -> None:
         """The outbox across nodes: a `message.send` accepted on another node wakes this
         node's instance (store/messages.py wake_owner, payload "<instance> <message>"), which
         reads that row (Reload). With the control plane's `auth`, a token revoked on any node
-        is dropped from its cache, which is trusted only while the listener listens."""
+        is dropped from its cache, which is trusted only while the listener listens. With
+        `on_webhooks`, webhook changes on any node (store/webhooks.py tell_nodes)."""
         if auth is not None:
             auth.trusted = self._listening
 
@@ -174,6 +179,7 @@ class Cluster:
             woken,
             lambda: self.hooks._tell(ClusterWake(None)),
             None if auth is None else auth.revoked_elsewhere,
+            on_webhooks,
         )
 
     def _listening(self) -> bool:
@@ -185,6 +191,7 @@ class Cluster:
         on_wake: Callable[[str], None],
         on_resync: Callable[[], None],
         on_token: Callable[[str | None], None] | None = None,
+        on_webhooks: Callable[[str | None], None] | None = None,
     ) -> None:
         """Outbox wake-ups for this node (cluster/wake.py): `on_wake(instance_id)` when a send
         for one of its instances committed on any node; `on_resync()` after every (re)connect;
@@ -193,7 +200,12 @@ class Cluster:
         from waz_actors.cluster.wake import WakeListener
 
         self._listener = WakeListener(
-            self.cfg.store.url, self.node_id, on_wake, on_resync, on_token=on_token
+            self.cfg.store.url,
+            self.node_id,
+            on_wake,
+            on_resync,
+            on_token=on_token,
+            on_webhooks=on_webhooks,
         )
         self._listener.start()
 

@@ -13,6 +13,10 @@ PostgreSQL and wakes the instance's owner, which reads its queued rows.
   `on_token`: `on_token(hash)` per revocation committed on any node, `on_token(None)` when it
   (re)connects and when it loses its connection (a revocation may have been missed), so the
   node's token cache (control/auth.py) is dropped whole and not trusted until listening again.
+- And webhook changes (store/webhooks.py, channel `waz_webhooks`) when given `on_webhooks`:
+  `on_webhooks(webhook_id)` per change committed on any node, `on_webhooks(None)` when it
+  (re)connects and when it loses its connection (a change may have been missed): the node's
+  tap reloads the webhooks and its delivery worker its lanes.
 
 Nothing here decides who sends a row: a row is sent only after its `queued -> sending` write
 passed the fence with the current lease epoch (`waz_fence_all`, store/fencing.py; docs/design.md,
@@ -29,6 +33,7 @@ from psycopg import sql
 
 from waz_actors.cluster.leases import connect
 from waz_actors.store.tokens import TOKENS_CHANNEL
+from waz_actors.store.webhooks import WEBHOOKS_CHANNEL
 
 CHANNEL_PREFIX = "waz_node_"
 
@@ -51,12 +56,14 @@ class WakeListener:
         *,
         retry: float = 1.0,
         on_token: Callable[[str | None], None] | None = None,
+        on_webhooks: Callable[[str | None], None] | None = None,
     ) -> None:
         self.url = url
         self.channel = channel(node_id)
         self.on_wake = on_wake
         self.on_resync = on_resync
         self.on_token = on_token
+        self.on_webhooks = on_webhooks
         self.retry = retry
         self.listening = threading.Event()
         self._stop = threading.Event()
@@ -70,7 +77,11 @@ class WakeListener:
         self._thread.join(self.retry + 2)
 
     def _run(self) -> None:
-        channels = [self.channel] if self.on_token is None else [self.channel, TOKENS_CHANNEL]
+        channels = [self.channel]
+        if self.on_token is not None:
+            channels.append(TOKENS_CHANNEL)
+        if self.on_webhooks is not None:
+            channels.append(WEBHOOKS_CHANNEL)
         while not self._stop.is_set():
             try:
                 with connect(self.url) as conn:
@@ -79,16 +90,20 @@ class WakeListener:
                     # Listening from here on: whatever was revoked before is dropped now.
                     self.listening.set()
                     self._tokens(None)
+                    self._webhooks(None)
                     self.on_resync()
                     while not self._stop.is_set():
                         for n in conn.notifies(timeout=0.5):
                             if n.channel == TOKENS_CHANNEL:
                                 self._tokens(n.payload)
+                            elif n.channel == WEBHOOKS_CHANNEL:
+                                self._webhooks(n.payload)
                             else:
                                 self.on_wake(n.payload)
             except Exception as e:
                 self.listening.clear()
                 self._tokens(None)
+                self._webhooks(None)
                 logger.warning("cluster: wake listener reconnecting: {}", e)
                 self._stop.wait(self.retry)
         self.listening.clear()
@@ -96,3 +111,7 @@ class WakeListener:
     def _tokens(self, token_hash: str | None) -> None:
         if self.on_token is not None:
             self.on_token(token_hash)
+
+    def _webhooks(self, webhook_id: str | None) -> None:
+        if self.on_webhooks is not None:
+            self.on_webhooks(webhook_id)

@@ -9,6 +9,10 @@ later, off the send path, by the delivery worker's fan-out (store/webhook_outbox
 moves a cursor over the events in the same transaction. The subscriptions the tap matches
 against are cached in memory and reloaded, on the writer's connection, after any change to the
 webhooks table: an event with no subscriber costs one loop over the cache and writes nothing.
+On PostgreSQL a change also notifies `waz_webhooks` in its own transaction (`tell_nodes`): every
+node's listener (cluster/wake.py) marks its tap stale and wakes its delivery worker, so the other
+nodes see a new, changed or deleted webhook as soon as the change commits, not at their next
+timed reload (docs/webhooks.md, "Clusters").
 
 Portable SQL (store/sql.py): it runs on SQLite and PostgreSQL alike.
 """
@@ -22,6 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from waz_actors.cluster.keys import webhook_key
 from waz_actors.errors import NotFound
 from waz_actors.policy import webhooks as rules
 from waz_actors.store.sql import Conn, Database, has_table
@@ -31,6 +36,14 @@ from waz_actors.store.writer import Tx
 T = TypeVar("T")
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead")
+WEBHOOKS_CHANNEL = "waz_webhooks"  # NOTIFY payload: the id of a webhook just changed
+
+
+def tell_nodes(c: Conn, webhook_id: str) -> None:
+    """On a store shared by several daemons: when this commits, every node's listener marks
+    its tap stale and wakes its delivery worker (Webhooks.changed_elsewhere)."""
+    if getattr(c, "shared", False):
+        c.execute("SELECT pg_notify(?, ?)", (WEBHOOKS_CHANNEL, webhook_id)).fetchall()
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,14 @@ class Webhooks:
         fut.add_done_callback(done)
         return fut
 
+    def changed_elsewhere(self, webhook_id: str | None = None) -> None:
+        """Another node changed a webhook (its id), or changes may have been missed (None: the
+        listener (re)connected or lost its connection): reload the tap before its next match
+        and tell the delivery worker to reload its lanes. From the listener's thread: only
+        tells."""
+        self.tap.dirty = True
+        self.on_change()
+
     def apply(self, w: Write) -> Future[Step]:
         """One look of the delivery worker, written by the group commit (store/webhook_outbox.py
         says why the worker does not write for itself)."""
@@ -293,6 +314,8 @@ class Webhooks:
             step = apply(tx.conn, w)
             if step.disabled:
                 self.tap.dirty = True  # a 410: no more events for that webhook
+                for wid in step.disabled:
+                    tell_nodes(tx.conn, wid)
             return step
 
         return self._db.writer.submit(op)
@@ -317,6 +340,7 @@ class Webhooks:
                     rec.created_at,
                 ),
             )
+            tell_nodes(tx.conn, rec.webhook_id)
             self.tap.dirty = True
 
         return self._changed(self._db.writer.submit(op))
@@ -342,6 +366,11 @@ class Webhooks:
     def delete_webhook(self, webhook_id: str) -> Future[bool]:
         def op(tx: Tx) -> bool:
             n = tx.conn.execute("DELETE FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+            if getattr(tx.conn, "shared", False):
+                # Its claim is gone for good (like a deleted campaign's): whoever holds it
+                # finds it lost at its next renew, if the notification did not stop it first.
+                tx.conn.execute("DELETE FROM claims WHERE key = ?", (webhook_key(webhook_id),))
+            tell_nodes(tx.conn, webhook_id)
             self.tap.dirty = True
             return n.rowcount > 0
 
@@ -355,6 +384,7 @@ class Webhooks:
                 "UPDATE webhooks SET enabled = ?, disabled_reason = ? WHERE webhook_id = ?",
                 (int(enabled), None if enabled else reason, webhook_id),
             )
+            tell_nodes(tx.conn, webhook_id)
             self.tap.dirty = True
 
         return self._changed(self._db.writer.submit(op))
@@ -371,6 +401,7 @@ class Webhooks:
             ).fetchone()
             if row is None:
                 raise NotFound(f"no webhook {webhook_id!r}", {"field": "webhook_id"})
+            tell_nodes(tx.conn, webhook_id)  # its delivery is for whichever node holds it
             return self.tap.emit(tx, rules.PING, row[0], None, data, only=webhook_id)
 
         # A change for the worker: its delivery row is written here, not by its fan-out, and
@@ -427,6 +458,7 @@ class Webhooks:
                 "UPDATE webhooks SET enabled = 1, disabled_reason = NULL WHERE webhook_id = ?",
                 (webhook_id,),
             )
+            tell_nodes(tx.conn, webhook_id)
             self.tap.dirty = True
             return int(cur.rowcount) if ids is None else changed
 
