@@ -113,12 +113,10 @@ class ClaimStore:
             return set()
         keys, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            "UPDATE claims c SET expires_at = now() + make_interval(secs => %s) "
-            "FROM unnest(%s::text[], %s::bigint[]) AS h(key, epoch) "
-            "WHERE c.key = h.key AND c.epoch = h.epoch "
-            "  AND c.owner = %s AND c.expires_at > now() "
-            "RETURNING c.key",
-            (self.ttl, list(keys), list(epochs), self.node_id),
+            _LOCK_SORTED.format(extra="AND c.expires_at > now()")
+            + "UPDATE claims c SET expires_at = now() + make_interval(secs => %s) "
+            "FROM mine WHERE c.key = mine.key RETURNING c.key",
+            (list(keys), list(epochs), self.node_id, self.ttl),
         )
         return {r[0] for r in rows}
 
@@ -127,10 +125,9 @@ class ClaimStore:
             return set()
         keys, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            "UPDATE claims c SET owner = NULL, expires_at = '-infinity' "
-            "FROM unnest(%s::text[], %s::bigint[]) AS h(key, epoch) "
-            "WHERE c.key = h.key AND c.epoch = h.epoch AND c.owner = %s "
-            "RETURNING c.key",
+            _LOCK_SORTED.format(extra="")
+            + "UPDATE claims c SET owner = NULL, expires_at = '-infinity' "
+            "FROM mine WHERE c.key = mine.key RETURNING c.key",
             (list(keys), list(epochs), self.node_id),
         )
         return {r[0] for r in rows}
@@ -165,6 +162,20 @@ class ClaimStore:
         ks = list(keys)
         if ks:
             self._all("DELETE FROM claims WHERE key = ANY(%s::text[]) RETURNING key", (ks,))
+
+
+# The claims held (at these epochs, by this node), locked in key order before they are
+# changed: a group commit locks the claims its batch fences FOR SHARE in the same order
+# (store/writer.py), so a renew or a release waits for it and never deadlocks with it (as
+# cluster/leases.py does for leases).
+_LOCK_SORTED = (
+    "WITH mine AS ("
+    "  SELECT c.key FROM claims c"
+    "  JOIN unnest(%s::text[], %s::bigint[]) AS h(key, epoch)"
+    "    ON c.key = h.key AND c.epoch = h.epoch"
+    "  WHERE c.owner = %s {extra}"
+    "  ORDER BY c.key FOR NO KEY UPDATE OF c) "
+)
 
 
 class Claims:

@@ -386,7 +386,7 @@ class Campaigns:
                     wake_owner(c, iid)
             return out
 
-        return self._db.writer.submit(op)
+        return self._db.writer.submit(op, claim=None if fence is None else fence[0])
 
     def refresh_pending(self, instance_ids: Iterable[str]) -> Future[None]:
         """Clustered: read these instances' pending counters again from the database. Their

@@ -46,6 +46,41 @@ class Fenced:
         return self.op(tx)
 
 
+class Claimed:
+    """A write fenced by a cluster claim (`Writer.submit(op, claim=key)`; the operation calls
+    `waz_claim_fence` itself): the writer locks the claim rows its batch names in key order
+    right after BEGIN, as the claims round does (cluster/claims.py), so the two never
+    deadlock whatever order the batch's operations fence in."""
+
+    __slots__ = ("claim", "op")
+
+    def __init__(self, op: Callable[[Tx], Any], claim: str) -> None:
+        self.op = op
+        self.claim = claim
+
+    def __call__(self, tx: Tx) -> Any:
+        return self.op(tx)
+
+
+def claims_of(ops: Iterable[Callable[[Tx], Any]]) -> list[str]:
+    """The claim keys a batch names, sorted (the order every holder locks them in)."""
+    keys = set()
+    for op in ops:
+        inner = op.op if type(op) is Fenced else op
+        if type(inner) is Claimed:
+            keys.add(inner.claim)
+    return sorted(keys)
+
+
+def lock_claims(conn: Conn, keys: list[str]) -> None:
+    """Lock these claim rows FOR SHARE in key order until the commit; each write's own
+    `waz_claim_fence` then finds its row locked already and checks it without waiting."""
+    if keys and getattr(conn, "shared", False):  # SQLite: one daemon, no claims table
+        conn.execute(
+            "SELECT key FROM claims WHERE key = ANY(?::text[]) ORDER BY key FOR SHARE", (keys,)
+        ).fetchall()
+
+
 class Fencing:
     """This node's side of the fence: its lease epochs, and who hears of a refusal.
 
@@ -98,4 +133,4 @@ def stale_epoch(key: FenceKey) -> StaleEpoch:
     )
 
 
-__all__ = ["FenceKey", "Fenced", "Fencing", "stale_epoch"]
+__all__ = ["Claimed", "FenceKey", "Fenced", "Fencing", "claims_of", "lock_claims", "stale_epoch"]

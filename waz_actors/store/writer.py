@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from waz_actors.errors import ShuttingDown
-from waz_actors.store.fencing import Fenced, FenceKey, Fencing, stale_epoch
+from waz_actors.store.fencing import (
+    Claimed,
+    Fenced,
+    FenceKey,
+    Fencing,
+    claims_of,
+    lock_claims,
+    stale_epoch,
+)
 from waz_actors.store.sql import Conn, Error
 
 T = TypeVar("T")
@@ -96,9 +104,15 @@ class Writer:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, op: Callable[[Tx], T], *, owner: str | None = None) -> Future[T]:
-        """`owner`: the instance whose owner makes this write; fenced when fencing is on."""
+    def submit(
+        self, op: Callable[[Tx], T], *, owner: str | None = None, claim: str | None = None
+    ) -> Future[T]:
+        """`owner`: the instance whose owner makes this write; fenced when fencing is on.
+        `claim`: the cluster claim the operation fences itself with (store/fencing.py
+        Claimed): its row is locked, in key order with the batch's others, before any runs."""
         fut: Future[T] = Future()
+        if claim is not None:
+            op = Claimed(op, claim)
         self._put(op if owner is None else self._owned(op, owner), fut)
         return fut
 
@@ -289,16 +303,18 @@ class Writer:
 
     def _fence(self, live: list[_Item]) -> set[FenceKey] | None:
         """Right after BEGIN: the owner writes of the batch whose epoch the database refused
-        (one statement for all, store/fencing.py); None when the check itself failed (the
+        (one statement for all, store/fencing.py), and the batch's claim rows locked in key
+        order; None when the check itself failed (the
         transaction is rolled back and every future has its exception)."""
         self._refused = set()
-        if self.fencing is None:
-            return self._refused
-        keys = {op.key for op, _ in live if type(op) is Fenced}
-        if not keys:
+        keys = set() if self.fencing is None else {op.key for op, _ in live if type(op) is Fenced}
+        claims = claims_of(op for op, _ in live)
+        if not keys and not claims:
             return self._refused
         try:
-            self._refused = self.fencing.refused(self._conn, keys)
+            if keys and self.fencing is not None:
+                self._refused = self.fencing.refused(self._conn, keys)
+            lock_claims(self._conn, claims)
         except Exception as e:
             with contextlib.suppress(Error):
                 self._conn.execute("ROLLBACK")
