@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -318,3 +319,74 @@ def test_statements_after_a_failed_pipelined_batch_still_run(store: Store) -> No
     more = [store.enqueue(message(), max_queue=1000) for _ in range(8)]
     assert all(f.result(5)[1] for f in more)
     assert store.pending_count("i1") == 32
+
+
+class _PipelineBreaksOnExit:
+    """A PostgreSQL-like connection (store/pg.py PgConn's surface) whose pipeline raises when
+    it is left, as a connection broken right after the fence check failed would."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.in_transaction = False
+        self.broken = False
+        self.failed = False
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        self.statements.append(sql)
+        if sql.startswith("BEGIN"):
+            self.in_transaction = True
+        elif sql in ("COMMIT", "ROLLBACK"):
+            self.in_transaction = False
+        return self
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def sync(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[None]:
+        yield
+        self.broken = True
+        raise Error("server closed the connection unexpectedly")
+
+
+def test_a_batch_whose_fence_check_failed_is_never_run_again() -> None:
+    """Review finding 7: once the fence check failed and the callers were told, a pipeline
+    that then breaks on exit must not make the writer retry (and commit) the batch."""
+    from waz_actors.store.fencing import Fencing
+    from waz_actors.store.sql import Error
+    from waz_actors.store.writer import Writer
+
+    conn = _PipelineBreaksOnExit()
+    checks: list[int] = []
+
+    def epoch_of(instance_id: str) -> int:
+        return 1
+
+    fencing = Fencing(epoch_of)
+
+    def refused(c: Any, keys: Any) -> set[Any]:
+        checks.append(1)
+        if len(checks) == 1:
+            raise Error("fence check failed")
+        return set()
+
+    fencing.refused = refused  # type: ignore[method-assign]
+    writer = Writer(cast(Any, conn), batch_max=10, counters={})
+    writer.fencing = fencing
+    ran: list[str] = []
+    writer.start()
+    try:
+        fut = writer.submit(lambda tx: ran.append("op"), owner="i1")
+        with pytest.raises(Error, match="fence check failed"):
+            fut.result(5)
+    finally:
+        writer.close()  # the batch is done with (or retried) by then
+    assert ran == [], "the failed batch's operation ran after its caller was told"
+    assert checks == [1]
+    assert "COMMIT" not in conn.statements

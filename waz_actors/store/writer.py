@@ -334,11 +334,13 @@ class Writer:
         conn: Any = self._conn
         delta: dict[str, int] = {}
         outcomes: list[tuple[Future[Any] | None, bool, Any]] = []
+        told = False  # every future has its exception: the batch must never run again
         try:
             with conn.pipelined():
                 conn.execute("BEGIN IMMEDIATE")
                 refused = self._fence(live)  # reads its answer: the BEGIN's error shows here
                 if refused is None:
+                    told = True
                     return None  # rolled back, every future failed (as in _attempt)
                 for op, fut in live:
                     if refused and type(op) is Fenced and op.key in refused:
@@ -352,6 +354,11 @@ class Writer:
             if conn.failed:  # cannot be after a clean sync; COMMIT would roll back silently
                 raise Error("transaction failed in the pipeline")
         except Exception as e:
+            if told:
+                # Leaving the pipeline failed after the fence check had failed and the
+                # callers were told so: a retry would commit what they were told failed.
+                logger.warning("store: leaving the pipeline failed after a failed batch: {}", e)
+                return None
             if conn.broken:
                 return _RETRY  # nothing was committed; the retry's BEGIN reconnects
             if not conn.in_transaction:
