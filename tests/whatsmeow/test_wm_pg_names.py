@@ -10,6 +10,7 @@ import pytest
 
 from waz_actors.drivers import sessions, wm_pg
 from waz_actors.drivers.whatsmeow import session_location
+from waz_actors.store.sql import redacted
 
 STORE = (
     "postgresql://waz:s3cret@db.example:5433/waz?options=-csearch_path%3Dstore&connect_timeout=5"
@@ -94,3 +95,25 @@ def test_sessions_move_with_the_lease_only_in_a_cluster_on_postgresql() -> None:
     assert wm_pg.is_pg(session_location("/s", "i", sessions.session_url(cluster)))
     where = sessions.describe("whatsmeow", "/s", "i", "postgresql://u@h/db")
     assert wm_pg.schema_for("i") in where
+
+
+def test_masked_hides_a_password_in_the_query_string_too() -> None:
+    """Review finding 10: libpq takes `password` (and `sslpassword`) as URL parameters."""
+    store = "postgresql://db.example/waz?user=waz&password=s3cret&sslmode=require"
+    url = wm_pg.session_url(store, "i1")
+    shown = wm_pg.masked(url)
+    assert "s3cret" not in shown
+    assert "user=waz" in shown and "sslmode=require" in shown and "password=***" in shown
+    both = "postgres://u:p1@h/db?sslpassword=p2&PASSWORD=p3#frag"
+    assert redacted(both) == "postgres://u:***@h/db?sslpassword=***&PASSWORD=***#frag"
+    plain = "postgresql://h/db?user=u&passwordless=1&application_name=x"
+    assert redacted(plain) == plain
+    assert redacted("postgresql://h/db?application_name=password") == (
+        "postgresql://h/db?application_name=password"
+    )
+    assert redacted("/state/waz.db") == "/state/waz.db"
+    # A host's stderr line naming the URL is relayed through the daemon's log, whose every
+    # message goes through redact_text (drivers/host/client.py, app/logs.py).
+    from waz_actors.app.logs import redact_text
+
+    assert "s3cret" not in redact_text(f"[whatsmeow host h1 stderr] open {url}: refused")

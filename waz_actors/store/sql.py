@@ -79,9 +79,16 @@ def has_table(conn: Conn, name: str) -> bool:
     return bool(row[0])
 
 
+# libpq takes the password in the URL's query string too (`?password=`, `&sslpassword=`), and
+# in a key=value conninfo: the value up to the next parameter, space or fragment.
+_QUERY_PASSWORD = re.compile(r"((?:^|[?&\s])(?:ssl)?password=)[^&\s#]*", re.IGNORECASE)
+
+
 def redacted(target: object) -> str:
-    """A store target fit to print: a URL's password (postgresql://user:secret@host) hidden."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(target))
+    """A store target fit to print: a URL's password hidden, in its user part
+    (postgresql://user:secret@host) and in its query string (?password=secret)."""
+    shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(target))
+    return _QUERY_PASSWORD.sub(r"\1***", shown)
 
 
 def is_postgres_url(target: object) -> bool:
