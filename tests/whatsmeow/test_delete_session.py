@@ -38,6 +38,18 @@ def test_delete_session_on_a_live_driver_frees_the_slot_and_the_file(
     assert not sessions.has_session("whatsmeow", workdir / "state", "ds1")
 
 
+def test_a_driver_never_connected_gives_its_slot_back_on_release(
+    workdir: Path, make_pool, make_proxy
+) -> None:
+    """Review finding 8: a driver built for a connect its switch refused takes a host slot
+    when built; `release` gives it back and leaves the session's files alone."""
+    pool = make_pool()
+    drv, _ = make_driver(pool, "ds3", make_proxy("stall").url, workdir)
+    assert pool.host_of("ds3") is not None  # built: the slot is taken already
+    drv.release()
+    wait_until(lambda: pool.host_of("ds3") is None, timeout=30, what="the slot freed")
+
+
 def test_delete_session_frees_the_slot_only_once_the_files_are_gone(
     workdir: Path, make_pool, make_proxy
 ) -> None:

@@ -37,6 +37,12 @@ class SessionSwitch:
         self._driver: Driver | None = None
         self.tripped = False
 
+    def may_open(self) -> bool:
+        """Asked before a driver is built (building one may take resources: a whatsmeow host
+        slot): False when `open` would refuse now. Only a hint: `open` decides."""
+        with self._lock:
+            return not self.tripped and self._may_run(self.instance_id)
+
     def open(self, driver: Driver) -> bool:
         """Connect `driver` (the actor's thread). False: fenced, nothing was opened."""
         with self._lock:

@@ -186,6 +186,12 @@ class WhatsmeowDriver:
             logger.error("[{}] could not remove the session: {}", self.instance_id, e)
         self._emit_now(LoggedOut(reason="logout requested"))
 
+    def release(self) -> None:
+        """Give the host slot back without touching the session's database: a driver built
+        for a connect its actor's switch then refused (actors/instance/connection.py)."""
+        self.disconnect()
+        self._pool.detach(self.instance_id)
+
     def delete_session(self) -> None:
         """Close any session and remove the database file (instance.delete)."""
         self.disconnect()

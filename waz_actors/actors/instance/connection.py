@@ -8,6 +8,8 @@ conflict a cooldown (invariant 3), a ban its term.
 
 from __future__ import annotations
 
+from typing import Any
+
 from waz_actors.actors.instance.context import Context
 from waz_actors.actors.instance.outbox import Outbox
 from waz_actors.actors.instance.pairing import Pairing
@@ -105,12 +107,17 @@ class Connection:
             sink=sink,
             session_url=sessions.session_url(ctx.cfg),
         )
+        if not self.switch.may_open():
+            # Fenced: this node does not hold the lease (any more). The supervisor stops this
+            # actor; until then it builds and opens nothing.
+            ctx.log.warning("not connected: this node does not hold the instance's lease")
+            return
         try:
             drv = ctx.deps.drivers[ctx.record.driver](dctx)
             if not self.switch.open(drv):
-                # Fenced: this node does not hold the lease (any more). The supervisor stops
-                # this actor; until then it opens nothing.
+                # Fenced since the question above: the driver was built for nothing.
                 ctx.log.warning("not connected: this node does not hold the instance's lease")
+                _discard(drv, ctx.log)
                 return
             self.driver = drv
             ctx.set_state(S.CONNECTING, why)
@@ -343,3 +350,15 @@ class Connection:
             self.breaker.record_success(self.ctx.clock.now())
             self.backoff_attempt = 0
             self.ctx.publish_snapshot()
+
+
+def _discard(drv: driver.Driver, log: Any) -> None:
+    """A driver built but never opened: close it and give back what building it took (a
+    whatsmeow host slot, `release`); drivers that took nothing have no `release`."""
+    try:
+        drv.disconnect()
+        release = getattr(drv, "release", None)
+        if release is not None:
+            release()
+    except Exception:  # the actor goes on refusing; a leak is logged, not raised
+        log.exception("a refused driver failed to close")
