@@ -15,6 +15,7 @@ import pytest
 from tests.store.store_helpers import hold_writer, instance, message
 from waz_actors.errors import NotFound, QueueFull, ShuttingDown
 from waz_actors.store import MessageRecord, Store
+from waz_actors.store.sql import Error
 
 
 def test_concurrent_enqueues_share_commits(store: Store) -> None:
@@ -359,7 +360,6 @@ def test_a_batch_whose_fence_check_failed_is_never_run_again() -> None:
     """Review finding 7: once the fence check failed and the callers were told, a pipeline
     that then breaks on exit must not make the writer retry (and commit) the batch."""
     from waz_actors.store.fencing import Fencing
-    from waz_actors.store.sql import Error
     from waz_actors.store.writer import Writer
 
     conn = _PipelineBreaksOnExit()
