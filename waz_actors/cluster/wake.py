@@ -15,8 +15,10 @@ PostgreSQL and wakes the instance's owner, which reads its queued rows.
   node's token cache (control/auth.py) is dropped whole and not trusted until listening again.
 - And webhook changes (store/webhooks.py, channel `waz_webhooks`) when given `on_webhooks`:
   `on_webhooks(webhook_id)` per change committed on any node, `on_webhooks(None)` when it
-  (re)connects and when it loses its connection (a change may have been missed): the node's
-  tap reloads the webhooks and its delivery worker its lanes.
+  loses its connection and when it listens again after that (a change may have been missed):
+  the node's tap reloads the webhooks and its delivery worker its lanes. Not on the first
+  connect: both loaded them when the daemon started, and their timed reloads cover a change
+  made before this node listened.
 
 Nothing here decides who sends a row: a row is sent only after its `queued -> sending` write
 passed the fence with the current lease epoch (`waz_fence_all`, store/fencing.py; docs/design.md,
@@ -82,6 +84,7 @@ class WakeListener:
             channels.append(TOKENS_CHANNEL)
         if self.on_webhooks is not None:
             channels.append(WEBHOOKS_CHANNEL)
+        missed = False  # a connection was lost: webhook changes may have been missed
         while not self._stop.is_set():
             try:
                 with connect(self.url) as conn:
@@ -90,7 +93,8 @@ class WakeListener:
                     # Listening from here on: whatever was revoked before is dropped now.
                     self.listening.set()
                     self._tokens(None)
-                    self._webhooks(None)
+                    if missed:
+                        self._webhooks(None)
                     self.on_resync()
                     while not self._stop.is_set():
                         for n in conn.notifies(timeout=0.5):
@@ -104,6 +108,7 @@ class WakeListener:
                 self.listening.clear()
                 self._tokens(None)
                 self._webhooks(None)
+                missed = True
                 logger.warning("cluster: wake listener reconnecting: {}", e)
                 self._stop.wait(self.retry)
         self.listening.clear()
