@@ -415,6 +415,14 @@ def parse(data: dict[str, Any]) -> Config:
         from waz_actors.http.listen import parse_listen
 
         parse_listen(cfg.http.listen)  # raises ConfigError naming http.listen
+    if cfg.webhooks.worker_nice > 19:  # Linux would clamp it silently; negatives: refused above
+        raise ConfigError(
+            f"webhooks.worker_nice: must be 0 to 19, got {cfg.webhooks.worker_nice!r}"
+        )
+    if cfg.webhooks.concurrency < 1:
+        raise ConfigError(
+            f"webhooks.concurrency: must be at least 1, got {cfg.webhooks.concurrency!r}"
+        )
     if cfg.http.create_driver not in ("", *KNOWN_DRIVERS):
         raise ConfigError(f"http.create_driver: unknown driver {cfg.http.create_driver!r}")
     _check_cluster(cfg)

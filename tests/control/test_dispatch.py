@@ -350,3 +350,19 @@ def test_message_send_leaves_no_reference_cycle(core: Core) -> None:
 
     assert _futures_in_cycles(run) == []
     assert all(msgpack.unpackb(r)["ok"] for r in sent)
+
+
+def test_cluster_take_back_refuses_bad_calls_and_changes_nothing(core: Core) -> None:
+    """The node-to-node command: admin only, validated, and outside a cluster invalid_state;
+    the queued message it names stays queued through every refusal."""
+    a = core.admin
+    a.ok("instance.create", driver="sim", instance_id="t1")
+    mid = a.ok("message.send", instance_id="t1", to=PHONE, text="stay")["message_id"]
+    acme = core.tenant("acme")
+    args = {"instance_id": "t1", "message_id": mid}
+    assert acme.error("cluster.take_back", **args) == ("unauthorized", {"field": "token"})
+    assert a.error("cluster.take_back", instance_id="t1")[0] == "bad_request"
+    assert a.error("cluster.take_back", instance_id="t 1", message_id=mid)[0] == "bad_request"
+    assert a.error("cluster.take_back", **args)[0] == "invalid_state"  # not in a cluster
+    assert a.ok("message.get", message_id=mid)["status"] == "queued"
+    assert a.ok("queue.status", instance_id="t1")["depth"] == 1
