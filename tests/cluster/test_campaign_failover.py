@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.fleet_calls import start_all
 from tests.cluster.test_failover import Node, cluster_env  # noqa: F401  (the fixture)
 from tests.waiting import wait_until
-from waz_actors.control.client import ClientError
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -52,21 +52,7 @@ def start_campaign(env: dict[str, Any], via: str) -> tuple[str, str, list[str]]:
             for i in range(INSTANCES)
         ]
 
-        def started(iid: str) -> bool:
-            try:
-                c.call("instance.start", {"instance_id": iid})
-                return True
-            except ClientError as e:
-                assert e.code in ("busy", "not_found", "invalid_state"), e
-                return False
-
-        for iid in ids:
-            wait_until(lambda iid=iid: started(iid), timeout=30, what=f"{iid} started")
-        wait_until(
-            lambda: all(x["state"] == "online" for x in c.call("instance.list")["instances"]),
-            timeout=60,
-            what="every instance online",
-        )
+        start_all(c, ids)
         numbers = [f"62813000{k:05d}" for k in range(RECIPIENTS)]
         cid = c.call(
             "campaign.create",

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.fleet_calls import Sends, start_all
 from tests.cluster.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from chaos import SimServerProcess  # noqa: E402
 
-from waz_actors.control.client import Client, ClientError  # noqa: E402
+from waz_actors.control.client import Client  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -198,31 +199,10 @@ def test_three_daemons_kill9_sigterm_partition_zero_conflicts_nothing_lost(
 
         wait_until(spread, timeout=60, what="instances spread over three nodes")
 
-        def started(iid: str) -> bool:  # forwarded to its owner, which keeps desired=running
-            try:
-                c.call("instance.start", {"instance_id": iid})
-                return True
-            except ClientError as e:
-                assert e.code in ("busy", "not_found", "invalid_state"), e
-                return False
+        start_all(c, ids, online=False)
 
-        for iid in ids:
-            wait_until(lambda iid=iid: started(iid), timeout=30, what=f"{iid} started")
-
-    accepted: list[str] = []
-
-    def send_batch(via: str, count: int) -> None:
-        with nodes[via].client(token) as cl:
-            for k in range(count):
-                iid = ids[(len(accepted) + k) % INSTANCES]
-                try:
-                    r = cl.call(
-                        "message.send",
-                        {"instance_id": iid, "to": "6281234567890", "text": f"m{len(accepted)}"},
-                    )
-                    accepted.append(r["message_id"])
-                except ClientError as e:
-                    assert e.code in ("busy", "shutting_down"), e
+    sends = Sends(nodes, token, ids)
+    accepted, send_batch = sends.accepted, sends.batch
 
     def held_by(allowed: set[str]) -> bool:
         with nodes["n1"].client(token) as cl:

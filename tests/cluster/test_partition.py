@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.fleet_calls import Sends, start_all
 from tests.cluster.test_failover import (  # noqa: F401  (cluster_env: the fixture)
     Node,
     cluster_env,
@@ -26,7 +27,7 @@ from tests.cluster.test_failover import (  # noqa: F401  (cluster_env: the fixtu
     reconnected,
 )
 from tests.waiting import wait_until
-from waz_actors.control.client import Client, ClientError
+from waz_actors.control.client import Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -77,36 +78,10 @@ def test_a_partitioned_node_closes_all_its_sessions_in_time_zero_conflicts(
 
         wait_until(spread, timeout=60, what=lambda: f"spread: {leases(c)}")
 
-        def started(iid: str) -> bool:  # forwarded to its owner
-            try:
-                c.call("instance.start", {"instance_id": iid})
-                return True
-            except ClientError as e:
-                assert e.code in ("busy", "not_found", "invalid_state"), e
-                return False
+        start_all(c, ids)
 
-        for iid in ids:
-            wait_until(lambda iid=iid: started(iid), timeout=30, what=f"{iid} started")
-        wait_until(
-            lambda: all(x["state"] == "online" for x in c.call("instance.list")["instances"]),
-            timeout=60,
-            what="every instance online",
-        )
-
-    accepted: list[str] = []
-
-    def send_batch(via: str, count: int) -> None:
-        with nodes[via].client(token) as cl:
-            for k in range(count):
-                iid = ids[(len(accepted) + k) % INSTANCES]
-                try:
-                    r = cl.call(
-                        "message.send",
-                        {"instance_id": iid, "to": "6281234567890", "text": f"m{len(accepted)}"},
-                    )
-                    accepted.append(r["message_id"])
-                except ClientError as e:
-                    assert e.code in ("busy", "shutting_down"), e
+    sends = Sends(nodes, token, ids)
+    accepted, send_batch = sends.accepted, sends.batch
 
     # n2 leaves and comes back: the instances spread again, so n3 is handing some over (its
     # supervisor draining them one by one) when the cut comes.

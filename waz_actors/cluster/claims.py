@@ -37,7 +37,7 @@ from loguru import logger
 from waz_actors.cluster import schema
 from waz_actors.cluster.keys import campaign_key, webhook_key
 from waz_actors.cluster.lease_policy import LeaseKeeper, LeaseTiming
-from waz_actors.cluster.leases import connect
+from waz_actors.cluster.leases import connect, release_sql, renew_sql
 
 
 class ClaimStore:
@@ -113,9 +113,7 @@ class ClaimStore:
             return set()
         keys, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            _LOCK_SORTED.format(extra="AND c.expires_at > now()")
-            + "UPDATE claims c SET expires_at = now() + make_interval(secs => %s) "
-            "FROM mine WHERE c.key = mine.key RETURNING c.key",
+            _RENEW,
             (list(keys), list(epochs), self.node_id, self.ttl),
         )
         return {r[0] for r in rows}
@@ -125,9 +123,7 @@ class ClaimStore:
             return set()
         keys, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            _LOCK_SORTED.format(extra="")
-            + "UPDATE claims c SET owner = NULL, expires_at = '-infinity' "
-            "FROM mine WHERE c.key = mine.key RETURNING c.key",
+            _RELEASE,
             (list(keys), list(epochs), self.node_id),
         )
         return {r[0] for r in rows}
@@ -168,14 +164,8 @@ class ClaimStore:
 # changed: a group commit locks the claims its batch fences FOR SHARE in the same order
 # (store/writer.py), so a renew or a release waits for it and never deadlocks with it (as
 # cluster/leases.py does for leases).
-_LOCK_SORTED = (
-    "WITH mine AS ("
-    "  SELECT c.key FROM claims c"
-    "  JOIN unnest(%s::text[], %s::bigint[]) AS h(key, epoch)"
-    "    ON c.key = h.key AND c.epoch = h.epoch"
-    "  WHERE c.owner = %s {extra}"
-    "  ORDER BY c.key FOR NO KEY UPDATE OF c) "
-)
+_RENEW = renew_sql("claims", "key")
+_RELEASE = release_sql("claims", "key")
 
 
 class Claims:

@@ -183,9 +183,7 @@ class LeaseStore:
             return set()
         ids, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            _LOCK_SORTED.format(extra="AND l.expires_at > now()")
-            + "UPDATE leases l SET expires_at = now() + make_interval(secs => %s) "
-            "FROM mine WHERE l.instance_id = mine.instance_id RETURNING l.instance_id",
+            _RENEW,
             (list(ids), list(epochs), self.node_id, self.ttl),
         )
         return {r[0] for r in rows}
@@ -196,9 +194,7 @@ class LeaseStore:
             return set()
         ids, epochs = zip(*held.items(), strict=True)
         rows = self._all(
-            _LOCK_SORTED.format(extra="")
-            + "UPDATE leases l SET owner = NULL, expires_at = '-infinity' "
-            "FROM mine WHERE l.instance_id = mine.instance_id RETURNING l.instance_id",
+            _RELEASE,
             (list(ids), list(epochs), self.node_id),
         )
         return {r[0] for r in rows}
@@ -229,14 +225,38 @@ class LeaseStore:
 # The leases held (at these epochs, by this node), locked in instance order before they are
 # changed: the store's fence (waz_fence_all) locks them FOR SHARE in the same order, so a renew
 # or a release waits for a group commit and never deadlocks with one.
-_LOCK_SORTED = (
-    "WITH mine AS ("
-    "  SELECT l.instance_id FROM leases l"
-    "  JOIN unnest(%s::text[], %s::bigint[]) AS h(instance_id, epoch)"
-    "    ON l.instance_id = h.instance_id AND l.epoch = h.epoch"
-    "  WHERE l.owner = %s {extra}"
-    "  ORDER BY l.instance_id FOR NO KEY UPDATE OF l) "
-)
+def _mine(table: str, key: str, extra: str) -> str:
+    """The rows of `table` this node holds at the given epochs, locked in key order: a renew or
+    release and a batch's fence (store/fencing.py) never lock the same rows in opposite orders."""
+    return (
+        "WITH mine AS ("
+        f"  SELECT t.{key} FROM {table} t"
+        f"  JOIN unnest(%s::text[], %s::bigint[]) AS h({key}, epoch)"
+        f"    ON t.{key} = h.{key} AND t.epoch = h.epoch"
+        f"  WHERE t.owner = %s {extra}"
+        f"  ORDER BY t.{key} FOR NO KEY UPDATE OF t) "
+    )
+
+
+def renew_sql(table: str, key: str) -> str:
+    """Params: keys, epochs, owner, ttl. Those still ours at that epoch and unexpired get
+    `now() + ttl`; the rows returned are the ones renewed."""
+    return _mine(table, key, "AND t.expires_at > now()") + (
+        f"UPDATE {table} t SET expires_at = now() + make_interval(secs => %s) "
+        f"FROM mine WHERE t.{key} = mine.{key} RETURNING t.{key}"
+    )
+
+
+def release_sql(table: str, key: str) -> str:
+    """Params: keys, epochs, owner. Ours at that epoch -> unowned, free at once."""
+    return _mine(table, key, "") + (
+        f"UPDATE {table} t SET owner = NULL, expires_at = '-infinity' "
+        f"FROM mine WHERE t.{key} = mine.{key} RETURNING t.{key}"
+    )
+
+
+_RENEW = renew_sql("leases", "instance_id")
+_RELEASE = release_sql("leases", "instance_id")
 
 _LEASE_SELECT = (
     "SELECT instance_id, owner, epoch, "
